@@ -1,0 +1,337 @@
+"""Value types shared by every part of ocrwatch: API enums, recognition settings, task results.
+
+No I/O happens here. Enum values are the exact wire spellings of the Aspose.OCR Cloud v5
+API (they are case-sensitive and some are misspelt on purpose, e.g. ``Ukrainan``), so the
+client and the emulator can both use them without translating.
+
+Settings are validated when they are built: a bad value raises ``InvalidSetting`` naming the
+field and the allowed values, before any request is made.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from ocrwatch.errors import InvalidSetting
+
+
+class Mode(enum.StrEnum):
+    """How a file is recognised; each maps to one API resource."""
+
+    IMAGE = "image"  # RecognizeImage (RecognizeImageTrial without credentials)
+    LABEL = "label"  # RecognizeLabel
+    REGIONS = "regions"  # RecognizeRegions
+    PDF = "pdf"  # RecognizePdf
+
+
+class TaskStatus(enum.StrEnum):
+    PENDING = "Pending"
+    PROCESSING = "Processing"
+    COMPLETED = "Completed"
+    ERROR = "Error"
+    NOT_EXIST = "NotExist"
+
+    @property
+    def is_finished(self) -> bool:
+        return self in (TaskStatus.COMPLETED, TaskStatus.ERROR, TaskStatus.NOT_EXIST)
+
+
+class ResponseStatus(enum.StrEnum):
+    OK = "Ok"
+    PARTIALLY_NOT_FOUND = "PartiallyNotFound"
+    NO_ANY_RESULT_DATA = "NoAnyResultData"
+    RESULT_DATA_LOST = "ResultDataLost"
+    TASK_NOT_FOUND = "TaskNotFound"
+    NOT_READY = "NotReady"
+    ERROR = "Error"
+
+
+class ResultType(enum.StrEnum):
+    TEXT = "Text"
+    PDF = "Pdf"
+    TEXT_AND_PDF = "TextAndPdf"
+    HOCR = "Hocr"
+    TEXT_AND_HOCR = "TextAndHocr"
+    PDF_AND_HOCR = "PdfAndHocr"
+    TEXT_AND_PDF_AND_HOCR = "TextAndPdfAndHocr"
+    IMAGE_PNG = "ImagePNG"
+    JSON = "JSON"
+
+    @property
+    def formats(self) -> tuple[ResultFormat, ...]:
+        """The single formats a (possibly combined) result type produces, in result order."""
+        return _COMBINED_FORMATS[self]
+
+
+class ResultFormat(enum.StrEnum):
+    """One output format; the ``type`` of one entry of ``results[]`` and one sidecar."""
+
+    TEXT = "Text"
+    PDF = "Pdf"
+    HOCR = "Hocr"
+    JSON = "JSON"
+    IMAGE_PNG = "ImagePNG"
+
+
+_COMBINED_FORMATS: dict[ResultType, tuple[ResultFormat, ...]] = {
+    ResultType.TEXT: (ResultFormat.TEXT,),
+    ResultType.PDF: (ResultFormat.PDF,),
+    ResultType.TEXT_AND_PDF: (ResultFormat.TEXT, ResultFormat.PDF),
+    ResultType.HOCR: (ResultFormat.HOCR,),
+    ResultType.TEXT_AND_HOCR: (ResultFormat.TEXT, ResultFormat.HOCR),
+    ResultType.PDF_AND_HOCR: (ResultFormat.PDF, ResultFormat.HOCR),
+    ResultType.TEXT_AND_PDF_AND_HOCR: (ResultFormat.TEXT, ResultFormat.PDF, ResultFormat.HOCR),
+    ResultType.IMAGE_PNG: (ResultFormat.IMAGE_PNG,),
+    ResultType.JSON: (ResultFormat.JSON,),
+}
+
+
+class DsrMode(enum.StrEnum):
+    REGIONS = "Regions"
+    DSR_NO_FILTER = "DsrNoFilter"
+    DSR_AND_FILTER = "DsrAndFilter"
+    NO_DSR_NO_FILTER = "NoDsrNoFilter"
+    TEXT_DETECTOR = "TextDetector"
+    DSR_PLUS_DETECTOR = "DsrPlusDetector"
+    POLYGONAL_TEXT_DETECTOR = "PolygonalTextDetector"
+    LINE_DETECTOR = "LineDetector"
+
+
+class DsrConfidence(enum.StrEnum):
+    DEFAULT = "Default"
+    LOW = "Low"
+    LOW_MID = "LowMid"
+    MID = "Mid"
+    MID_HIGH = "MidHigh"
+    HIGH = "High"
+    ULTRA = "Ultra"
+    ALL = "All"
+
+
+# The 154 values of the Language enum, in SDK order, spelt exactly as on the wire.
+LANGUAGES: tuple[str, ...] = (
+    "English", "German", "French", "Italian", "Spanish", "Portuguese", "Polish", "Slovene",
+    "Slovak", "Netherlands", "Lithuanian", "Latvian", "Danish", "Norwegian", "Finnish",
+    "Serbian", "Croatian", "Czech", "Swedish", "Estonian", "Romanian", "Chinese", "Russian",
+    "Arabic", "Hindi", "Ukrainan", "Bengali", "Tibetan", "Thai", "Urdu", "Turkish", "Korean",
+    "Indonesian", "Hebrew", "Javanese", "Greek", "Japanese", "Persian", "Albanian", "Latin",
+    "Vietnamese", "Uzbek", "Georgian", "Bulgarian", "Azerbaijani", "Kazah", "Macedonian",
+    "Belorussian", "Malay", "Hausa", "Sundanese", "Swahili", "Tagalog", "Yoruba", "Oromo",
+    "Cebuano", "Dutch", "Kurdish", "Serbo_Croatian", "Malagasy", "Zhuang", "Turkmen", "Somali",
+    "Hungarian", "Chichewa", "Rwanda", "Min_Bei", "Zulu", "Ilocano", "Min_Dong", "Quechua",
+    "Hiligaynon", "Hmong", "Shona", "Xhosa", "Betawi", "Catalan", "Afrikaans", "Minangkabau",
+    "Sotho_Southern", "Bikol", "Makua", "Kanuri", "Tswana", "Kikongo", "Luo", "Sukuma",
+    "Tsonga", "Bosnian", "Bemba", "Nandi", "Palembang", "Umbundu", "Sotho_Northern",
+    "Waray_Waray", "Lamani", "Low_German", "Gilaki", "Musi", "HWT_ENG", "Pu_Xian",
+    "Kapampangan", "Bouyei", "Galician", "Ndebele", "Yao", "Sasak", "Swati", "Gusii", "Meru",
+    "Wolaytta", "Dong", "Pangasinan", "Dimli", "Makassar", "Tumbuka", "Serer_Sine", "Occitan",
+    "Tonga", "Muong", "Kiche", "Luguru", "Wu", "Cantonese", "Min_Nan", "Xiang", "Hakka", "Gan",
+    "Chechen", "Kabardian", "Marathi", "Bhojpuri", "Maithili", "Awadhi", "Nepali", "Marwari",
+    "Magahi", "Haryanvi", "Chattisgarhi", "Dhundari", "Konkani", "Kanauji", "Mewati",
+    "Rajbanshi", "Garhwali", "Kumauni", "Wagdi", "Malvi", "Mewari", "Uyghur", "Telugu",
+    "Kannada", "Tamil", "Devanagari",
+)  # fmt: skip
+
+_LANGUAGE_SET = frozenset(LANGUAGES)
+
+# Formats a sidecar can be written in; ImagePNG is a preprocessing output, not an OCR result.
+SIDECAR_EXTENSIONS: dict[ResultFormat, str] = {
+    ResultFormat.TEXT: "txt",
+    ResultFormat.PDF: "pdf",
+    ResultFormat.HOCR: "hocr",
+    ResultFormat.JSON: "json",
+}
+
+E = TypeVar("E", bound=enum.StrEnum)
+
+
+def parse_enum(enum_type: type[E], value: object, *, field_name: str) -> E:
+    """Return the member of ``enum_type`` whose wire spelling is exactly ``value``."""
+    if isinstance(value, enum_type):
+        return value
+    if isinstance(value, str):
+        try:
+            return enum_type(value)
+        except ValueError:
+            pass
+    raise InvalidSetting(field_name, value, allowed=[m.value for m in enum_type])
+
+
+def parse_language(value: object, *, field_name: str = "language") -> str:
+    if isinstance(value, str) and value in _LANGUAGE_SET:
+        return value
+    raise InvalidSetting(field_name, value, allowed=list(LANGUAGES))
+
+
+def _parse_int(value: object, *, field_name: str, minimum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidSetting(field_name, value, allowed=["an integer"])
+    if minimum is not None and value < minimum:
+        raise InvalidSetting(field_name, value, allowed=[f"an integer >= {minimum}"])
+    return value
+
+
+def _parse_bool(value: object, *, field_name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise InvalidSetting(field_name, value, allowed=["true", "false"])
+
+
+@dataclass(frozen=True, slots=True)
+class Rect:
+    """A rectangle in image pixels, corners inclusive of the top-left."""
+
+    top_left_x: int
+    top_left_y: int
+    bottom_right_x: int
+    bottom_right_y: int
+
+    def __post_init__(self) -> None:
+        for name in ("top_left_x", "top_left_y", "bottom_right_x", "bottom_right_y"):
+            _parse_int(getattr(self, name), field_name=f"rect.{name}", minimum=0)
+        if self.bottom_right_x <= self.top_left_x or self.bottom_right_y <= self.top_left_y:
+            raise InvalidSetting(
+                "rect",
+                (self.top_left_x, self.top_left_y, self.bottom_right_x, self.bottom_right_y),
+                allowed=["bottom-right corner right of and below the top-left corner"],
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class Region:
+    """One rectangle of RecognizeRegions; a higher ``order`` places its text later."""
+
+    rect: Rect
+    order: int = 0
+    name: str | None = None  # local only: a heading in the sidecar, never sent to the API
+
+    def __post_init__(self) -> None:
+        _parse_int(self.order, field_name="order")
+
+
+@dataclass(frozen=True, slots=True)
+class RecognitionSettings:
+    """The settings object sent with every recognition request.
+
+    Defaults are the SDK model defaults for RecognizeImage (the SDKs always send the booleans,
+    so server-side defaults never apply to ocrwatch's requests).
+    """
+
+    language: str = "English"
+    make_skew_correct: bool = True
+    rotate: int = 0
+    make_binarization: bool = False
+    make_contrast_correction: bool = False
+    make_upsampling: bool = False
+    make_spell_check: bool = False
+    dsr_mode: DsrMode = DsrMode.REGIONS
+    dsr_confidence: DsrConfidence = DsrConfidence.DEFAULT
+    result_type: ResultType = ResultType.TEXT
+    regions: tuple[Region, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        parse_language(self.language)
+        for name in (
+            "make_skew_correct",
+            "make_binarization",
+            "make_contrast_correction",
+            "make_upsampling",
+            "make_spell_check",
+        ):
+            _parse_bool(getattr(self, name), field_name=name)
+        _parse_int(self.rotate, field_name="rotate")
+        object.__setattr__(
+            self, "dsr_mode", parse_enum(DsrMode, self.dsr_mode, field_name="dsr_mode")
+        )
+        object.__setattr__(
+            self,
+            "dsr_confidence",
+            parse_enum(DsrConfidence, self.dsr_confidence, field_name="dsr_confidence"),
+        )
+        object.__setattr__(
+            self, "result_type", parse_enum(ResultType, self.result_type, field_name="result_type")
+        )
+        if not isinstance(self.regions, tuple):
+            object.__setattr__(self, "regions", tuple(self.regions))
+        for index, region in enumerate(self.regions):
+            if not isinstance(region, Region):
+                raise InvalidSetting(f"regions[{index}]", region, allowed=["a Region"])
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> RecognitionSettings:
+        """Build settings from snake_case keys (as in the YAML config); unknown keys are errors."""
+        known = {f for f in cls.__dataclass_fields__ if f != "regions"}
+        kwargs: dict[str, Any] = {}
+        for key, value in values.items():
+            if key == "regions":
+                kwargs["regions"] = tuple(parse_regions(value))
+            elif key in known:
+                kwargs[key] = value
+            else:
+                raise InvalidSetting(key, value, allowed=sorted([*known, "regions"]))
+        return cls(**kwargs)
+
+
+def parse_regions(values: object) -> Iterable[Region]:
+    """Parse ``[{rect: {top_left_x..}, order, name}]`` (snake_case, as in the YAML config)."""
+    if not isinstance(values, list | tuple):
+        raise InvalidSetting("regions", values, allowed=["a list of {rect, order, name}"])
+    regions = []
+    for index, item in enumerate(values):
+        where = f"regions[{index}]"
+        if not isinstance(item, Mapping) or not isinstance(item.get("rect"), Mapping):
+            raise InvalidSetting(where, item, allowed=["{rect: {...}, order: N, name: TEXT}"])
+        rect_values = item["rect"]
+        coordinates = ("top_left_x", "top_left_y", "bottom_right_x", "bottom_right_y")
+        missing = [c for c in coordinates if c not in rect_values]
+        if missing:
+            raise InvalidSetting(f"{where}.rect", dict(rect_values), allowed=list(coordinates))
+        name = item.get("name")
+        if name is not None and not isinstance(name, str):
+            raise InvalidSetting(f"{where}.name", name, allowed=["a string"])
+        regions.append(
+            Region(
+                rect=Rect(**{c: rect_values[c] for c in coordinates}),
+                order=item.get("order", 0),
+                name=name,
+            )
+        )
+    return regions
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """An Aspose Cloud application's client id and secret. The secret never shows in a repr."""
+
+    client_id: str
+    client_secret: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ResultFile:
+    """One entry of ``results[]``, already decoded from Base64."""
+
+    type: str  # the wire ``type`` (e.g. "Text", "Pdf"); kept as a string: not every one is known
+    data: bytes
+
+    @property
+    def format(self) -> ResultFormat | None:
+        try:
+            return ResultFormat(self.type)
+        except ValueError:
+            return None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskResult:
+    """What a GET (or the status-only probe) said about one task."""
+
+    task_id: str
+    task_status: TaskStatus
+    response_status: ResponseStatus | None
+    results: tuple[ResultFile, ...] = ()
+    messages: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()

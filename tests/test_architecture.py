@@ -1,0 +1,75 @@
+"""The import rules of the house style, checked by parsing every module's imports."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "ocrwatch"
+
+LEAVES = {"model": {"errors"}, "errors": set()}
+# Boundary modules talk to one outside thing each; they never import each other.
+BOUNDARIES = {"store", "aspose", "outputs", "watcher", "systemd", "logsetup", "emulator", "engine"}
+CORE = {"errors", "model", "policy", "config"}
+
+
+def allowed_imports(component: str) -> set[str] | None:
+    """Which ocrwatch components ``component`` may import; None means any (the composers)."""
+    if component in LEAVES:
+        return LEAVES[component]
+    if component == "policy":
+        return {"model", "errors"}
+    if component == "config":
+        return {"model", "errors", "policy"}
+    if component in BOUNDARIES:
+        return CORE | {component}
+    if component == "service":
+        return None
+    if component in {"cli", "__main__", "__init__"}:
+        return None
+    raise AssertionError(f"module {component!r} is not classified in test_architecture.py")
+
+
+def component_of(path: Path) -> str:
+    rel = path.relative_to(PACKAGE)
+    return rel.parts[0].removesuffix(".py")
+
+
+def ocrwatch_imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+            if node.module == "ocrwatch":
+                names = [f"ocrwatch.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level > 0:
+            names = [f"ocrwatch.{component_of(path)}"]  # relative imports stay in the package
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "ocrwatch" and len(parts) > 1:
+                found.add(parts[1])
+    return found
+
+
+MODULES = sorted(p for p in PACKAGE.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_module_imports_follow_the_layering(path: Path) -> None:
+    component = component_of(path)
+    allowed = allowed_imports(component)
+    imported = ocrwatch_imports(path) - {component, "__init__"}
+    if allowed is not None:
+        assert imported <= allowed, f"{path.name} imports {sorted(imported - allowed)}"
+    assert not (imported & {"service", "cli"}) or component in {"cli", "__main__"}
+
+
+def test_no_grab_bag_modules() -> None:
+    names = {p.stem for p in MODULES}
+    assert not names & {"utils", "helpers", "common", "misc"}
