@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from ocrwatch import __version__, logsetup
+from ocrwatch.emulator import cli as emulator_cli
 from ocrwatch.errors import ConfigError, ExitCode, OcrwatchError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -31,8 +32,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from ocrwatch.emulator import cli as emulator_cli
-
     serve = commands.add_parser(
         "serve",
         help="run the local Aspose.OCR Cloud v5 compatible server",
@@ -43,8 +42,6 @@ def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _run_serve(args: argparse.Namespace) -> int:
-    from ocrwatch.emulator import cli as emulator_cli
-
     return emulator_cli.run(args, out=sys.stdout)
 
 
@@ -56,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except ConfigError as exc:
-        print(f"ocrwatch: configuration error:\n  " + "\n  ".join(exc.problems), file=sys.stderr)
+        print("ocrwatch: configuration error:\n  " + "\n  ".join(exc.problems), file=sys.stderr)
         return int(exc.exit_code)
     except OcrwatchError as exc:
         print(f"ocrwatch: {exc}", file=sys.stderr)

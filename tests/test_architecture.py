@@ -11,7 +11,9 @@ PACKAGE = Path(__file__).resolve().parent.parent / "ocrwatch"
 
 LEAVES = {"model": {"errors"}, "errors": set()}
 # Boundary modules talk to one outside thing each; they never import each other.
-BOUNDARIES = {"store", "aspose", "outputs", "watcher", "systemd", "logsetup", "emulator", "engine"}
+BOUNDARIES = {
+    "store", "aspose", "outputs", "watcher", "probe", "systemd", "logsetup", "emulator", "engine",
+}  # fmt: skip
 CORE = {"errors", "model", "policy", "config"}
 
 
@@ -19,7 +21,7 @@ def allowed_imports(component: str) -> set[str] | None:
     """Which ocrwatch components ``component`` may import; None means any (the composers)."""
     if component in LEAVES:
         return LEAVES[component]
-    if component == "policy":
+    if component in {"policy", "schedule"}:  # pure decisions: no I/O, no third-party imports
         return {"model", "errors"}
     if component == "config":
         return {"model", "errors", "policy"}
