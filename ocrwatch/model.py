@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from ocrwatch.errors import InvalidSetting
@@ -254,9 +255,9 @@ class RecognitionSettings:
         object.__setattr__(
             self, "result_type", parse_enum(ResultType, self.result_type, field_name="result_type")
         )
-        if not isinstance(self.regions, tuple):
-            object.__setattr__(self, "regions", tuple(self.regions))
-        for index, region in enumerate(self.regions):
+        regions: tuple[object, ...] = tuple(self.regions)  # a list is accepted too
+        object.__setattr__(self, "regions", regions)
+        for index, region in enumerate(regions):
             if not isinstance(region, Region):
                 raise InvalidSetting(f"regions[{index}]", region, allowed=["a Region"])
 
@@ -335,3 +336,109 @@ class TaskResult:
     results: tuple[ResultFile, ...] = ()
     messages: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+
+
+class JobState(enum.StrEnum):
+    """Where one file is in its life. Each state says exactly what a restart must do with it.
+
+    SETTLING    seen; waiting until it stops changing and looks complete.
+    QUEUED      ready; waiting for a submission slot or for ``next_attempt_at`` after a retry.
+    SUBMITTING  intent committed: a POST is (or may be) in flight and no task id is known.
+                On restart: resubmit (at most one duplicate per crash).
+    SUBMITTED   task id recorded; polling. On restart: resume polling, never resubmit.
+    WRITING     results fetched and stored; sidecars being written. On restart: write again.
+    DISPOSING   sidecars written; the source is being kept, moved or deleted.
+    DONE        finished; the row stays as history and as the duplicate cache.
+    FAILED      moved to the error folder with a reason file.
+    """
+
+    SETTLING = "settling"
+    QUEUED = "queued"
+    SUBMITTING = "submitting"
+    SUBMITTED = "submitted"
+    WRITING = "writing"
+    DISPOSING = "disposing"
+    DONE = "done"
+    FAILED = "failed"
+
+    @property
+    def is_active(self) -> bool:
+        """True while the daemon still owes this file something."""
+        return self not in (JobState.DONE, JobState.FAILED)
+
+
+class ErrorClass(enum.StrEnum):
+    """Why a file went to the error folder (the ``class`` in its reason file)."""
+
+    TASK_ERROR = "task_error"  # the service processed it and said Error
+    REJECTED = "rejected"  # the service refused the request (4xx)
+    UNREADABLE = "unreadable"  # the file could not be read or is not a supported, complete file
+    UNSUPPORTED = "unsupported"  # a format or file type ocrwatch refuses (symlink, FIFO, ...)
+    NEVER_SETTLED = "never_settled"  # still changing after max_settle_seconds
+    ATTEMPTS_EXHAUSTED = "attempts_exhausted"  # transient failures or expiries beyond the limit
+    DEADLINE = "deadline"  # the task did not finish before its deadline, attempts used up
+    OUTPUT_FAILED = "output_failed"  # a sidecar could not be written
+
+
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    """Identity of a file's content at one moment; a change means it is a different file."""
+
+    device: int
+    inode: int
+    size: int
+    mtime_ns: int
+    sha256: str | None = None  # computed once the file has settled
+
+    def same_file_as(self, other: Fingerprint) -> bool:
+        """Same inode, size and mtime: the bytes hashed earlier are still the bytes on disk."""
+        return (self.device, self.inode, self.size, self.mtime_ns) == (
+            other.device,
+            other.inode,
+            other.size,
+            other.mtime_ns,
+        )
+
+
+class Disposition(enum.StrEnum):
+    """What happens to the source file after its sidecars are written."""
+
+    KEEP = "keep"
+    MOVE = "move"
+    DELETE = "delete"
+
+
+class DuplicatePolicy(enum.StrEnum):
+    """What to do with a file whose content was already recognised with the same profile."""
+
+    REUSE = "reuse"  # write the stored result again, no API call
+    SKIP = "skip"  # leave it alone; no sidecar
+    REPROCESS = "reprocess"  # call the API again
+
+
+class WatchMode(enum.StrEnum):
+    AUTO = "auto"
+    EVENTS = "events"
+    POLLING = "polling"
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One row of the state store: one file's job. ``path`` is absolute."""
+
+    id: int
+    inbox: str
+    path: Path
+    state: JobState
+    profile_hash: str
+    fingerprint: Fingerprint | None = None
+    mode: Mode | None = None  # the resource the task was submitted to (GET uses the same)
+    task_id: str | None = None
+    attempts: int = 0
+    next_attempt_at: float | None = None  # epoch seconds; None = now
+    last_error: str | None = None
+    error_class: ErrorClass | None = None
+    http_status: int | None = None
+    first_seen_at: float = 0.0
+    submitted_at: float | None = None
+    updated_at: float = 0.0
