@@ -21,7 +21,7 @@ def allowed_imports(component: str) -> set[str] | None:
     """Which ocrwatch components ``component`` may import; None means any (the composers)."""
     if component in LEAVES:
         return LEAVES[component]
-    if component in {"policy", "schedule"}:  # pure decisions: no I/O, no third-party imports
+    if component in {"policy", "schedule", "sidecars", "workers"}:  # pure core: no boundary I/O
         return {"model", "errors"}
     if component == "config":
         return {"model", "errors", "policy"}

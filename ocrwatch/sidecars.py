@@ -1,0 +1,82 @@
+"""Turn a task's results into the bytes of each sidecar: one file per requested format.
+
+Pure: takes decoded ``ResultFile`` values and the profile's formats and regions, returns
+bytes per format. RecognizeRegions answers with one result per region, in ``order``; the text
+sidecar joins them in that order, with the region names as headings when the profile gives
+them. Formats that cannot be joined (a PDF or hOCR per region) become numbered parts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ocrwatch.errors import PermanentError
+from ocrwatch.model import Region, ResultFile, ResultFormat
+
+
+@dataclass(frozen=True, slots=True)
+class Sidecar:
+    format: ResultFormat
+    data: bytes
+    part: int | None = None  # 1-based region number for formats written once per region
+
+
+def compose(
+    results: Sequence[ResultFile],
+    *,
+    formats: Sequence[ResultFormat],
+    regions: Sequence[Region] = (),
+) -> list[Sidecar]:
+    """The sidecars to write; raises PermanentError when a requested format is missing."""
+    by_format: dict[ResultFormat, list[bytes]] = {f: [] for f in formats}
+    for result in results:
+        fmt = result.format
+        if fmt in by_format:
+            by_format[fmt].append(result.data)
+    missing = [f.value for f, parts in by_format.items() if not parts]
+    if missing:
+        got = ", ".join(r.type for r in results) or "nothing"
+        raise PermanentError(f"the service returned {got}; expected {', '.join(missing)}")
+    ordered = sorted(regions, key=lambda r: r.order)  # stable: equal orders keep config order
+    sidecars: list[Sidecar] = []
+    for fmt, parts in by_format.items():
+        if len(parts) == 1 or not ordered:
+            sidecars.append(
+                Sidecar(fmt, b"\f".join(parts) if fmt is ResultFormat.TEXT else parts[0])
+            )
+        elif fmt is ResultFormat.TEXT:
+            sidecars.append(Sidecar(fmt, _join_region_texts(parts, ordered)))
+        elif fmt is ResultFormat.JSON:
+            sidecars.append(Sidecar(fmt, _join_region_json(parts, ordered)))
+        else:
+            sidecars.extend(Sidecar(fmt, data, part=n) for n, data in enumerate(parts, 1))
+    return sidecars
+
+
+def _join_region_texts(parts: Sequence[bytes], regions: Sequence[Region]) -> bytes:
+    chunks: list[str] = []
+    for index, data in enumerate(parts):
+        text = data.decode("utf-8", errors="replace").rstrip("\n")
+        name = regions[index].name if index < len(regions) else None
+        chunks.append(f"## {name}\n{text}" if name else text)
+    return ("\n\n".join(chunks) + "\n").encode("utf-8")
+
+
+def _join_region_json(parts: Sequence[bytes], regions: Sequence[Region]) -> bytes:
+    items = []
+    for index, data in enumerate(parts):
+        region = regions[index] if index < len(regions) else None
+        try:
+            content: object = json.loads(data)
+        except ValueError:
+            content = data.decode("utf-8", errors="replace")
+        items.append(
+            {
+                "name": region.name if region else None,
+                "order": region.order if region else index,
+                "result": content,
+            }
+        )
+    return (json.dumps({"regions": items}, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
