@@ -7,14 +7,28 @@ in-process; ``entry_point`` is the console script.
 from __future__ import annotations
 
 import argparse
+import json
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TextIO
 
 from ocrwatch import __version__, logsetup
+from ocrwatch.aspose import OcrClient, Timeouts
+from ocrwatch.config import Config, describe, load_config
 from ocrwatch.emulator import cli as emulator_cli
 from ocrwatch.errors import ConfigError, ExitCode, OcrwatchError
+from ocrwatch.model import JobState
+from ocrwatch.requeue import failed_files, requeue
+from ocrwatch.service import Service
+from ocrwatch.store import Store
+from ocrwatch.systemd import SystemdNotifier
 
 Handler = Callable[[argparse.Namespace], int]
+DEFAULT_CONFIG = Path("config.yaml")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,32 +37,200 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"ocrwatch {__version__}")
     parser.add_argument(
-        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        help="overrides logging.level of the config",
     )
-    parser.add_argument("--log-format", default="auto", choices=["auto", "console", "json"])
+    parser.add_argument(
+        "--log-format", choices=["auto", "console", "json"], help="overrides logging.format"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    _add_serve(commands)
-    return parser
 
+    def with_config(name: str, help_text: str, handler: Handler) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument(
+            "-c", "--config", type=Path, default=DEFAULT_CONFIG, help="the YAML configuration"
+        )
+        sub.set_defaults(handler=handler)
+        return sub
 
-def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    with_config("run", "watch the inboxes and process files until stopped", _run)
+    with_config("once", "process what is in the inboxes now, wait for it, then exit", _once)
+    with_config("check", "validate the configuration and print the resolved profiles", _check)
+    status = with_config(
+        "status", "show per-inbox counts, oldest waiting file, last errors", _status
+    )
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    retry = with_config("retry", "move files from the error folders back to their inbox", _retry)
+    retry.add_argument("paths", nargs="*", type=Path, help="files in an error folder")
+    retry.add_argument("--all", action="store_true", help="every file in every error folder")
+
     serve = commands.add_parser(
         "serve",
         help="run the local Aspose.OCR Cloud v5 compatible server",
         description=emulator_cli.DESCRIPTION,
     )
     emulator_cli.add_arguments(serve)
-    serve.set_defaults(handler=_run_serve)
+    serve.set_defaults(handler=_serve)
+    return parser
 
 
-def _run_serve(args: argparse.Namespace) -> int:
+# ------------------------------------------------------------------------------ commands
+
+
+def _serve(args: argparse.Namespace) -> int:
     return emulator_cli.run(args, out=sys.stdout)
+
+
+def _load(args: argparse.Namespace) -> Config:
+    config = load_config(args.config)
+    logsetup.configure(args.log_level or config.log_level, args.log_format or config.log_format)
+    return config
+
+
+def _check(args: argparse.Namespace) -> int:
+    config = _load(args)
+    json.dump(describe(config), sys.stdout, indent=2, ensure_ascii=False, default=str)
+    print()
+    for warning in config.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"configuration OK: {len(config.inboxes)} inbox(es)", file=sys.stderr)
+    return int(ExitCode.OK)
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = _load(args)
+    with _service(config) as service:
+        service.run()
+    return int(ExitCode.OK)
+
+
+def _once(args: argparse.Namespace) -> int:
+    config = _load(args)
+    with _service(config, watch=False) as service:
+        summary = service.run(until_idle=True)
+    print(f"{summary.done} done, {summary.failed} failed", file=sys.stderr)
+    if service.stopping:
+        return int(ExitCode.INTERRUPTED)
+    return int(ExitCode.FAILURE if summary.failed else ExitCode.OK)
+
+
+@contextmanager
+def _service(config: Config, *, watch: bool = True) -> Iterator[Service]:
+    service_config = config.service
+    with (
+        Store.open(config.state_path) as store,
+        OcrClient(
+            service_config.url,
+            credentials=service_config.credentials,
+            timeouts=Timeouts(
+                connect_seconds=service_config.connect_timeout_seconds,
+                read_seconds=service_config.read_timeout_seconds,
+            ),
+            pool_size=service_config.upload_concurrency + service_config.poll_concurrency,
+        ) as client,
+    ):
+        service = Service(config, api=client, store=store, notifier=SystemdNotifier(), watch=watch)
+
+        def stop(signum: int, frame: object) -> None:
+            service.request_stop()  # only sets a flag and wakes the loop
+
+        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield service
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def _status(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if not config.state_path.exists():
+        print(f"no state file yet at {config.state_path}: the daemon has not run", file=sys.stderr)
+        return int(ExitCode.OK)
+    now = time.time()
+    report = []
+    with Store.open(config.state_path, readonly=True) as store:
+        for inbox in config.inboxes:
+            counts = store.count_by_state(inbox=inbox.name)
+            oldest = store.oldest_waiting(inbox=inbox.name)
+            failures = store.recent_failures(inbox=inbox.name, limit=5)
+            report.append(
+                {
+                    "inbox": inbox.name,
+                    "path": str(inbox.path),
+                    "counts": {state.value: counts.get(state, 0) for state in JobState},
+                    "oldest_waiting": None
+                    if oldest is None
+                    else {
+                        "path": str(oldest.path),
+                        "state": oldest.state.value,
+                        "age_seconds": round(now - oldest.first_seen_at, 1),
+                    },
+                    "in_error_folder": sum(1 for i, _ in failed_files(config) if i is inbox),
+                    "last_errors": [
+                        {
+                            "path": str(job.path),
+                            "class": job.error_class.value if job.error_class else None,
+                            "message": job.last_error,
+                            "at": job.updated_at,
+                        }
+                        for job in failures
+                    ],
+                }
+            )
+    if args.json:
+        json.dump(report, sys.stdout, indent=2, ensure_ascii=False)
+        print()
+    else:
+        _print_status(report, sys.stdout)
+    return int(ExitCode.OK)
+
+
+def _print_status(report: list[dict[str, object]], out: TextIO) -> None:
+    for entry in report:
+        counts = entry["counts"]
+        assert isinstance(counts, dict)
+        shown = ", ".join(f"{n} {state}" for state, n in counts.items() if n) or "nothing yet"
+        print(f"{entry['inbox']} ({entry['path']}): {shown}", file=out)
+        oldest = entry["oldest_waiting"]
+        if isinstance(oldest, dict):
+            print(
+                f"  oldest waiting: {oldest['path']} ({oldest['state']}, "
+                f"{oldest['age_seconds']} s)",
+                file=out,
+            )
+        print(f"  in the error folder: {entry['in_error_folder']}", file=out)
+        errors = entry["last_errors"]
+        assert isinstance(errors, list)
+        for error in errors:
+            print(f"  error: {error['path']}: [{error['class']}] {error['message']}", file=out)
+
+
+def _retry(args: argparse.Namespace) -> int:
+    if not args.paths and not args.all:
+        raise ConfigError("retry: name files from an error folder, or use --all")
+    config = _load(args)
+    results = requeue(config, None if args.all else args.paths)
+    failed = 0
+    for item in results:
+        if item.target is not None:
+            print(f"requeued {item.source} -> {item.target}")
+        else:
+            failed += 1
+            print(f"not requeued {item.source}: {item.problem}", file=sys.stderr)
+    if not results:
+        print("nothing in the error folders", file=sys.stderr)
+    return int(ExitCode.FAILURE if failed else ExitCode.OK)
+
+
+# ------------------------------------------------------------------------------ entry
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logsetup.configure(args.log_level, args.log_format)
+    logsetup.configure(args.log_level or "info", args.log_format or "auto")
     handler: Handler = args.handler
     try:
         return handler(args)
