@@ -243,7 +243,8 @@ def _describe_inbox(inbox: InboxConfig) -> dict[str, Any]:
         view[key] = _show(value) if isinstance(value, Path | None) else value
     names = {fmt: name for name, fmt in RESULT_TYPE_NAMES.items()}
     view["settings"] = json.loads(json.dumps(asdict(inbox.settings)))
-    view["result_formats"] = [names[f] for f in inbox.result_formats]
+    del view["result_formats"]
+    view["result_types"] = [names[f] for f in inbox.result_formats]  # as spelt in the YAML
     view["include"], view["exclude"] = list(inbox.include), list(inbox.exclude)
     view["example_outputs"] = [  # what `scan.png` would produce, to check the template by eye
         inbox.output_template.format(
@@ -260,7 +261,7 @@ def _show(path: Path | None) -> str | None:
 
 
 def _kind(value: object) -> str:
-    return "nothing (null)" if value is None else f"a {type(value).__name__} ({value!r})"
+    return "null" if value is None else f"{value!r} ({type(value).__name__})"
 
 
 def _is_within(child: Path, parent: Path) -> bool:
@@ -274,6 +275,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
     seen: set[object] = set()
     for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` may be overridden below it
+            continue
         key = loader.construct_object(key_node, deep=True)
         if isinstance(key, str | int | float | bool) and key in seen:
             raise yaml.constructor.ConstructorError(
@@ -310,7 +313,8 @@ class _Section:
     def reject_unknown(self, allowed: Sequence[str], *, prefix: str) -> None:
         for key in self.values:
             if key not in allowed:
-                self.problems.append(f"{prefix}.{key}: unknown key; allowed: {', '.join(allowed)}")
+                where = f"{prefix}.{key}" if prefix else str(key)
+                self.problems.append(f"{where}: unknown key; allowed: {', '.join(allowed)}")
 
     def number(self, key: str, default: float, *, allow_zero: bool = False) -> float:
         value = self.values.get(key, _MISSING)
@@ -391,7 +395,8 @@ def _section(
     parent: _Section, key: str, *, allowed: Sequence[str], prefix: str | None = None
 ) -> _Section:
     """The mapping under ``key`` (empty when absent), with its unknown keys reported."""
-    value = parent.values.get(key) or {}
+    value = parent.values.get(key)
+    value = {} if value is None else value
     prefix = prefix or parent.key_path(key)
     if not isinstance(value, Mapping):
         parent.report(key, f"expected a mapping, got {_kind(value)}")
@@ -404,7 +409,7 @@ def _section(
 
 
 def _read(top: _Section, source: Path) -> Config:
-    top.reject_unknown(_TOP_KEYS, prefix="(top level)")
+    top.reject_unknown(_TOP_KEYS, prefix="")
     service = _read_service(top)
     state = _section(top, "state", allowed=("path",))
     state_path = state.path("path") or default_state_path(top.environ).expanduser().resolve()
@@ -503,7 +508,7 @@ def _read_url(service: _Section) -> str:
 def _read_credentials(service: _Section) -> tuple[Credentials | None, str | None]:
     """Find the client id and secret; the secret's source wins in the order env, file, systemd."""
     environ = service.environ
-    client_id = environ.get(ENV_CLIENT_ID) or service.text("client_id")
+    client_id = environ.get(ENV_CLIENT_ID) or service.text("client_id")  # env overrides
     secret: str | None = None
     source: str | None = None
     secret_file = service.path("client_secret_file")
@@ -512,11 +517,12 @@ def _read_credentials(service: _Section) -> tuple[Credentials | None, str | None
         secret, source = environ[ENV_CLIENT_SECRET], f"env {ENV_CLIENT_SECRET}"
     elif secret_file is not None:
         source = f"file {secret_file}"
-        secret = _read_secret(service, secret_file, check_mode=True)
+        secret = _read_secret(service, secret_file, key="client_secret_file", check_mode=True)
     elif credentials_dir and (Path(credentials_dir) / SYSTEMD_CREDENTIAL).exists():
         source = f"systemd credential {SYSTEMD_CREDENTIAL}"
         # systemd owns the credentials directory and its modes; no check needed there.
-        secret = _read_secret(service, Path(credentials_dir) / SYSTEMD_CREDENTIAL, check_mode=False)
+        path = Path(credentials_dir) / SYSTEMD_CREDENTIAL
+        secret = _read_secret(service, path, key="(systemd credential)", check_mode=False)
     if client_id and source is None:
         service.report(
             "client_id",
@@ -535,8 +541,7 @@ def _read_credentials(service: _Section) -> tuple[Credentials | None, str | None
     return None, None
 
 
-def _read_secret(service: _Section, path: Path, *, check_mode: bool) -> str | None:
-    key = "client_secret_file"
+def _read_secret(service: _Section, path: Path, *, key: str, check_mode: bool) -> str | None:
     try:
         mode = path.stat().st_mode
         if check_mode and mode & 0o077:
@@ -576,7 +581,9 @@ def _read_inbox(
         top.environ,
         lambda k: f"{label}.{k}" if k in raw or k not in defaults else f"defaults.{k}",
     )
-    inbox.reject_unknown(_INBOX_KEYS, prefix=label)
+    for key in raw:  # the defaults' own unknown keys were reported under defaults
+        if key not in _INBOX_KEYS:
+            top.problems.append(f"{label}.{key}: unknown key; allowed: {', '.join(_INBOX_KEYS)}")
     if not isinstance(name, str) or not _NAME_PATTERN.match(name):
         inbox.report(
             "name", f"expected a name of letters, digits, '.', '_' or '-', got {_kind(name)}"
@@ -585,8 +592,8 @@ def _read_inbox(
     path = inbox.path("path")
     if path is None:
         inbox.report("path", "required: the folder to watch")
-        return None
-    if not path.is_dir():
+        path = top.base_dir  # a stand-in so the remaining keys are still checked
+    elif not path.is_dir():
         inbox.report(
             "path", f"{path} {'is not a directory' if path.exists() else 'does not exist'}"
         )
@@ -607,7 +614,7 @@ def _read_inbox(
         inbox.report(
             "settle_seconds", f"{settle:g} is more than max_settle_seconds ({max_settle:g})"
         )
-    return label, InboxConfig(
+    config = InboxConfig(
         name=name,
         path=path,
         mode=mode,
@@ -627,6 +634,7 @@ def _read_inbox(
         max_settle_seconds=max_settle,
         duplicates=inbox.choice("duplicates", list(DuplicatePolicy), DuplicatePolicy.REUSE),
     )
+    return (label, config) if "path" in values else None
 
 
 def _read_result_formats(inbox: _Section) -> tuple[ResultFormat, ...]:
@@ -738,13 +746,15 @@ def _check_layout(
         written = {"error_dir": inbox.error_dir, "done_dir": inbox.done_dir}
         written["output_dir"] = inbox.output_dir  # None (beside the source) is safe: {name}
         for key, folder in written.items():
-            for other_label, other in labelled if folder is not None else ():
-                if folder is not None and _is_within(folder, other.path):
+            if folder is None:
+                continue
+            for other_label, other in labelled:
+                if _is_within(folder, other.path):
                     problems.append(
                         f"{label}.{key}: {folder} is inside {other_label}.path {other.path}; "
                         "files put there would be picked up again"
                     )
-                elif folder is not None and _is_within(other.path, folder):
+                elif _is_within(other.path, folder):
                     problems.append(
                         f"{label}.{key}: {folder} contains {other_label}.path {other.path}; "
                         "keep the inbox out of folders ocrwatch writes to"
