@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from ocrwatch import __version__, logsetup
 from ocrwatch.aspose import OcrClient, Timeouts
@@ -79,12 +79,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    return emulator_cli.run(args, out=sys.stdout)
+    return int(emulator_cli.run(args, out=sys.stdout))
 
 
 def _load(args: argparse.Namespace) -> Config:
     config = load_config(args.config)
-    logsetup.configure(args.log_level or config.log_level, args.log_format or config.log_format)
+    logsetup.configure(
+        args.log_level or config.log_level,
+        logsetup.log_format(args.log_format or config.log_format),
+    )
     return config
 
 
@@ -149,7 +152,7 @@ def _status(args: argparse.Namespace) -> int:
         print(f"no state file yet at {config.state_path}: the daemon has not run", file=sys.stderr)
         return int(ExitCode.OK)
     now = time.time()
-    report = []
+    report: list[dict[str, Any]] = []
     with Store.open(config.state_path, readonly=True) as store:
         for inbox in config.inboxes:
             counts = store.count_by_state(inbox=inbox.name)
@@ -187,10 +190,9 @@ def _status(args: argparse.Namespace) -> int:
     return int(ExitCode.OK)
 
 
-def _print_status(report: list[dict[str, object]], out: TextIO) -> None:
+def _print_status(report: list[dict[str, Any]], out: TextIO) -> None:
     for entry in report:
         counts = entry["counts"]
-        assert isinstance(counts, dict)
         shown = ", ".join(f"{n} {state}" for state, n in counts.items() if n) or "nothing yet"
         print(f"{entry['inbox']} ({entry['path']}): {shown}", file=out)
         oldest = entry["oldest_waiting"]
@@ -201,9 +203,7 @@ def _print_status(report: list[dict[str, object]], out: TextIO) -> None:
                 file=out,
             )
         print(f"  in the error folder: {entry['in_error_folder']}", file=out)
-        errors = entry["last_errors"]
-        assert isinstance(errors, list)
-        for error in errors:
+        for error in entry["last_errors"]:
             print(f"  error: {error['path']}: [{error['class']}] {error['message']}", file=out)
 
 
@@ -230,7 +230,7 @@ def _retry(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logsetup.configure(args.log_level or "info", args.log_format or "auto")
+    logsetup.configure(args.log_level or "info", logsetup.log_format(args.log_format or "auto"))
     handler: Handler = args.handler
     try:
         return handler(args)

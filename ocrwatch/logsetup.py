@@ -18,6 +18,15 @@ _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARN
            "error": logging.ERROR}  # fmt: skip
 
 
+def log_format(name: str) -> LogFormat:
+    """Validate a format name from the command line or the config."""
+    if name == "console":
+        return "console"
+    if name == "json":
+        return "json"
+    return "auto"
+
+
 def configure(level: str = "info", fmt: LogFormat = "auto") -> None:
     """Route structlog and stdlib logging to stderr in the chosen format."""
     if fmt == "auto":

@@ -375,19 +375,23 @@ class Service:
         entry.state = policy.observe(
             entry.state, size=st.st_size, mtime_ns=st.st_mtime_ns, now=now, event=False
         )
+        looks_complete: bool | None = None
         incomplete: str | None = None
-        if now - entry.state.last_change_at >= inbox.settle_seconds:
+        if now - max(entry.state.last_change_at, entry.state.last_event_at) >= inbox.settle_seconds:
             kind = probe.sniff(job.path)
-            incomplete = (
-                "not a supported image or PDF"
-                if kind is probe.FileKind.UNKNOWN
-                else probe.completeness(job.path, kind)
-            )
+            if st.st_size == 0:
+                # Some writers create the file long before the first byte arrives.
+                incomplete = "empty file"
+            elif kind is not probe.FileKind.UNKNOWN:
+                incomplete = probe.completeness(job.path, kind)
+            # Content of an unknown kind settles normally and is refused by the preflight.
+            looks_complete = incomplete is None
         verdict = policy.settle_verdict(
             entry.state,
             now=now,
             settle_seconds=inbox.settle_seconds,
             max_settle_seconds=inbox.max_settle_seconds,
+            looks_complete=looks_complete,
             incomplete_reason=incomplete,
         )
         if verdict.kind == "wait":

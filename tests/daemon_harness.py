@@ -1,0 +1,97 @@
+"""Shared set-up for the daemon tests: a config on disk, a real client, store and service."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ocrwatch.aspose import OcrClient, Timeouts
+from ocrwatch.config import Config, load_config
+from ocrwatch.emulator import Emulator
+from ocrwatch.service import Service
+from ocrwatch.store import Store
+
+CLIENT_ID = "test-client"
+CLIENT_SECRET = "test-secret"
+
+
+def write_config(
+    tmp_path: Path,
+    base_url: str,
+    *,
+    inboxes: list[dict[str, Any]] | None = None,
+    service: dict[str, Any] | None = None,
+    credentials: bool = True,
+    **top: Any,
+) -> Path:
+    """Write a config with one inbox ``inbox`` (unless given) and return its path."""
+    (tmp_path / "inbox").mkdir(exist_ok=True)
+    secret = tmp_path / "client_secret"
+    secret.write_text(CLIENT_SECRET)
+    secret.chmod(0o600)
+    service_section: dict[str, Any] = {
+        "url": base_url,
+        "connect_timeout_seconds": 2,
+        "read_timeout_seconds": 10,
+        "breaker_probe_seconds": 0.5,
+        "use_status_probe": False,
+    }
+    if credentials:
+        service_section.update(client_id=CLIENT_ID, client_secret_file=str(secret))
+    service_section.update(service or {})
+    document: dict[str, Any] = {
+        "service": service_section,
+        "state": {"path": str(tmp_path / "state" / "state.db")},
+        "defaults": {"settle_seconds": 0.2, "max_settle_seconds": 30},
+        "inboxes": inboxes or [{"name": "scans", "path": "inbox", "error_dir": "errors"}],
+        **top,
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+@contextmanager
+def running_service(
+    config_path: Path, *, watch: bool = True, clock: Callable[[], float] = time.time
+) -> Iterator[tuple[Service, Store, Config]]:
+    config = load_config(config_path, environ={})
+    with (
+        Store.open(config.state_path) as store,
+        OcrClient(
+            config.service.url,
+            credentials=config.service.credentials,
+            timeouts=Timeouts(connect_seconds=2.0, read_seconds=10.0),
+        ) as client,
+    ):
+        service = Service(config, api=client, store=store, watch=watch, clock=clock)
+        service.start()
+        try:
+            yield service, store, config
+        finally:
+            service.shutdown()
+
+
+def run_until(
+    service: Service, condition: Callable[[], bool], *, timeout_seconds: float = 30.0
+) -> None:
+    """Tick the service on the real clock until ``condition`` holds (or fail at the deadline)."""
+    deadline = time.monotonic() + timeout_seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached within {timeout_seconds} s: {service.status_line()}")
+        service.tick(time.time())
+        time.sleep(0.02)
+
+
+def sidecar_text(path: Path) -> str:
+    return path.read_text(encoding="utf-8")
+
+
+def emulator_submits(emulator: Emulator) -> int:
+    return sum(emulator.stats().submits.values())

@@ -1,0 +1,319 @@
+"""The daemon end to end, in-process: real emulator over HTTP, real client, SQLite and files."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from daemon_harness import emulator_submits, run_until, running_service, write_config
+
+from ocrwatch.emulator import Emulator, Faults
+from ocrwatch.emulator.samples import make_jpeg, make_pdf, make_png, make_tiff
+from ocrwatch.model import JobState
+
+MakeEmulator = Callable[..., Emulator]
+
+
+def drop(path: Path, data: bytes) -> Path:
+    """Write a file the way a careful producer does: a temp name, then a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(path.name + ".part")
+    temp.write_bytes(data)
+    temp.rename(path)
+    return path
+
+
+def error_reason(error_dir: Path, name: str) -> dict[str, Any]:
+    reason = json.loads((error_dir / f"{name}.error.json").read_text())
+    assert (error_dir / name).exists(), "the file itself lands beside its reason"
+    return reason
+
+
+def test_image_is_recognised_into_a_sidecar(tmp_path: Path, emulator: Emulator) -> None:
+    config = write_config(tmp_path, emulator.base_url)
+    with running_service(config) as (service, store, _):
+        drop(tmp_path / "inbox" / "scan.png", make_png("Hello ocrwatch\nsecond line"))
+        sidecar = tmp_path / "inbox" / "scan.png.txt"
+        run_until(service, sidecar.exists)
+        assert sidecar.read_text() == "Hello ocrwatch\nsecond line"
+        run_until(service, service.is_idle)
+        assert store.count_by_state()[JobState.DONE] == 1
+    assert (tmp_path / "inbox" / "scan.png").exists(), "keep is the default disposition"
+    assert emulator_submits(emulator) == 1
+
+
+def test_files_present_at_start_and_every_result_type(tmp_path: Path, emulator: Emulator) -> None:
+    drop(tmp_path / "inbox" / "a.jpg", make_jpeg("jpeg words"))
+    drop(tmp_path / "inbox" / "b.pdf", make_pdf(["page one", "page two"]))
+    config = write_config(
+        tmp_path,
+        emulator.base_url,
+        inboxes=[
+            {
+                "name": "scans",
+                "path": "inbox",
+                "error_dir": "errors",
+                "result_types": ["text", "pdf", "hocr"],
+            }
+        ],
+    )
+    with running_service(config) as (service, _, _):
+        run_until(service, service.is_idle)
+    inbox = tmp_path / "inbox"
+    assert (inbox / "a.jpg.txt").read_text() == "jpeg words"
+    assert (inbox / "a.jpg.pdf").read_bytes().startswith(b"%PDF-")
+    assert b"ocr_line" in (inbox / "a.jpg.hocr").read_bytes()
+    assert (inbox / "b.pdf.txt").read_text() == "page one\fpage two"
+    assert emulator.stats().submits.get("RecognizePdf") == 1
+
+
+def test_json_result_and_moving_the_source_to_a_done_folder(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    config = write_config(
+        tmp_path,
+        emulator.base_url,
+        inboxes=[
+            {
+                "name": "scans",
+                "path": "inbox",
+                "error_dir": "errors",
+                "result_types": ["json"],
+                "output_dir": "out",
+                "on_success": "move",
+                "done_dir": "done",
+                "recursive": True,
+            }
+        ],
+    )
+    with running_service(config) as (service, _, _):
+        drop(tmp_path / "inbox" / "2026" / "nov" / "scan.png", make_png("json please"))
+        run_until(service, (tmp_path / "done" / "2026" / "nov" / "scan.png").exists)
+    blocks = json.loads((tmp_path / "out" / "2026" / "nov" / "scan.png.json").read_text())
+    assert "json please" in json.dumps(blocks)
+    assert not (tmp_path / "inbox" / "2026" / "nov" / "scan.png").exists()
+
+
+def test_regions_are_written_in_order_with_their_names(tmp_path: Path, emulator: Emulator) -> None:
+    def rect(top: int, bottom: int) -> dict[str, int]:
+        return {"top_left_x": 0, "top_left_y": top, "bottom_right_x": 800, "bottom_right_y": bottom}
+
+    config = write_config(
+        tmp_path,
+        emulator.base_url,
+        inboxes=[
+            {
+                "name": "forms",
+                "path": "inbox",
+                "error_dir": "errors",
+                "mode": "regions",
+                "regions": [
+                    {"rect": rect(400, 600), "order": 2, "name": "Footer"},
+                    {"rect": rect(0, 200), "order": 1, "name": "Header"},
+                ],
+            }
+        ],
+    )
+    with running_service(config) as (service, _, _):
+        drop(tmp_path / "inbox" / "form.png", make_png("top line\nmiddle line\nbottom line"))
+        sidecar = tmp_path / "inbox" / "form.png.txt"
+        run_until(service, sidecar.exists)
+    assert sidecar.read_text() == "## Header\ntop line\n\n## Footer\nbottom line\n"
+    assert emulator.stats().submits.get("RecognizeRegions") == 1
+
+
+def test_label_mode_uses_recognize_label(tmp_path: Path, emulator: Emulator) -> None:
+    config = write_config(
+        tmp_path,
+        emulator.base_url,
+        inboxes=[{"name": "labels", "path": "inbox", "error_dir": "errors", "mode": "label"}],
+    )
+    with running_service(config) as (service, _, _):
+        drop(tmp_path / "inbox" / "parcel.png", make_png("SHIP TO 221B"))
+        run_until(service, (tmp_path / "inbox" / "parcel.png.txt").exists)
+    assert emulator.stats().submits.get("RecognizeLabel") == 1
+
+
+def test_task_error_sends_the_file_to_the_error_folder_with_its_reason(
+    tmp_path: Path, make_emulator: MakeEmulator
+) -> None:
+    emulator = make_emulator(faults=Faults(task_error=1.0))
+    config = write_config(tmp_path, emulator.base_url)
+    with running_service(config) as (service, store, _):
+        drop(tmp_path / "inbox" / "bad.png", make_png("doomed"))
+        run_until(service, (tmp_path / "errors" / "bad.png.error.json").exists)
+        assert store.count_by_state()[JobState.FAILED] == 1
+    reason = error_reason(tmp_path / "errors", "bad.png")
+    assert reason["class"] == "task_error"
+    assert reason["task_id"]
+    assert reason["attempts"] == 1
+    assert reason["inbox"] == "scans"
+    assert not (tmp_path / "inbox" / "bad.png").exists()
+
+
+def test_files_that_are_not_images_are_refused_without_calling_the_api(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    config = write_config(tmp_path, emulator.base_url)
+    with running_service(config) as (service, _, _):
+        drop(tmp_path / "inbox" / "notes.png", b"this is plain text, not a PNG\n" * 10)
+        drop(tmp_path / "inbox" / "pages.tif", make_tiff(["one", "two"]))
+        run_until(service, service.is_idle)
+    assert error_reason(tmp_path / "errors", "notes.png")["class"] == "unreadable"
+    tiff = error_reason(tmp_path / "errors", "pages.tif")
+    assert tiff["class"] == "unsupported" and "multi-page TIFF" in tiff["message"]
+    assert emulator_submits(emulator) == 0
+
+
+def test_expired_results_are_resubmitted(tmp_path: Path, make_emulator: MakeEmulator) -> None:
+    emulator = make_emulator(processing_seconds=(0.3, 0.3), retention_seconds=0.2)
+    config = write_config(tmp_path, emulator.base_url, service={"max_attempts": 5})
+    with running_service(config) as (service, store, _):
+        drop(tmp_path / "inbox" / "slow.png", make_png("expired once"))
+        run_until(service, lambda: emulator_submits(emulator) >= 1)
+        emulator.stop()
+        emulator.start()
+        run_until(service, lambda: emulator_submits(emulator) >= 2)
+        # From now on results live long enough to be fetched.
+        emulator.set_retention_seconds(3600.0)
+        run_until(service, service.is_idle)
+        assert store.count_by_state().get(JobState.DONE) == 1
+    assert (tmp_path / "inbox" / "slow.png.txt").read_text() == "expired once"
+
+
+def test_duplicate_content_reuses_the_stored_result(tmp_path: Path, emulator: Emulator) -> None:
+    config = write_config(tmp_path, emulator.base_url)
+    with running_service(config) as (service, _, _):
+        drop(tmp_path / "inbox" / "first.png", make_png("same bytes"))
+        run_until(service, service.is_idle)
+        run_until(service, (tmp_path / "inbox" / "first.png.txt").exists)
+        drop(tmp_path / "inbox" / "copy.png", (tmp_path / "inbox" / "first.png").read_bytes())
+        run_until(service, (tmp_path / "inbox" / "copy.png.txt").exists)
+    assert (tmp_path / "inbox" / "copy.png.txt").read_text() == "same bytes"
+    assert emulator_submits(emulator) == 1
+
+
+def test_duplicate_skip_policy_writes_nothing(tmp_path: Path, emulator: Emulator) -> None:
+    config = write_config(
+        tmp_path,
+        emulator.base_url,
+        inboxes=[{"name": "s", "path": "inbox", "error_dir": "errors", "duplicates": "skip"}],
+    )
+    with running_service(config) as (service, store, _):
+        drop(tmp_path / "inbox" / "first.png", make_png("same bytes"))
+        run_until(service, (tmp_path / "inbox" / "first.png.txt").exists)
+        drop(tmp_path / "inbox" / "copy.png", (tmp_path / "inbox" / "first.png").read_bytes())
+        run_until(service, lambda: store.count_by_state().get(JobState.DONE) == 2)
+    assert not (tmp_path / "inbox" / "copy.png.txt").exists()
+    assert emulator_submits(emulator) == 1
+
+
+def test_restart_while_tasks_are_pending_resumes_polling_without_resubmitting(
+    tmp_path: Path, make_emulator: MakeEmulator
+) -> None:
+    emulator = make_emulator(processing_seconds=(1.5, 1.5), slots=8)
+    config = write_config(tmp_path, emulator.base_url)
+    for n in range(5):
+        drop(tmp_path / "inbox" / f"doc{n}.png", make_png(f"document {n}"))
+    with running_service(config) as (service, store, _):
+        run_until(service, lambda: store.count_by_state().get(JobState.SUBMITTED) == 5)
+    with running_service(config) as (service, store, _):
+        run_until(service, service.is_idle)
+        assert store.count_by_state().get(JobState.DONE) == 5
+    assert emulator_submits(emulator) == 5
+    for n in range(5):
+        assert (tmp_path / "inbox" / f"doc{n}.png.txt").read_text() == f"document {n}"
+
+
+def test_an_outage_never_sends_files_to_the_error_folder(
+    tmp_path: Path, make_emulator: MakeEmulator
+) -> None:
+    emulator = make_emulator()
+    config = write_config(tmp_path, emulator.base_url, service={"breaker_threshold": 2})
+    emulator.stop()
+    with running_service(config) as (service, store, _):
+        for n in range(6):
+            drop(tmp_path / "inbox" / f"o{n}.png", make_png(f"outage {n}"))
+        run_until(service, lambda: "paused" in service.status_line())
+        # Keep it down for a while: the breaker holds submissions; nothing fails.
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline:
+            service.tick(time.time())
+            time.sleep(0.05)
+        assert not (tmp_path / "errors").exists() or not any((tmp_path / "errors").iterdir())
+        emulator.start()
+        run_until(service, service.is_idle, timeout_seconds=60)
+        assert store.count_by_state().get(JobState.DONE) == 6
+    assert emulator_submits(emulator) == 6
+
+
+def test_a_file_written_slowly_is_submitted_once_when_complete(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    config = write_config(
+        tmp_path,
+        emulator.base_url,
+        inboxes=[{"name": "s", "path": "inbox", "error_dir": "errors", "settle_seconds": 0.5}],
+    )
+    data = make_png("written in chunks " * 20, width=1200, height=900)
+    target = tmp_path / "inbox" / "chunked.png"
+    with running_service(config) as (service, _, _), target.open("wb") as out:
+        step = max(1, len(data) // 8)
+        for offset in range(0, len(data), step):
+            out.write(data[offset : offset + step])
+            out.flush()
+            os.fsync(out.fileno())
+            until = time.monotonic() + 0.35
+            while time.monotonic() < until:
+                service.tick(time.time())
+                time.sleep(0.02)
+        out.close()
+        run_until(service, (tmp_path / "inbox" / "chunked.png.txt").exists)
+    assert (tmp_path / "inbox" / "chunked.png.txt").read_text() == "written in chunks " * 20
+    assert emulator_submits(emulator) == 1
+
+
+def test_polling_mode_and_copied_and_renamed_files(tmp_path: Path, emulator: Emulator) -> None:
+    config = write_config(
+        tmp_path,
+        emulator.base_url,
+        inboxes=[
+            {
+                "name": "s",
+                "path": "inbox",
+                "error_dir": "errors",
+                "watch": "polling",
+                "polling_interval_seconds": 0.2,
+            }
+        ],
+        rescan_interval_seconds=3600,
+    )
+    with running_service(config) as (service, _, _):
+        (tmp_path / "inbox" / "copied.png").write_bytes(make_png("copied in"))
+        drop(tmp_path / "inbox" / "renamed.png", make_png("renamed in"))
+        run_until(service, service.is_idle)
+        run_until(service, (tmp_path / "inbox" / "renamed.png.txt").exists)
+        run_until(service, (tmp_path / "inbox" / "copied.png.txt").exists)
+    assert (tmp_path / "inbox" / "copied.png.txt").read_text() == "copied in"
+
+
+def test_a_thousand_files_dropped_at_once(tmp_path: Path, make_emulator: MakeEmulator) -> None:
+    emulator = make_emulator(slots=16)
+    config = write_config(
+        tmp_path, emulator.base_url, service={"max_in_flight": 64, "upload_concurrency": 8}
+    )
+    with running_service(config) as (service, store, _):
+        for n in range(1000):
+            # Distinct content, so the duplicate cache does not short-cut the API.
+            drop(tmp_path / "inbox" / f"bulk{n:04}.png", make_png(f"bulk {n}", width=96, height=32))
+        run_until(
+            service,
+            lambda: store.count_by_state().get(JobState.DONE, 0) == 1000,
+            timeout_seconds=240,
+        )
+    assert emulator_submits(emulator) == 1000
+    assert len(list((tmp_path / "inbox").glob("*.png.txt"))) == 1000
