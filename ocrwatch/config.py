@@ -413,7 +413,10 @@ def _read(top: _Section, source: Path) -> Config:
     service = _read_service(top)
     state = _section(top, "state", allowed=("path",))
     state_path = state.path("path") or default_state_path(top.environ).expanduser().resolve()
+    rescan_interval_seconds = top.number("rescan_interval_seconds", 300.0)
     logging = _section(top, "logging", allowed=("level", "format"))
+    log_level = logging.word("level", LOG_LEVELS, "info")
+    log_format = logging.word("format", LOG_FORMATS, "auto")
     defaults = _section(top, "defaults", allowed=_DEFAULTS_KEYS).values
     raw_inboxes = top.values.get("inboxes")
     labelled: list[tuple[str, InboxConfig]] = []
@@ -439,9 +442,9 @@ def _read(top: _Section, source: Path) -> Config:
         service=service,
         inboxes=tuple(i for _, i in labelled),
         state_path=state_path,
-        rescan_interval_seconds=top.number("rescan_interval_seconds", 300.0),
-        log_level=logging.word("level", LOG_LEVELS, "info"),
-        log_format=logging.word("format", LOG_FORMATS, "auto"),
+        rescan_interval_seconds=rescan_interval_seconds,
+        log_level=log_level,
+        log_format=log_format,
         source_path=source,
         warnings=tuple(warnings),
     )
@@ -457,18 +460,9 @@ def _read_service(top: _Section) -> ServiceConfig:
             "read and set service.client_secret_file, or set the OCRWATCH_CLIENT_SECRET "
             "environment variable, or use systemd LoadCredential=client_secret:<file>",
         )
-    url = _read_url(service)
     credentials, credentials_source = _read_credentials(service)
-    deadline = service.number("task_deadline_seconds", 3600.0)
-    retention = service.number("retention_seconds", 86400.0)
-    if deadline >= retention:
-        service.report(
-            "task_deadline_seconds",
-            f"{deadline:g} must be less than service.retention_seconds ({retention:g}): "
-            "the service forgets a task's result after that",
-        )
-    return ServiceConfig(
-        url=url,
+    config = ServiceConfig(
+        url=_read_url(service),
         credentials=credentials,
         credentials_source=credentials_source,
         connect_timeout_seconds=service.number("connect_timeout_seconds", 10.0),
@@ -477,12 +471,19 @@ def _read_service(top: _Section) -> ServiceConfig:
         upload_concurrency=service.integer("upload_concurrency", 4),
         poll_concurrency=service.integer("poll_concurrency", 4),
         max_attempts=service.integer("max_attempts", 5),
-        task_deadline_seconds=deadline,
-        retention_seconds=retention,
+        task_deadline_seconds=service.number("task_deadline_seconds", 3600.0),
+        retention_seconds=service.number("retention_seconds", 86400.0),
         breaker_threshold=service.integer("breaker_threshold", 5),
         breaker_probe_seconds=service.number("breaker_probe_seconds", 30.0),
         use_status_probe=service.flag("use_status_probe", True),
     )
+    if config.task_deadline_seconds >= config.retention_seconds:
+        service.report(
+            "task_deadline_seconds",
+            f"{config.task_deadline_seconds:g} must be less than service.retention_seconds "
+            f"({config.retention_seconds:g}): the service forgets a task's result after that",
+        )
+    return config
 
 
 def _read_url(service: _Section) -> str:
@@ -672,7 +673,7 @@ def _read_settings(
         inbox.problems.append(str(error))
         language = "English"
     regions = _read_regions(inbox)
-    if mode is Mode.REGIONS and not regions:
+    if mode is Mode.REGIONS and not inbox.values.get("regions"):
         inbox.report("regions", "mode regions needs at least one region")
     elif mode is not Mode.REGIONS and "regions" in inbox.values:
         inbox.report("regions", f"only used with mode regions (mode is {mode})")
