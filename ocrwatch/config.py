@@ -675,7 +675,7 @@ def _read_settings(
     regions = _read_regions(inbox)
     if mode is Mode.REGIONS and not inbox.values.get("regions"):
         inbox.report("regions", "mode regions needs at least one region")
-    elif mode is not Mode.REGIONS and "regions" in inbox.values:
+    elif mode is not Mode.REGIONS and inbox.values.get("regions"):
         inbox.report("regions", f"only used with mode regions (mode is {mode})")
     result_type = next(t for t in ResultType if t.formats == result_formats)
     return RecognitionSettings(

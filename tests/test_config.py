@@ -496,6 +496,17 @@ def test_trial_mode_warns_about_files_bound_to_fail(tmp_path: Path, env: dict[st
     assert load_config(path, environ=env).warnings == ()
 
 
+def test_a_label_inbox_in_another_language_is_a_warning(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    env |= {"OCRWATCH_CLIENT_ID": "id", "OCRWATCH_CLIENT_SECRET": SECRET}
+    path = minimal(tmp_path, "mode: label\nlanguage: German\nregions: []\n")
+
+    assert load_config(path, environ=env).warnings == (
+        "inbox scans: mode label is documented for English only, not German",
+    )
+
+
 def test_a_config_file_writable_by_others_is_a_warning(tmp_path: Path, env: dict[str, str]) -> None:
     path = minimal(tmp_path, "include: ['*.png']")
     path.chmod(0o666)
