@@ -167,9 +167,10 @@ def reason_file_path(moved: Path) -> Path:
 def move_to_error(source: Path, target: Path, *, reason: Mapping[str, Any]) -> Path:
     """Move ``source`` into the error folder near ``target`` with a reason file; return it.
 
-    The reason file holds ``reason`` plus ``source`` and ``moved_to`` (the paths, set here).
+    The reason file holds ``reason`` plus ``source_path`` and ``moved_to`` (set here; an
+    undecodable path also gets ``source_path_bytes``, see ``write_json_atomic``).
     It is written first, under the final name, then the file is moved beside it. If the
-    file's earlier attempt left a reason file (``source`` matching) without its file, that
+    file's earlier attempt left a reason file (``source_path`` matching) without its file, that
     name is reused, so repeating the call after a crash does not make `` (1)`` copies.
     A missing source raises ``FileNotFoundError`` and writes nothing: the file is gone and
     the caller forgets the job (if the caller itself crashed right after a completed move,
@@ -180,7 +181,7 @@ def move_to_error(source: Path, target: Path, *, reason: Mapping[str, Any]) -> P
     for _ in range(_MAX_NAME_RACES):
         final, is_leftover = _choose_error_name(source, target, info)
         reason_path = reason_file_path(final)
-        write_json_atomic(reason_path, {**reason, "source": source, "moved_to": final})
+        write_json_atomic(reason_path, {**reason, "source_path": source, "moved_to": final})
         if is_leftover:
             delete_file(source)
             return final
@@ -338,7 +339,7 @@ def _reason_names_source(reason_path: Path, source: Path) -> bool:
             recorded = json.loads(file.read(_REASON_READ_LIMIT_BYTES).decode("utf-8"))
     except (OSError, ValueError):
         return False  # unreadable or not ours: leave it alone and pick another name
-    expected = _jsonable({"source": source})
+    expected = _jsonable({"source_path": source})
     return isinstance(recorded, dict) and all(recorded.get(k) == v for k, v in expected.items())
 
 

@@ -408,7 +408,8 @@ def test_undecodable_and_nfd_names_survive_byte_for_byte(tmp_path: Path) -> None
         os.fsencode(NFD),
     }
     reason = json.loads(reason_file_path(tmp_path / "err" / UNDECODABLE).read_text("utf-8"))
-    assert base64.b64decode(reason["source_bytes"]) == os.fsencode(tmp_path / "done" / UNDECODABLE)
+    recorded = base64.b64decode(reason["source_path_bytes"])
+    assert recorded == os.fsencode(tmp_path / "done" / UNDECODABLE)
 
 
 # --- across filesystems ----------------------------------------------------------------
@@ -482,7 +483,7 @@ def test_move_to_error_puts_the_file_beside_its_reason(tmp_path: Path) -> None:
     assert final.read_bytes() == b"%PDF broken"
     assert not source.exists()
     written = json.loads((tmp_path / "error" / "scan.pdf.error.json").read_text("utf-8"))
-    assert written == {**reason, "source": str(source), "moved_to": str(final)}
+    assert written == {**reason, "source_path": str(source), "moved_to": str(final)}
 
 
 def test_move_to_error_never_overwrites_a_file_or_a_reason(tmp_path: Path) -> None:
@@ -514,12 +515,12 @@ def test_move_to_error_repeated_after_a_crash_reuses_the_name(tmp_path: Path) ->
 
 def test_move_to_error_leaves_another_files_orphan_reason_alone(tmp_path: Path) -> None:
     errors = tmp_path / "error"
-    write_json_atomic(errors / "scan.pdf.error.json", {"source": "/elsewhere/scan.pdf"})
+    write_json_atomic(errors / "scan.pdf.error.json", {"source_path": "/elsewhere/scan.pdf"})
     (tmp_path / "scan.pdf").write_bytes(b"scan")
     final = move_to_error(tmp_path / "scan.pdf", errors / "scan.pdf", reason={})
     assert final == errors / "scan (1).pdf"
     orphan = json.loads((errors / "scan.pdf.error.json").read_text("utf-8"))
-    assert orphan == {"source": "/elsewhere/scan.pdf"}
+    assert orphan == {"source_path": "/elsewhere/scan.pdf"}
 
 
 def test_move_to_error_finishes_a_half_done_link_move(tmp_path: Path) -> None:
