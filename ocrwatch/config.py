@@ -117,7 +117,7 @@ class ServiceConfig:
     retention_seconds: float = 86400.0  # how long the service keeps results
     breaker_threshold: int = 5  # consecutive transient failures that open the breaker
     breaker_probe_seconds: float = 30.0
-    use_status_probe: bool = True  # poll GetTaskStatus before fetching results
+    use_status_probe: bool = False  # poll GetTaskStatus first, fetch results once completed
 
 
 @dataclass(frozen=True, slots=True)
@@ -475,7 +475,7 @@ def _read_service(top: _Section) -> ServiceConfig:
         retention_seconds=service.number("retention_seconds", 86400.0),
         breaker_threshold=service.integer("breaker_threshold", 5),
         breaker_probe_seconds=service.number("breaker_probe_seconds", 30.0),
-        use_status_probe=service.flag("use_status_probe", True),
+        use_status_probe=service.flag("use_status_probe", False),
     )
     if config.task_deadline_seconds >= config.retention_seconds:
         service.report(
