@@ -40,7 +40,7 @@ import zlib
 from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Final, Self, TypedDict, TypeVar, Unpack
+from typing import Any, Final, Self, TypedDict, TypeVar, Unpack
 
 from ocrwatch.errors import StateStoreError
 from ocrwatch.model import ErrorClass, Fingerprint, Job, JobState, Mode, ResultFile
@@ -78,7 +78,9 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         )""",
         f"CREATE UNIQUE INDEX jobs_active_path ON jobs (path) WHERE state NOT IN {_FINISHED_SQL}",
         "CREATE INDEX jobs_path ON jobs (path)",
-        "CREATE INDEX jobs_due ON jobs (state, next_attempt_at)",
+        # due(): per state, the undated rows by updated_at, then the dated ones by their time.
+        "CREATE INDEX jobs_due ON jobs (state, next_attempt_at, updated_at)",
+        f"CREATE INDEX jobs_waiting ON jobs (first_seen_at) WHERE state NOT IN {_FINISHED_SQL}",
         "CREATE INDEX jobs_done_content ON jobs (sha256, profile_hash) WHERE state = 'done'",
         "CREATE INDEX jobs_inbox ON jobs (inbox, state)",
         "CREATE INDEX jobs_task_id ON jobs (task_id) WHERE task_id IS NOT NULL",
@@ -99,6 +101,10 @@ _COLUMNS: Final = (
     "http_status", "first_seen_at", "submitted_at", "updated_at",
 )  # fmt: skip
 _SELECT: Final = f"SELECT {', '.join(_COLUMNS)} FROM jobs"
+_INSERT: Final = (
+    f"INSERT INTO jobs ({', '.join(_COLUMNS[1:])}, finished_at) "
+    f"VALUES ({', '.join(':' + name for name in _COLUMNS[1:])}, :finished_at)"
+)
 
 
 class DuplicateJob(LookupError):
@@ -150,6 +156,7 @@ class Store:
         self.path = path
         self._conn = conn
         self._lock_fd = lock_fd
+        self._depth = 0  # how many _write blocks are open; more than one means savepoints
         self.readonly = lock_fd is None
 
     @classmethod
@@ -206,7 +213,6 @@ class Store:
 
     def _prepare(self) -> None:
         conn = self._conn
-        conn.row_factory = sqlite3.Row
         with self._translate():
             # The first read of the header: a file that is not SQLite fails here.
             application_id = conn.execute("PRAGMA application_id").fetchone()[0]
@@ -263,25 +269,39 @@ class Store:
             raise StateStoreError(f"state store {self.path}: {exc}") from exc
 
     @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One all-or-nothing write: a transaction, or a savepoint inside ``batch()``."""
+    def _write(self, *, single_statement: bool = False) -> Iterator[sqlite3.Connection]:
+        """One all-or-nothing write: a transaction, or a savepoint inside ``batch()``.
+
+        Inside a batch, a write of one statement needs no savepoint: SQLite undoes a failed
+        statement by itself and leaves the transaction open.
+        """
         if self.readonly:
             raise StateStoreError(f"state store {self.path} was opened read-only")
         conn = self._conn
-        nested = conn.in_transaction
+        nested = self._depth > 0
+        if nested and not conn.in_transaction:
+            # SQLite ends a transaction by itself after some errors (disk full, I/O); going on
+            # in autocommit would break the batch's all-or-nothing promise.
+            raise StateStoreError(f"state store {self.path}: the batch was already rolled back")
+        if nested and single_statement:
+            with self._translate():
+                yield conn
+            return
         with self._translate():
             conn.execute("SAVEPOINT job_write" if nested else "BEGIN IMMEDIATE")
+            self._depth += 1
             try:
                 yield conn
+                conn.execute("RELEASE job_write" if nested else "COMMIT")
             except BaseException:
-                # SQLite rolls the whole transaction back by itself after some errors (disk
-                # full, I/O); rolling back again would hide the original error.
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK TO job_write" if nested else "ROLLBACK")
-                    if nested:
-                        conn.execute("RELEASE job_write")
+                if conn.in_transaction and nested:
+                    conn.execute("ROLLBACK TO job_write")
+                    conn.execute("RELEASE job_write")
+                elif conn.in_transaction:  # else SQLite already rolled everything back
+                    conn.execute("ROLLBACK")
                 raise
-            conn.execute("RELEASE job_write" if nested else "COMMIT")
+            finally:
+                self._depth -= 1
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[Self]:
@@ -303,31 +323,44 @@ class Store:
     ) -> Job:
         """Insert a new job; ``DuplicateJob`` if ``path`` already has an active one."""
         _require_absolute(path)
-        job = Job(
-            id=0,
+        state = JobState(state)
+        with self._write(single_statement=True) as conn:
+            try:
+                cursor = conn.execute(
+                    _INSERT,
+                    {
+                        "inbox": inbox,
+                        "path": os.fsencode(path),
+                        "state": state.value,
+                        "profile_hash": profile_hash,
+                        **_fingerprint_values(fingerprint),
+                        "mode": None,
+                        "task_id": None,
+                        "attempts": 0,
+                        "next_attempt_at": None,
+                        "last_error": None,
+                        "error_class": None,
+                        "http_status": None,
+                        "first_seen_at": now,
+                        "submitted_at": None,
+                        "updated_at": now,
+                        "finished_at": None if state.is_active else now,
+                    },
+                )
+            except sqlite3.IntegrityError:
+                self._raise_duplicate(path)
+                raise
+        assert cursor.lastrowid is not None
+        return Job(
+            id=cursor.lastrowid,
             inbox=inbox,
-            path=Path(path),
-            state=JobState(state),
+            path=path,
+            state=state,
             profile_hash=profile_hash,
             fingerprint=fingerprint,
             first_seen_at=now,
             updated_at=now,
         )
-        with self._write() as conn:
-            values = _job_values(job)
-            values["finished_at"] = None if job.state.is_active else now
-            names = [name for name in values if name != "id"]
-            try:
-                cursor = conn.execute(
-                    f"INSERT INTO jobs ({', '.join(names)}) "
-                    f"VALUES ({', '.join(':' + name for name in names)})",
-                    values,
-                )
-            except sqlite3.IntegrityError:
-                self._raise_duplicate(job.path)
-                raise
-            assert cursor.lastrowid is not None
-            return dataclasses.replace(job, id=cursor.lastrowid)
 
     def get_or_add_job(
         self,
@@ -340,7 +373,7 @@ class Store:
         now: float,
     ) -> tuple[Job, bool]:
         """The active job for ``path``, or a new one; the flag says whether it was created."""
-        with self._write():
+        with self._write(single_statement=True):
             existing = self.active_job_for(path)
             if existing is not None:
                 return existing, False
@@ -371,7 +404,7 @@ class Store:
             raise TypeError(f"Store.update cannot change {sorted(unknown)}")
         if "path" in changes:
             _require_absolute(changes["path"])
-        with self._write() as conn:
+        with self._write(single_statement=True) as conn:
             current = self.get(job_id)
             if expect_state is not None and current.state != expect_state:
                 raise StaleJob(current, expected=expect_state)
@@ -412,7 +445,7 @@ class Store:
 
     def delete(self, job_id: int) -> bool:
         """Forget a job and its results; False if there was no such job."""
-        with self._write() as conn:
+        with self._write(single_statement=True) as conn:
             return conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,)).rowcount > 0
 
     def prune(self, *, finished_before: float) -> int:
@@ -421,7 +454,7 @@ class Store:
         The row ``find_done_results`` would answer for each (sha256, profile_hash) survives, so
         pruning history never makes a known file cost another task. Returns rows deleted.
         """
-        with self._write() as conn:
+        with self._write(single_statement=True) as conn:
             return conn.execute(
                 f"""DELETE FROM jobs WHERE state IN {_FINISHED_SQL} AND finished_at < ?
                 AND id NOT IN (SELECT id FROM (
@@ -470,12 +503,26 @@ class Store:
         A job with no ``next_attempt_at`` has been due since its last update, so it queues
         behind a retry that fell due earlier: a burst of new files cannot starve retries.
         """
-        where, params = _filter(states, inbox)
-        return self._select(
-            f"{where} AND (next_attempt_at IS NULL OR next_attempt_at <= ?)",
-            [*params, now, limit],
-            "ORDER BY coalesce(next_attempt_at, updated_at), id LIMIT ?",
-        )
+        if isinstance(states, str):
+            raise TypeError("pass a collection of states, not a single state")
+        # Two index range scans per state, each stopping at ``limit``, merged here: one query
+        # ordering by coalesce() would sort every row of the state on every tick.
+        where = "WHERE state = ?" + ("" if inbox is None else " AND inbox = ?")
+        candidates: list[Job] = []
+        for state in set(states):
+            params = [JobState(state).value] + ([] if inbox is None else [inbox])
+            candidates += self._select(
+                f"{where} AND next_attempt_at IS NULL",
+                [*params, limit],
+                "ORDER BY updated_at, id LIMIT ?",
+            )
+            candidates += self._select(
+                f"{where} AND next_attempt_at <= ?",
+                [*params, now, limit],
+                "ORDER BY next_attempt_at, id LIMIT ?",
+            )
+        candidates.sort(key=_due_order)
+        return candidates[:limit]
 
     def jobs(
         self,
@@ -589,51 +636,50 @@ class Store:
                 f"state store {self.path} holds an unknown {kind.__name__} {value!r}"
             ) from None
 
-    def _job_from_row(self, row: sqlite3.Row) -> Job:
+    def _job_from_row(self, row: tuple[Any, ...]) -> Job:
+        # Positional, in _COLUMNS order: a listing of 100,000 rows builds 100,000 of these.
+        (
+            job_id, inbox, path, state, profile_hash, device, inode, size, mtime_ns, sha256,
+            mode, task_id, attempts, next_attempt_at, last_error, error_class, http_status,
+            first_seen_at, submitted_at, updated_at,
+        ) = row  # fmt: skip
         fingerprint = None
-        if row["device"] is not None:
+        if device is not None:
             fingerprint = Fingerprint(
-                device=_from_i64(row["device"]),
-                inode=_from_i64(row["inode"]),
-                size=row["size"],
-                mtime_ns=row["mtime_ns"],
-                sha256=row["sha256"],
+                device=_from_i64(device),
+                inode=_from_i64(inode),
+                size=size,
+                mtime_ns=mtime_ns,
+                sha256=sha256,
             )
         return Job(
-            id=row["id"],
-            inbox=row["inbox"],
-            path=Path(os.fsdecode(row["path"])),
-            state=self._decode(JobState, row["state"]),
-            profile_hash=row["profile_hash"],
+            id=job_id,
+            inbox=inbox,
+            path=Path(os.fsdecode(path)),
+            state=self._decode(JobState, state),
+            profile_hash=profile_hash,
             fingerprint=fingerprint,
-            mode=None if row["mode"] is None else self._decode(Mode, row["mode"]),
-            task_id=row["task_id"],
-            attempts=row["attempts"],
-            next_attempt_at=row["next_attempt_at"],
-            last_error=row["last_error"],
-            error_class=(
-                None if row["error_class"] is None else self._decode(ErrorClass, row["error_class"])
-            ),
-            http_status=row["http_status"],
-            first_seen_at=row["first_seen_at"],
-            submitted_at=row["submitted_at"],
-            updated_at=row["updated_at"],
+            mode=None if mode is None else self._decode(Mode, mode),
+            task_id=task_id,
+            attempts=attempts,
+            next_attempt_at=next_attempt_at,
+            last_error=last_error,
+            error_class=None if error_class is None else self._decode(ErrorClass, error_class),
+            http_status=http_status,
+            first_seen_at=first_seen_at,
+            submitted_at=submitted_at,
+            updated_at=updated_at,
         )
 
 
 def _job_values(job: Job) -> dict[str, object]:
-    fingerprint = job.fingerprint
     return {
         "id": job.id,
         "inbox": job.inbox,
         "path": os.fsencode(job.path),
         "state": job.state.value,
         "profile_hash": job.profile_hash,
-        "device": None if fingerprint is None else _to_i64(fingerprint.device),
-        "inode": None if fingerprint is None else _to_i64(fingerprint.inode),
-        "size": None if fingerprint is None else fingerprint.size,
-        "mtime_ns": None if fingerprint is None else fingerprint.mtime_ns,
-        "sha256": None if fingerprint is None else fingerprint.sha256,
+        **_fingerprint_values(job.fingerprint),
         "mode": None if job.mode is None else Mode(job.mode).value,
         "task_id": job.task_id,
         "attempts": job.attempts,
@@ -644,6 +690,24 @@ def _job_values(job: Job) -> dict[str, object]:
         "first_seen_at": job.first_seen_at,
         "submitted_at": job.submitted_at,
         "updated_at": job.updated_at,
+    }
+
+
+def _due_order(job: Job) -> tuple[float, int]:
+    """When a job fell due: its scheduled time, or for an unscheduled one, its last update."""
+    due_at = job.updated_at if job.next_attempt_at is None else job.next_attempt_at
+    return due_at, job.id
+
+
+def _fingerprint_values(fingerprint: Fingerprint | None) -> dict[str, object]:
+    if fingerprint is None:
+        return dict.fromkeys(("device", "inode", "size", "mtime_ns", "sha256"))
+    return {
+        "device": _to_i64(fingerprint.device),
+        "inode": _to_i64(fingerprint.inode),
+        "size": fingerprint.size,
+        "mtime_ns": fingerprint.mtime_ns,
+        "sha256": fingerprint.sha256,
     }
 
 

@@ -351,6 +351,34 @@ def test_prune_deletes_old_finished_rows_but_keeps_the_duplicate_cache(store: St
     assert orphans == 0
 
 
+def test_finished_at_is_stamped_once_and_cleared_on_reactivation(store: Store) -> None:
+    stays_old = finish(store, add(store, "1.png"), sha256="a", now=100.0, results=False)
+    store.update(stays_old.id, now=900.0, last_error="noted later")  # still done since 100
+    refinished = add(store, "2.png")
+    store.update(refinished.id, now=100.0, state=JobState.FAILED)
+    store.update(refinished.id, now=200.0, state=JobState.QUEUED)
+    store.update(refinished.id, now=900.0, state=JobState.FAILED)
+
+    assert store.prune(finished_before=500.0) == 1
+    assert [job.id for job in store.jobs()] == [refinished.id]
+
+
+def test_a_failed_save_results_keeps_the_earlier_results(store: Store) -> None:
+    job = add(store, "a.png")
+    kept = (ResultFile(type="Text", data=b"first"),)
+    store.save_results(job.id, kept)
+    broken = [ResultFile(type="Text", data=b"new"), ResultFile(type=None, data=b"x")]  # type: ignore[arg-type]
+    with pytest.raises(StateStoreError):
+        store.save_results(job.id, broken)
+    assert store.results_for(job.id) == kept
+    with store.batch():
+        with pytest.raises(StateStoreError):
+            store.save_results(job.id, broken)
+        add(store, "b.png")
+    assert store.results_for(job.id) == kept
+    assert len(store.jobs()) == 2
+
+
 def test_delete_forgets_a_job_and_its_results(store: Store) -> None:
     job = add(store, "a.png")
     store.save_results(job.id, [ResultFile(type="Text", data=b"x")])
@@ -503,6 +531,14 @@ def test_a_newer_schema_version_is_refused(db_path: Path) -> None:
     for readonly in (False, True):
         with pytest.raises(StateStoreError, match="newer than this ocrwatch"):
             Store.open(db_path, readonly=readonly)
+
+
+def test_a_reader_does_not_migrate_an_old_store(db_path: Path) -> None:
+    db_path.parent.mkdir()
+    db_path.touch()
+    with pytest.raises(StateStoreError, match="upgrades it"):
+        Store.open(db_path, readonly=True)
+    assert db_path.stat().st_size == 0
 
 
 def test_another_applications_database_is_refused(tmp_path: Path) -> None:
