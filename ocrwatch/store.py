@@ -107,6 +107,16 @@ _INSERT: Final = (
 )
 
 
+# finished_at is the store's own column: stamped on entering done or failed, kept while the job
+# stays finished, cleared if it becomes active again.
+_UPDATE: Final = (
+    f"UPDATE jobs SET {', '.join(f'{name} = :{name}' for name in _COLUMNS[1:])}, finished_at ="
+    " CASE WHEN NOT :finished THEN NULL"
+    f" WHEN state IN {_FINISHED_SQL} AND finished_at IS NOT NULL THEN finished_at"
+    " ELSE :now END WHERE id = :id"
+)
+
+
 class DuplicateJob(LookupError):
     """An active job already exists for this path; ``existing`` is that job."""
 
@@ -408,20 +418,14 @@ class Store:
             current = self.get(job_id)
             if expect_state is not None and current.state != expect_state:
                 raise StaleJob(current, expected=expect_state)
+            if "state" in changes:
+                changes["state"] = JobState(changes["state"])
             job = dataclasses.replace(current, **changes, updated_at=now)
-            job = dataclasses.replace(job, state=JobState(job.state), path=Path(job.path))
             values = _job_values(job)
             values["now"] = now
             values["finished"] = not job.state.is_active
-            assignments = ", ".join(f"{name} = :{name}" for name in _COLUMNS if name != "id")
             try:
-                conn.execute(
-                    f"UPDATE jobs SET {assignments}, finished_at = CASE"
-                    " WHEN NOT :finished THEN NULL"
-                    f" WHEN state IN {_FINISHED_SQL} AND finished_at IS NOT NULL THEN finished_at"
-                    " ELSE :now END WHERE id = :id",
-                    values,
-                )
+                conn.execute(_UPDATE, values)
             except sqlite3.IntegrityError:
                 self._raise_duplicate(job.path)
                 raise
