@@ -18,8 +18,9 @@ Invariants and hazards:
   second daemon on the same file is refused rather than allowed to submit the same files. Readers
   (``readonly=True``, e.g. ``ocrwatch status``) take no lock; WAL lets them read committed rows
   while the daemon writes.
-- Every write method is one transaction (``BEGIN IMMEDIATE``). Inside ``batch()`` each runs in a
-  savepoint instead, so it stays all-or-nothing and the batch commits or rolls back as a whole.
+- Every write method is one transaction (``BEGIN IMMEDIATE``). Inside ``batch()`` it joins the
+  batch's transaction, in a savepoint when it takes more than one statement, so each write stays
+  all-or-nothing and the batch commits or rolls back as a whole.
 - Paths are stored as the exact bytes of the name (``os.fsencode``): undecodable and non-NFC names
   round-trip unchanged and compare bytewise, as the kernel compares them. Device and inode numbers
   can exceed SQLite's signed 64 bits (NFS, overlayfs), so they are stored as two's-complement.
