@@ -171,7 +171,7 @@ def test_regions_give_one_entry_per_region_sorted_by_order(api: EmulatorApi) -> 
 
 
 def test_regions_with_combined_types_repeat_the_formats_per_region(api: EmulatorApi) -> None:
-    rect = {"topLeftX": 0, "topLeftY": 0, "bottomRightX": 400, "bottomRightY": 300}
+    rect = {"topLeftX": 0, "topLeftY": 0, "bottomRightX": 800, "bottomRightY": 300}
     settings = {
         "resultType": "TextAndHocr",
         "regions": [{"rect": rect}, {"order": 1, "rect": rect}],
