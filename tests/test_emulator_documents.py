@@ -1,0 +1,143 @@
+"""Reading submitted documents: formats, embedded ground truth, PDF structure, limits."""
+
+from __future__ import annotations
+
+import io
+import zlib
+from collections.abc import Callable
+
+import pytest
+from PIL import Image
+
+from ocrwatch.emulator import samples
+from ocrwatch.emulator.document import DocumentError, load_document, rotate_document
+from ocrwatch.emulator.pdfinfo import PdfError, read_pdf
+
+LIMIT = 100_000_000
+
+
+@pytest.mark.parametrize(
+    ("make", "kind"),
+    [
+        (samples.make_png, "PNG"),
+        (samples.make_jpeg, "JPEG"),
+        (samples.make_gif, "GIF"),
+        (samples.make_tiff, "TIFF"),
+        (samples.make_bmp, "BMP"),
+    ],
+)
+def test_samples_load_with_their_text_and_size(make: Callable[..., bytes], kind: str) -> None:
+    text = "Ünïcode line ✓\nsecond"
+    document = load_document(make(text, width=320, height=200), max_pixels=LIMIT)
+    assert document.format == kind
+    assert (document.pages[0].width_px, document.pages[0].height_px) == (320, 200)
+    assert document.embedded_text == (None if kind == "BMP" else text)
+
+
+def test_samples_actually_show_the_text() -> None:
+    image = Image.open(io.BytesIO(samples.make_png("dark ink")))
+    assert image.convert("L").getextrema()[0] < 128  # something was drawn
+    blank = Image.open(io.BytesIO(samples.make_png("")))
+    assert blank.convert("L").getextrema() == (255, 255)
+
+
+def test_multi_page_samples() -> None:
+    tiff = Image.open(io.BytesIO(samples.make_tiff(["one", "two", "three"])))
+    assert getattr(tiff, "n_frames", 1) == 3
+    info = read_pdf(samples.make_pdf(["one", "twö ✓"], width=300, height=150))
+    assert info.subject == "one\ftwö ✓"
+    assert [(p.width_pt, p.height_pt) for p in info.pages] == [(300.0, 150.0)] * 2
+    assert all(page.jpeg is not None for page in info.pages)
+
+
+def test_pdf_pages_use_their_embedded_jpeg() -> None:
+    document = load_document(samples.make_pdf(["a", "b"], width=300, height=150), max_pixels=LIMIT)
+    assert document.format == "PDF"
+    assert [page.image is not None for page in document.pages] == [True, True]
+    assert document.embedded_text == "a\fb"
+
+
+def _object_stream_pdf() -> bytes:
+    """A PDF 1.5 whose objects all live in a compressed object stream, with an XRef stream."""
+    objects = [
+        b"<</Type/Catalog/Pages 2 0 R>>",
+        b"<</Type/Pages/Kids[3 0 R]/Count 1/MediaBox[0 0 100 50]>>",
+        b"<</Type/Page/Parent 2 0 R>>",
+        b"<</Subject(\\(literal\\) \\101\\102 text)>>",
+    ]
+    offsets, body = [], b""
+    for number, text in enumerate(objects, start=1):
+        offsets.append(f"{number} {len(body)}".encode())
+        body += text + b" "
+    header = b" ".join(offsets) + b" "
+    packed = zlib.compress(header + body)
+    return (
+        b"%PDF-1.5\n9 0 obj <</Type/ObjStm/N 4/First "
+        + str(len(header)).encode()
+        + b"/Filter/FlateDecode/Length "
+        + str(len(packed)).encode()
+        + b">>stream\n"
+        + packed
+        + b"\nendstream endobj\n"
+        + b"10 0 obj <</Type/XRef/Root 1 0 R/Info 4 0 R/Length 0>>stream\n\nendstream endobj\n"
+        + b"startxref\n0\n%%EOF\n"
+    )
+
+
+def test_pdf_reader_handles_object_streams_and_literal_escapes() -> None:
+    info = read_pdf(_object_stream_pdf())
+    assert info.subject == "(literal) AB text"
+    assert [(p.width_pt, p.height_pt, p.jpeg) for p in info.pages] == [(100.0, 50.0, None)]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"%PDF-1.4\ngarbage without objects\n%%EOF",
+        b"%PDF-1.4\n1 0 obj <</Type/Catalog/Pages 2 0 R>> endobj\ntrailer <</Root 1 0 R"
+        b"/Encrypt 5 0 R>>\n%%EOF",
+        b"not a pdf at all",
+    ],
+    ids=["no-pages", "encrypted", "not-pdf"],
+)
+def test_unusable_pdfs_are_refused(data: bytes) -> None:
+    with pytest.raises(PdfError):
+        read_pdf(data)
+    with pytest.raises(DocumentError):
+        load_document(data, max_pixels=LIMIT)
+
+
+def test_pillow_bomb_warning_never_surfaces() -> None:
+    # 90 Mpx is over Pillow's warning threshold but under the emulator's limit: the emulator's
+    # own limit decides, and the truncated data is what fails.
+    bomb = samples.make_bomb_png(width=10_000, height=9_000)
+    with pytest.raises(DocumentError) as failure:
+        load_document(bomb, max_pixels=LIMIT)
+    assert "too large" not in str(failure.value)
+
+
+def test_pixel_limit_and_pillow_hard_limit() -> None:
+    with pytest.raises(DocumentError, match="too large"):
+        load_document(samples.make_bomb_png(width=2_000, height=2_000), max_pixels=1_000_000)
+    with pytest.raises(DocumentError, match="too large"):
+        load_document(samples.make_bomb_png(), max_pixels=10**12)
+
+
+def test_unsupported_formats_are_refused() -> None:
+    image = Image.new("L", (10, 10))
+    buffer = io.BytesIO()
+    image.save(buffer, "PPM")
+    with pytest.raises(DocumentError, match="not supported"):
+        load_document(buffer.getvalue(), max_pixels=LIMIT)
+    with pytest.raises(DocumentError, match="not supported"):
+        load_document(b"<svg xmlns='http://www.w3.org/2000/svg'/>", max_pixels=LIMIT)
+
+
+@pytest.mark.parametrize(("degrees", "size"), [(90, (200, 320)), (180, (320, 200)),
+                                               (-90, (200, 320)), (45, (320, 200))])  # fmt: skip
+def test_rotation_turns_the_page_geometry(degrees: int, size: tuple[int, int]) -> None:
+    document = load_document(samples.make_png("x", width=320, height=200), max_pixels=LIMIT)
+    page = rotate_document(document, degrees).pages[0]
+    assert (page.width_px, page.height_px) == size
+    assert page.image is not None
+    assert page.image.size == size
