@@ -401,14 +401,18 @@ def settle_verdict(
     now: float,
     settle_seconds: float,
     max_settle_seconds: float,
+    looks_complete: bool | None = None,
     incomplete_reason: str | None = None,
 ) -> SettleVerdict:
     """Settled once quiet for ``settle_seconds`` and not known to be incomplete.
 
-    ``incomplete_reason`` is the format probe's answer for a quiet file (None: it looks
-    complete, or was not probed). A quiet file that looks incomplete is waited for, because
-    some scanners pause between pages, until ``max_settle_seconds`` after it was first seen.
+    The format probe's answer for a quiet file is ``looks_complete`` (None: not probed) and
+    ``incomplete_reason`` (why not; giving a reason alone also means incomplete). A quiet
+    file that looks incomplete is waited for, because some scanners pause between pages,
+    until ``max_settle_seconds`` after it was first seen.
     """
+    if looks_complete is False or incomplete_reason is not None:
+        incomplete_reason = incomplete_reason or "does not look complete"
     quiet_since = max(state.last_change_at, state.last_event_at)
     quiet_until = quiet_since + settle_seconds
     is_quiet = now >= quiet_until

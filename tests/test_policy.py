@@ -352,6 +352,25 @@ def test_settle_verdict(
     assert verdict == expected
 
 
+@pytest.mark.parametrize(
+    ("looks_complete", "reason", "expected"),
+    [
+        (None, None, _verdict("settled", None, "unchanged for 5.0 s")),
+        (True, None, _verdict("settled", None, "unchanged for 5.0 s")),
+        (False, None, _verdict("wait", 10.0, "does not look complete")),
+        (False, JPEG_CUT, _verdict("wait", 10.0, JPEG_CUT)),
+    ],
+)
+def test_settle_verdict_with_looks_complete(
+    looks_complete: bool | None, reason: str | None, expected: policy.SettleVerdict
+) -> None:
+    verdict = policy.settle_verdict(
+        _state(), now=5.0, settle_seconds=5.0, max_settle_seconds=100.0,
+        looks_complete=looks_complete, incomplete_reason=reason,
+    )  # fmt: skip
+    assert verdict == expected
+
+
 # ---- watch mode -------------------------------------------------------------------------
 
 
