@@ -12,9 +12,11 @@ import pytest
 from conftest import EmulatorApi
 from PIL import Image
 
-from ocrwatch.emulator import Emulator, samples
+from ocrwatch.emulator import Box, Emulator, Line, PageText, Recognition, samples
+from ocrwatch.emulator.document import Document
 from ocrwatch.emulator.pdfinfo import read_pdf
 from ocrwatch.emulator.recognizer import derived_text
+from ocrwatch.model import RecognitionSettings
 
 ApiFactory = Callable[[Emulator], EmulatorApi]
 TEXT = "The quick brown fox\njumps over\nthe lazy dög"
@@ -263,3 +265,54 @@ def test_rotate_is_accepted_in_both_spellings_and_turns_the_page(api: EmulatorAp
 def test_derived_text_is_deterministic() -> None:
     assert derived_text("ab" * 32) == derived_text("ab" * 32)
     assert derived_text("ab" * 32, page_index=1) != derived_text("ab" * 32)
+
+
+class _TwoWordRecognizer:
+    """A stand-in OCR engine: proves the seam, reporting one fixed line per page."""
+
+    def recognize(self, document: Document, *, settings: RecognitionSettings) -> Recognition:
+        return Recognition(
+            pages=tuple(
+                PageText(
+                    width_px=page.width_px,
+                    height_px=page.height_px,
+                    lines=(Line(f"engine {settings.language}", Box(5, 5, 100, 30)),),
+                )
+                for page in document.pages
+            )
+        )
+
+
+class _BrokenRecognizer:
+    def recognize(self, document: Document, *, settings: RecognitionSettings) -> Recognition:
+        raise RuntimeError("engine crashed")
+
+
+def test_a_recognizer_plugs_in_through_the_config(
+    make_emulator: Callable[..., Emulator], emulator_api: ApiFactory
+) -> None:
+    api = emulator_api(make_emulator(recognizer=_TwoWordRecognizer()))
+    results = api.recognize("RecognizeImage", PNG, {"language": "German", "resultType": "JSON"})
+    assert json.loads(results[0][1]) == [
+        {
+            "page": 1,
+            "topLeftX": 5,
+            "topLeftY": 5,
+            "bottomRightX": 100,
+            "bottomRightY": 30,
+            "text": "engine German",
+        }
+    ]
+
+
+def test_a_crashing_recognizer_fails_the_task_not_the_server(
+    make_emulator: Callable[..., Emulator], emulator_api: ApiFactory
+) -> None:
+    api = emulator_api(make_emulator(recognizer=_BrokenRecognizer(), slots=1))
+    assert "internal error" in _error_of(api, "RecognizeImage", PNG, {})
+    assert "internal error" in _error_of(api, "RecognizeImage", PNG, {})  # the slot lives on
+
+
+def test_a_large_request_body_is_read_whole(api: EmulatorApi) -> None:
+    big = samples.make_png("big file") + b"\x00" * (12 * 1024 * 1024)  # trailing bytes are ignored
+    assert api.recognize("RecognizeImage", big) == [("Text", b"big file")]
