@@ -62,8 +62,10 @@ def test_multipart_token_request(emulator: Emulator) -> None:
 
 
 def test_basic_client_authentication(emulator: Emulator) -> None:
-    raw = f"{urllib.parse.quote_plus(TEST_CREDENTIALS_ID)}:" \
-          f"{urllib.parse.quote_plus(TEST_CREDENTIALS_SECRET)}"  # fmt: skip
+    raw = (
+        f"{urllib.parse.quote_plus(TEST_CREDENTIALS_ID)}:"
+        f"{urllib.parse.quote_plus(TEST_CREDENTIALS_SECRET)}"
+    )
     headers = {"Authorization": "Basic " + base64.b64encode(raw.encode()).decode()}
     response = _token_response(emulator, data={"grant_type": "client_credentials"}, headers=headers)
     _assert_token(response)

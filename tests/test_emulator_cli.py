@@ -79,7 +79,7 @@ def test_secret_file_and_faults_from_flags(tmp_path: Path) -> None:
     secret_file.write_text(SECRET + "\n", encoding="utf-8")
     process = _serve(
         "--port", "0", "--client-secret-file", str(secret_file), "--fault-server-error", "1"
-    )  # fmt: skip
+    )
     try:
         assert process.stdout is not None
         base_url = process.stdout.readline().split()[-1]

@@ -133,8 +133,9 @@ def test_unsupported_formats_are_refused() -> None:
         load_document(b"<svg xmlns='http://www.w3.org/2000/svg'/>", max_pixels=LIMIT)
 
 
-@pytest.mark.parametrize(("degrees", "size"), [(90, (200, 320)), (180, (320, 200)),
-                                               (-90, (200, 320)), (45, (320, 200))])  # fmt: skip
+@pytest.mark.parametrize(
+    ("degrees", "size"), [(90, (200, 320)), (180, (320, 200)), (-90, (200, 320)), (45, (320, 200))]
+)
 def test_rotation_turns_the_page_geometry(degrees: int, size: tuple[int, int]) -> None:
     document = load_document(samples.make_png("x", width=320, height=200), max_pixels=LIMIT)
     page = rotate_document(document, degrees).pages[0]

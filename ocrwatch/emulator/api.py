@@ -15,6 +15,7 @@ the answer after it was decided. 404 and 405 are never faulted.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import urllib.parse
 from collections.abc import Mapping
@@ -46,6 +47,7 @@ STATUS_PROBE = "utilities/gettaskstatus"
 INJECTED_TASK_ERROR = "An error occurred while recognizing the image (injected fault)"
 _RESOURCES = {resource.value.lower(): resource for resource in Resource}
 _PREFIXES = ("/v5.0/ocr/", "/v5.0/")
+_METHODS = {TOKEN_PATH: ("POST",), STATUS_PROBE: ("GET",)}  # recognition resources: all three
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,10 +103,10 @@ class Api:
         parts = urllib.parse.urlsplit(request.target)
         route = _route(parts.path)
         if route is None:
-            return Reply(404, problem(404, detail="No such resource", instance=parts.path),
-                         PROBLEM_JSON)  # fmt: skip
-        allowed = ("POST",) if route == TOKEN_PATH else ("GET",) if route == STATUS_PROBE \
-            else ("POST", "GET", "DELETE")  # fmt: skip
+            return Reply(
+                404, problem(404, detail="No such resource", instance=parts.path), PROBLEM_JSON
+            )
+        allowed = _METHODS.get(route, ("POST", "GET", "DELETE"))
         if request.method not in allowed:
             body = problem(405, detail=f"{request.method} is not allowed", instance=parts.path)
             return Reply(405, body, PROBLEM_JSON, (("Allow", ", ".join(allowed)),))
@@ -117,9 +119,9 @@ class Api:
             self._counters.add_fault(fault.kind)
             log.debug("emulator_fault_injected", kind=str(fault.kind), path=parts.path)
             return self._fault_reply(fault, instance=parts.path)
-        reply = self._dispatch(request, route, parts)
-        return Reply(reply.status, reply.body, reply.content_type, reply.headers,
-                     delay_seconds=fault.latency_seconds)  # fmt: skip
+        return dataclasses.replace(
+            self._dispatch(request, route, parts), delay_seconds=fault.latency_seconds
+        )
 
     def _dispatch(
         self, request: Request, route: Resource | str, parts: urllib.parse.SplitResult
@@ -134,8 +136,9 @@ class Api:
         task_ids = urllib.parse.parse_qs(parts.query).get("id", [])
         task_id = next((value.strip() for value in task_ids if value.strip()), None)
         if task_id is None:
-            return Reply(400, validation_problem({"id": ["The id field is required."]}),
-                         PROBLEM_JSON)  # fmt: skip
+            return Reply(
+                400, validation_problem({"id": ["The id field is required."]}), PROBLEM_JSON
+            )
         if request.method == "DELETE":
             self._counters.add("deletes")
             self._tasks.cancel(task_id)
@@ -157,10 +160,13 @@ class Api:
             return Reply(500, body, PROBLEM_JSON, delay_seconds=fault.latency_seconds)
         # A gateway in front of the service answers 502-504 with a bare HTML page.
         reason = {502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
-        page = f"<html><head><title>{fault.status} {reason[fault.status]}</title></head>" \
-               f"<body><h1>{fault.status} {reason[fault.status]}</h1></body></html>\n"  # fmt: skip
-        return Reply(fault.status, page.encode("ascii"), "text/html",
-                     delay_seconds=fault.latency_seconds)  # fmt: skip
+        page = (
+            f"<html><head><title>{fault.status} {reason[fault.status]}</title></head>"
+            f"<body><h1>{fault.status} {reason[fault.status]}</h1></body></html>\n"
+        )
+        return Reply(
+            fault.status, page.encode("ascii"), "text/html", delay_seconds=fault.latency_seconds
+        )
 
     def _authenticate(self, request: Request, *, instance: str) -> Reply | None:
         check = self._authority.check(
@@ -203,8 +209,11 @@ class Api:
                 headers = (*no_store, ("Retry-After", str(outcome.retry_after_seconds)))
                 return Reply(429, _oauth_error("too_many_requests"), JSON, headers)
             return Reply(400, _oauth_error(outcome.error), JSON, no_store)
-        body = {"access_token": outcome.access_token, "expires_in": outcome.expires_in_seconds,
-                "token_type": "Bearer"}  # fmt: skip
+        body = {
+            "access_token": outcome.access_token,
+            "expires_in": outcome.expires_in_seconds,
+            "token_type": "Bearer",
+        }
         return Reply(200, json.dumps(body).encode("utf-8"), JSON, no_store)
 
     def _submit(self, request: Request, resource: Resource) -> Reply:
@@ -212,8 +221,11 @@ class Api:
         if content_type not in ("application/json", "text/json") and not (
             content_type.startswith("application/") and content_type.endswith("+json")
         ):
-            body = problem(415, detail="Send the request as application/json",
-                           instance=f"/v5.0/ocr/{resource.value}")  # fmt: skip
+            body = problem(
+                415,
+                detail="Send the request as application/json",
+                instance=f"/v5.0/ocr/{resource.value}",
+            )
             return Reply(415, body, PROBLEM_JSON)
         try:
             submission = parse_submission(request.body, resource=resource)

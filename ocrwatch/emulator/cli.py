@@ -85,8 +85,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     work.add_argument("--max-pixels", type=int, default=100_000_000)
     work.add_argument("--seed", type=int, default=0, help="seed of every random choice")
     faults = parser.add_argument_group("injected faults (probabilities per request or task)")
-    for name in ("server-error", "too-many-requests", "connection-reset", "task-error",
-                 "task-stuck"):  # fmt: skip
+    for name in (
+        "server-error",
+        "too-many-requests",
+        "connection-reset",
+        "task-error",
+        "task-stuck",
+    ):
         faults.add_argument(f"--fault-{name}", type=fraction, default=0.0, metavar="P")
     faults.add_argument("--fault-retry-after", type=float, default=1.0, metavar="SECONDS")
     faults.add_argument(

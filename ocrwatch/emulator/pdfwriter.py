@@ -47,8 +47,9 @@ def _cmap() -> bytes:
 
 def _encode(text: str) -> str:
     """The text as a PDF hex string of 2-byte codes."""
-    units = [ord(ch) if ord(ch) <= 0xFFFF and not 0xD800 <= ord(ch) <= 0xDFFF else 0xFFFD
-             for ch in text]  # fmt: skip
+    units = [
+        ord(ch) if ord(ch) <= 0xFFFF and not 0xD800 <= ord(ch) <= 0xDFFF else 0xFFFD for ch in text
+    ]
     return "<" + "".join(f"{unit:04X}" for unit in units) + ">"
 
 

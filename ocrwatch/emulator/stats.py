@@ -41,8 +41,14 @@ class EmulatorStats:
 class Counters:
     """Thread-safe counters behind ``EmulatorStats``."""
 
-    _SCALARS = ("token_requests", "token_failures", "fetches", "status_probes", "deletes",
-                "unauthorized")  # fmt: skip
+    _SCALARS = (
+        "token_requests",
+        "token_failures",
+        "fetches",
+        "status_probes",
+        "deletes",
+        "unauthorized",
+    )
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

@@ -66,8 +66,13 @@ class _Handler(BaseHTTPRequestHandler):
             body = self._read_body()
         except _BodyError as exc:
             self.close_connection = True
-            self._send(Reply(exc.status, problem(exc.status, detail=str(exc),
-                                                 instance=self.path), PROBLEM_JSON))  # fmt: skip
+            self._send(
+                Reply(
+                    exc.status,
+                    problem(exc.status, detail=str(exc), instance=self.path.split("?", 1)[0]),
+                    PROBLEM_JSON,
+                )
+            )
             return
         except (OSError, ValueError):
             self.close_connection = True  # the client went away mid-body
@@ -78,8 +83,11 @@ class _Handler(BaseHTTPRequestHandler):
             reply = self.server.api.handle(request)
         except Exception:  # the one broad catch per request: answer 500, keep serving
             log.exception("emulator_request_crashed", method=self.command)
-            reply = Reply(500, problem(500, detail="Internal server error", instance=self.path),
-                          PROBLEM_JSON)  # fmt: skip
+            reply = Reply(
+                500,
+                problem(500, detail="Internal server error", instance=self.path.split("?", 1)[0]),
+                PROBLEM_JSON,
+            )
         if reply.delay_seconds > 0 and self.server.stopping.wait(reply.delay_seconds):
             self.close_connection = True  # stopping: the connection is being cut anyway
             return

@@ -140,8 +140,11 @@ class _SettingsReader:
         if isinstance(value, str) and value in allowed:
             return value
         shown = value if isinstance(value, str) else json.dumps(value)
-        self.fail(path, f"{_not_converted(path, name[0].upper() + name[1:])} "
-                        f"The value {shown!r} is not one of the allowed values.")  # fmt: skip
+        self.fail(
+            path,
+            f"{_not_converted(path, name[0].upper() + name[1:])} "
+            f"The value {shown!r} is not one of the allowed values.",
+        )
         return default
 
     def regions(self) -> tuple[Region, ...]:
@@ -222,8 +225,10 @@ def parse_submission(body: bytes, *, resource: Resource) -> Submission:
     try:
         document = json.loads(body.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        position = f"LineNumber: {getattr(exc, 'lineno', 1) - 1} | " \
-                   f"BytePositionInLine: {getattr(exc, 'colno', 1) - 1}"  # fmt: skip
+        position = (
+            f"LineNumber: {getattr(exc, 'lineno', 1) - 1} | "
+            f"BytePositionInLine: {getattr(exc, 'colno', 1) - 1}"
+        )
         raise ValidationFailed(
             {"$": [f"The request body is not valid JSON. Path: $ | {position}."]}
         ) from exc
@@ -306,6 +311,11 @@ _PROBLEM_TYPES = {
 def problem(status: int, *, detail: str, instance: str) -> bytes:
     """An RFC 7807 ProblemDetails with exactly ``type, title, status, detail, instance``."""
     type_url, title = _PROBLEM_TYPES[status]
-    body = {"type": type_url, "title": title, "status": status, "detail": detail,
-            "instance": instance}  # fmt: skip
+    body = {
+        "type": type_url,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+    }
     return json.dumps(body, ensure_ascii=False).encode("utf-8")
