@@ -56,7 +56,7 @@ def test_eight_threads_share_one_token(client: OcrClient, emu: Emulator) -> None
 
 
 def test_a_token_is_renewed_before_it_expires(make_emulator: Callable[..., Emulator]) -> None:
-    emu = make_emulator(credentials=CREDENTIALS, token_lifetime_seconds=1.5)
+    emu = make_emulator(credentials=CREDENTIALS, token_lifetime_seconds=2.0)
     with OcrClient(emu.base_url, credentials=CREDENTIALS) as client:
         task_id = client.submit(Mode.IMAGE, make_png("renew"), RecognitionSettings())
         deadline = time.monotonic() + 10.0

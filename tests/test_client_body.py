@@ -7,13 +7,17 @@ import hashlib
 import io
 import json
 import random
+import socket
+import threading
 import tracemalloc
 from pathlib import Path
 
 import pytest
 
+from ocrwatch.aspose import OcrClient
 from ocrwatch.aspose.body import Base64JsonBody
 from ocrwatch.errors import InputFileError
+from ocrwatch.model import Mode, RecognitionSettings
 
 PREFIX = b'{"image":"'
 SUFFIX = b'","settings":{"language":"English"}}'
@@ -113,3 +117,39 @@ def test_a_50_mb_file_streams_in_bounded_chunks_with_the_exact_length(tmp_path: 
     assert digest.hexdigest() == expected
     # The whole body is ~67 MB; streaming keeps only a chunk or two alive at a time.
     assert peak_bytes < 1024 * 1024
+
+
+def test_an_upload_announces_its_exact_length_and_is_never_chunked() -> None:
+    """What reaches the socket: one Content-Length, no Transfer-Encoding, the whole body."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    received: dict[str, bytes] = {}
+
+    def answer_one_request() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(65536)
+            head, body = data.split(b"\r\n\r\n", 1)
+            fields = dict(line.split(b": ", 1) for line in head.split(b"\r\n")[1:] if b": " in line)
+            while len(body) < int(fields.get(b"Content-Length", b"0")):
+                body += conn.recv(65536)
+            received.update(head=head, body=body)
+            conn.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n"t-1"\r\n')
+
+    server = threading.Thread(target=answer_one_request)
+    server.start()
+    data = random.Random(3).randbytes(1_000_001)
+    try:
+        port = listener.getsockname()[1]
+        with OcrClient(f"http://127.0.0.1:{port}", credentials=None) as client:
+            task_id = client.submit(Mode.IMAGE, io.BytesIO(data), RecognitionSettings())
+    finally:
+        server.join(timeout=10)
+        listener.close()
+
+    assert task_id == "t-1"
+    head = received["head"].lower()
+    assert b"transfer-encoding" not in head
+    assert f"content-length: {len(received['body'])}".encode() in head
+    assert base64.b64decode(json.loads(received["body"])["image"]) == data

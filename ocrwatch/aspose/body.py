@@ -132,10 +132,14 @@ class Base64JsonBody(io.RawIOBase):
         parts: list[bytes] = []
         wanted = size_bytes
         while wanted > 0:
-            part = self._source.read(wanted)
+            try:
+                part = self._source.read(wanted)
+            except OSError as exc:
+                # Not a network failure: the upload's outcome is known (nothing usable was sent).
+                raise InputFileError(f"the file could not be read while uploading: {exc}") from exc
             if not part:
                 raise InputFileError(
-                    "the file shrank while it was being uploaded; it will be retried once stable"
+                    "the file shrank while it was being uploaded; was it still being written?"
                 )
             parts.append(part)
             wanted -= len(part)
