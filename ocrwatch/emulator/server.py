@@ -27,8 +27,6 @@ from ocrwatch.emulator.wire import Submission
 
 log = structlog.get_logger(__name__)
 
-_ACCEPT_POLL_SECONDS = 0.05  # how quickly stop() is noticed by the accept loop
-
 
 class Emulator:
     def __init__(self, config: EmulatorConfig | None = None) -> None:
@@ -84,8 +82,7 @@ class Emulator:
             self._port = server.server_address[1]
             self._tasks.start()
             self._accept_thread = threading.Thread(
-                target=server.serve_forever,
-                kwargs={"poll_interval": _ACCEPT_POLL_SECONDS},
+                target=server.serve_until_closed,
                 name="emulator-http-accept",
                 daemon=True,
             )
@@ -98,10 +95,11 @@ class Emulator:
             server, self._server = self._server, None
             if server is None:
                 return
-            server.close()
+            server.stop_accepting()
             if self._accept_thread is not None:
                 self._accept_thread.join()
                 self._accept_thread = None
+            server.close()
             self._tasks.stop()
         log.info("emulator_stopped", port=self._port)
 

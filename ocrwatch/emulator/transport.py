@@ -12,6 +12,7 @@ otherwise wait on delayed ACKs.
 from __future__ import annotations
 
 import contextlib
+import selectors
 import socket
 import struct
 import threading
@@ -176,7 +177,33 @@ class HttpServer(ThreadingHTTPServer):
         self._lock = threading.Lock()
         self._connections: set[socket.socket] = set()
         self._connection_threads: set[threading.Thread] = set()
+        self._wake_reader, self._wake_writer = socket.socketpair()
         super().__init__(address, _Handler)
+
+    def serve_until_closed(self) -> None:
+        """Accept connections until ``stop_accepting()``, which wakes this loop at once.
+
+        ``serve_forever`` would notice a shutdown only at its next poll; every stop (and
+        every test using the emulator) would pay that interval.
+        """
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.socket, selectors.EVENT_READ)
+            selector.register(self._wake_reader, selectors.EVENT_READ)
+            while not self.stopping.is_set():
+                for key, _ in selector.select():
+                    if key.fileobj is self.socket and not self.stopping.is_set():
+                        self._accept()
+
+    def _accept(self) -> None:
+        try:
+            request, address = self.get_request()
+        except OSError:
+            return  # the client gave up before it was accepted
+        try:
+            self.process_request(request, address)
+        except RuntimeError:  # no thread could be started: refuse this connection only
+            log.warning("emulator_connection_refused", reason="thread_start_failed")
+            self.shutdown_request(request)
 
     def track_connection(self, connection: socket.socket, *, is_open: bool) -> None:
         with self._lock:
@@ -203,11 +230,17 @@ class HttpServer(ThreadingHTTPServer):
             with self._lock:
                 self._connection_threads.discard(threading.current_thread())
 
-    def close(self) -> None:
-        """Stop accepting, cut every connection and wait for the connection threads."""
+    def stop_accepting(self) -> None:
+        """Make ``serve_until_closed`` return; also cuts short every pending reply delay."""
         self.stopping.set()
-        self.shutdown()
+        self._wake_writer.send(b"\0")
+
+    def close(self) -> None:
+        """Once the accept loop has returned: close, cut every connection, join their threads."""
+        self.stopping.set()
         self.server_close()
+        self._wake_reader.close()
+        self._wake_writer.close()
         with self._lock:
             connections = list(self._connections)
             threads = list(self._connection_threads)
