@@ -25,8 +25,14 @@ import hashlib
 import re
 from dataclasses import dataclass, replace
 
-from ocrwatch.emulator.document import Document, DocumentError, Page, load_document
-from ocrwatch.emulator.document import rotate_document as rotate_pages
+from ocrwatch.emulator.document import (
+    Document,
+    DocumentError,
+    Page,
+    load_document,
+    rotate_document,
+    sniff_format,
+)
 from ocrwatch.emulator.formats import render
 from ocrwatch.emulator.recognizer import Box, Line, PageText, Recognition, Recognizer
 from ocrwatch.emulator.wire import Resource, Submission
@@ -71,7 +77,7 @@ def mask_trial_words(recognition: Recognition, *, sha256: str) -> Recognition:
 
 
 def _check_kind(document_bytes: bytes, resource: Resource) -> None:
-    is_pdf = b"%PDF-" in document_bytes[:1024]
+    is_pdf = sniff_format(document_bytes) == "PDF"
     if resource is Resource.RECOGNIZE_PDF and not is_pdf:
         raise DocumentError("RecognizePdf expects a PDF document; this file is not a PDF")
     if resource is not Resource.RECOGNIZE_PDF and is_pdf:
@@ -119,7 +125,7 @@ def process(submission: Submission, *, recognizer: Recognizer, max_pixels: int) 
     try:
         _check_kind(submission.document, submission.resource)
         document = load_document(submission.document, max_pixels=max_pixels)
-        document = rotate_pages(document, settings.rotate)
+        document = rotate_document(document, settings.rotate)
         is_regions = submission.resource is Resource.RECOGNIZE_REGIONS
         if is_regions:
             _check_regions(document, settings.regions)

@@ -107,10 +107,11 @@ class _SettingsReader:
         self.errors.setdefault(path, []).append(message)
 
     def value(self, name: str) -> tuple[str, object]:
+        """The JSON path (spelt as the client spelt it) and the value of setting ``name``."""
         found = _field(self.settings, name)
-        return (
-            (f"$.settings.{name}", None) if found is None else (f"$.settings.{found[0]}", found[1])
-        )
+        if found is None:
+            return f"$.settings.{name}", None
+        return f"$.settings.{found[0]}", found[1]
 
     def boolean(self, name: str) -> bool:
         path, value = self.value(name)
