@@ -53,7 +53,7 @@ def test_no_failure_path_leaks_the_secret_or_the_token(
     texts: list[str] = []
     with structlog.testing.capture_logs() as events:
         client = OcrClient(
-            emu.base_url, credentials=CREDENTIALS, timeouts=Timeouts(read_seconds=0.3)
+            emu.base_url, credentials=CREDENTIALS, timeouts=Timeouts(read_seconds=0.5)
         )
 
         def submit() -> object:
@@ -68,7 +68,7 @@ def test_no_failure_path_leaks_the_secret_or_the_token(
             Faults(server_error=1.0),
             Faults(too_many_requests=1.0),
             Faults(connection_reset=1.0),
-            Faults(latency_seconds=(0.6, 0.6)),
+            Faults(latency_seconds=(1.0, 1.0)),
         ):
             emu.set_faults(faults)
             attempt(submit)

@@ -18,6 +18,7 @@ local emulator), so a token or secret never crosses a network unencrypted.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import io
 import ipaddress
@@ -158,7 +159,7 @@ class OcrClient:
         return wire.parse_ocr_response(response.content, task_id=task_id)
 
     def status(self, task_id: str, *, mode: Mode) -> TaskResult:
-        """The task's state without its results (in trial mode: a full fetch, see above)."""
+        """The task's state without its results (in trial mode a full fetch; see the module)."""
         if self.is_trial:
             return self.fetch(task_id, mode=mode)
         response = self._call(
@@ -169,17 +170,7 @@ class OcrClient:
             task_id=_checked_task_id(task_id),
         )
         result = wire.parse_ocr_response(response.content, task_id=task_id)
-        return (
-            result
-            if not result.results
-            else TaskResult(
-                task_id=result.task_id,
-                task_status=result.task_status,
-                response_status=result.response_status,
-                messages=result.messages,
-                warnings=result.warnings,
-            )
-        )
+        return dataclasses.replace(result, results=())  # a probe promises no results
 
     def cancel(self, task_id: str, *, mode: Mode) -> None:
         """Ask the service to drop the task (DELETE) from its queue."""
