@@ -138,6 +138,21 @@ def test_latency_delays_answers_and_a_timed_out_post_still_created_its_task(
     assert time.monotonic() - started >= 0.3
 
 
+def test_latency_never_delays_the_token_endpoint(
+    emulator: Emulator, emulator_api: ApiFactory
+) -> None:
+    emulator.set_faults(Faults(latency_seconds=(30.0, 30.0)))
+    api = emulator_api(emulator)
+    api.token()  # would time out after 10 s if it were delayed
+    with pytest.raises(requests.Timeout):
+        api.http.get(
+            f"{emulator.base_url}/v5.0/ocr/RecognizeImage",
+            params={"id": "x"},
+            headers=api.headers(),
+            timeout=(5, 0.05),
+        )
+
+
 def _statuses(emulator: Emulator, api: EmulatorApi, count: int) -> list[int]:
     url = f"{emulator.base_url}/v5.0/ocr/RecognizeImage"
     return [

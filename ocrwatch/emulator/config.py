@@ -33,8 +33,9 @@ class Faults:
     before anything changes, so a faulted POST never creates a task. ``task_error`` ends a task
     in ``Error``; ``task_stuck`` leaves it ``Processing`` forever. ``token_lifetime_seconds``
     makes tokens stop working earlier than the ``expires_in`` they were issued with, as if
-    revoked. ``latency_seconds`` delays every response after it was decided (a POST's task
-    already exists while its answer is delayed).
+    revoked. ``latency_seconds`` delays every API response after it was decided: a POST's task
+    already exists while its answer is held back. The token endpoint is never delayed, so a
+    client can still log in while its API calls are slow.
     """
 
     server_error: float = 0.0

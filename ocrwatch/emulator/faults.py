@@ -67,6 +67,8 @@ class FaultInjector:
             status = draw.choice(_SERVER_ERROR_STATUSES)
             low, high = faults.latency_seconds
             latency = draw.uniform(low, high)
+        if is_token_endpoint:
+            latency = 0.0  # logging in stays quick, so a test can hold back one API answer
         if reset < faults.connection_reset:
             return RequestFault(FaultKind.CONNECTION_RESET, latency_seconds=latency)
         if error < faults.server_error:
