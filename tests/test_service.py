@@ -169,20 +169,41 @@ def test_files_that_are_not_images_are_refused_without_calling_the_api(
     assert emulator_submits(emulator) == 0
 
 
-def test_expired_results_are_resubmitted(tmp_path: Path, make_emulator: MakeEmulator) -> None:
-    emulator = make_emulator(processing_seconds=(0.3, 0.3), retention_seconds=0.2)
-    config = write_config(tmp_path, emulator.base_url, service={"max_attempts": 5})
+def test_a_task_that_vanished_at_the_service_is_resubmitted(
+    tmp_path: Path, make_emulator: MakeEmulator, emulator_api: Callable[[Emulator], Any]
+) -> None:
+    emulator = make_emulator(processing_seconds=(1.0, 1.0))
+    config = write_config(tmp_path, emulator.base_url)
     with running_service(config) as (service, store, _):
-        drop(tmp_path / "inbox" / "slow.png", make_png("expired once"))
-        run_until(service, lambda: emulator_submits(emulator) >= 1)
-        emulator.stop()
-        emulator.start()
-        run_until(service, lambda: emulator_submits(emulator) >= 2)
-        # From now on results live long enough to be fetched.
-        emulator.set_retention_seconds(3600.0)
+        drop(tmp_path / "inbox" / "lost.png", make_png("lost once"))
+        run_until(service, lambda: bool(store.jobs([JobState.SUBMITTED])))
+        (job,) = store.jobs([JobState.SUBMITTED])
+        api = emulator_api(emulator)
+        deleted = api.http.delete(
+            f"{emulator.base_url}/v5.0/ocr/RecognizeImage",
+            params={"id": job.task_id},
+            headers=api.headers(),
+            timeout=10,
+        )
+        assert deleted.status_code == 200
         run_until(service, service.is_idle)
-        assert store.count_by_state().get(JobState.DONE) == 1
-    assert (tmp_path / "inbox" / "slow.png.txt").read_text() == "expired once"
+        assert store.count_by_state()[JobState.DONE] == 1
+    assert (tmp_path / "inbox" / "lost.png.txt").read_text() == "lost once"
+    assert emulator_submits(emulator) == 2
+
+
+def test_results_that_always_expire_end_in_the_error_folder_after_max_attempts(
+    tmp_path: Path, make_emulator: MakeEmulator
+) -> None:
+    emulator = make_emulator(processing_seconds=(0.3, 0.3), retention_seconds=0.1)
+    config = write_config(tmp_path, emulator.base_url, service={"max_attempts": 2})
+    with running_service(config) as (service, _, _):
+        drop(tmp_path / "inbox" / "gone.png", make_png("never fetched"))
+        run_until(service, service.is_idle)
+    reason = error_reason(tmp_path / "errors", "gone.png")
+    assert reason["class"] == "attempts_exhausted"
+    assert reason["attempts"] == 2
+    assert emulator_submits(emulator) == 2
 
 
 def test_duplicate_content_reuses_the_stored_result(tmp_path: Path, emulator: Emulator) -> None:
