@@ -21,7 +21,7 @@ RETRY_CAP_SECONDS = 300.0
 POLL_MIN_SECONDS = 0.25
 POLL_CAP_SECONDS = 30.0
 POLL_GROWTH = 1.5
-DEFAULT_PROCESSING_ESTIMATE_SECONDS = 2.0
+DEFAULT_PROCESSING_ESTIMATE_SECONDS = 1.0
 
 
 def backoff_seconds(
@@ -47,18 +47,34 @@ def retry_at(
     return now + delay
 
 
-def updated_estimate(previous_seconds: float | None, observed_seconds: float) -> float:
-    """Exponentially weighted moving average of how long tasks take at the service."""
-    observed_seconds = max(0.0, observed_seconds)
+def updated_estimate(
+    previous_seconds: float | None, *, elapsed_seconds: float, finished: bool, polls: int
+) -> float:
+    """Learn how long tasks take at the service from what one poll saw.
+
+    A task found finished at its first poll finished at some unknown moment before it, so the
+    elapsed time overstates it: learning from it as it is would let the estimate feed on its
+    own poll delay and only ever grow. Such a hit pulls the estimate down a little; a first
+    poll that comes too early pushes it up. The estimate settles where most first polls hit.
+    """
+    elapsed_seconds = max(0.0, elapsed_seconds)
+    if finished and polls <= 1:
+        observed = elapsed_seconds * 0.8
+    elif finished:
+        observed = elapsed_seconds
+    elif polls <= 1:
+        observed = elapsed_seconds * 1.5
+    else:
+        return previous_seconds if previous_seconds is not None else elapsed_seconds
     if previous_seconds is None:
-        return observed_seconds
-    return 0.7 * previous_seconds + 0.3 * observed_seconds
+        return observed
+    return 0.7 * previous_seconds + 0.3 * observed
 
 
 def first_poll_delay(estimate_seconds: float | None) -> float:
     """The first poll comes at about the observed processing time, slightly after it."""
     estimate = DEFAULT_PROCESSING_ESTIMATE_SECONDS if estimate_seconds is None else estimate_seconds
-    return max(POLL_MIN_SECONDS, estimate * 1.1 + 0.05)
+    return max(POLL_MIN_SECONDS, estimate * 1.05 + 0.02)
 
 
 def next_poll_delay(polls_so_far: int, *, estimate_seconds: float | None) -> float:

@@ -227,9 +227,22 @@ class Service:
                 self.intake.put(item)  # tick drains it with the rest
 
     def _next_wakeup(self, now: float) -> float:
+        """The earliest moment something is due: a settle check, a poll, a retry."""
         wake = now + 1.0
         for entry in self._settling.values():
             wake = min(wake, entry.check_at)
+        if not self._breaker.allows_request(now):
+            return wake
+        states = [JobState.SUBMITTED]
+        if self._uploads.capacity > 0 and (
+            self._store.count_in_flight() < self.config.service.max_in_flight
+        ):
+            states.append(JobState.QUEUED)
+        # Jobs whose poll is already running are due too; look past them.
+        limit = self._polls.busy_count + 1
+        for job in self._store.due(states, now=wake, limit=limit):
+            if not self._polls.is_busy_with(job.id):
+                return min(wake, job.next_attempt_at or now)
         return wake
 
     # ----------------------------------------------------------------- one step
@@ -591,8 +604,13 @@ class Service:
         polls = self._poll_counts.get(job.id, 0) + 1
         self._poll_counts[job.id] = polls
         submitted_at = job.submitted_at or now
-        if value.task_status is TaskStatus.COMPLETED:
-            self._estimate_seconds = updated_estimate(self._estimate_seconds, now - submitted_at)
+        if value.task_status is not TaskStatus.NOT_EXIST:
+            self._estimate_seconds = updated_estimate(
+                self._estimate_seconds,
+                elapsed_seconds=now - submitted_at,
+                finished=value.task_status.is_finished,
+                polls=polls,
+            )
         decision = decide_poll(
             value.task_status,
             now=now,

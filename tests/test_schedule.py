@@ -40,13 +40,29 @@ def test_retry_after_from_the_service_is_a_floor() -> None:
     assert retry_at(100.0, failures=1, jitter=0.0, retry_after_seconds=None) == 101.0
 
 
-def test_polling_adapts_to_the_observed_processing_time() -> None:
-    estimate = None
-    for observed in [4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0]:
-        estimate = updated_estimate(estimate, observed)
-    assert estimate == pytest.approx(4.0)
-    assert 4.0 < first_poll_delay(estimate) < 5.0
-    delays = [next_poll_delay(n, estimate_seconds=estimate) for n in range(1, 12)]
+def simulate_first_polls(processing_seconds: float, rounds: int = 200) -> tuple[float, float]:
+    """Feed the estimator what first polls would see for tasks of a fixed duration."""
+    estimate: float | None = None
+    hits = 0
+    for _ in range(rounds):
+        wait = first_poll_delay(estimate)
+        finished = wait >= processing_seconds
+        hits += finished
+        estimate = updated_estimate(estimate, elapsed_seconds=wait, finished=finished, polls=1)
+    assert estimate is not None
+    return estimate, hits / rounds
+
+
+@pytest.mark.parametrize("processing_seconds", [0.3, 1.0, 4.0, 12.0])
+def test_first_polls_converge_near_the_real_processing_time(processing_seconds: float) -> None:
+    estimate, hit_rate = simulate_first_polls(processing_seconds)
+    assert processing_seconds * 0.8 <= estimate <= processing_seconds * 1.3
+    assert hit_rate > 0.6, "most first polls find the task finished"
+    assert first_poll_delay(estimate) < processing_seconds * 1.5 + 0.3
+
+
+def test_later_polls_back_off_geometrically_up_to_a_cap() -> None:
+    delays = [next_poll_delay(n, estimate_seconds=4.0) for n in range(1, 12)]
     assert delays == sorted(delays)
     assert delays[0] == pytest.approx(1.0)
     assert delays[-1] == 30.0

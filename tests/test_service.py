@@ -199,7 +199,7 @@ def test_results_that_always_expire_end_in_the_error_folder_after_max_attempts(
     config = write_config(tmp_path, emulator.base_url, service={"max_attempts": 2})
     with running_service(config) as (service, _, _):
         drop(tmp_path / "inbox" / "gone.png", make_png("never fetched"))
-        run_until(service, service.is_idle)
+        run_until(service, (tmp_path / "errors" / "gone.png.error.json").exists)
     reason = error_reason(tmp_path / "errors", "gone.png")
     assert reason["class"] == "attempts_exhausted"
     assert reason["attempts"] == 2
