@@ -512,7 +512,7 @@ class Service:
     ) -> None:
         if error is None:
             task_id = str(value)
-            self._breaker = self._breaker.on_success()
+            self._service_answered(now)
             self._transient_failures.pop(job.id, None)
             self._poll_counts[job.id] = 0
             self._store.update(
@@ -599,7 +599,7 @@ class Service:
             self._permanent(job, error, now)
             return
         assert isinstance(value, TaskResult)
-        self._breaker = self._breaker.on_success()
+        self._service_answered(now)
         self._transient_failures.pop(job.id, None)
         polls = self._poll_counts.get(job.id, 0) + 1
         self._poll_counts[job.id] = polls
@@ -679,6 +679,23 @@ class Service:
                 self._fail(
                     self._store.get(job.id), ErrorClass.UNREADABLE, f"internal error: {exc}", now
                 )
+
+    def _service_answered(self, now: float) -> None:
+        """The service is up. After an outage, files stop waiting out their own backoff."""
+        was_open = self._breaker.state is not BreakerState.CLOSED
+        self._breaker = self._breaker.on_success()
+        if not was_open:
+            return
+        waiting = [
+            job
+            for job in self._store.jobs([JobState.QUEUED, JobState.SUBMITTED])
+            if job.next_attempt_at is not None and job.next_attempt_at > now
+        ]
+        with self._store.batch():
+            for job in waiting:
+                self._store.update(job.id, now=now, next_attempt_at=now)
+        self._transient_failures.clear()
+        log.info("service_recovered", released=len(waiting))
 
     def _transient(
         self, job: Job, error: TransientError, now: float, *, state: JobState, counts_attempt: bool

@@ -338,3 +338,76 @@ def test_a_thousand_files_dropped_at_once(tmp_path: Path, make_emulator: MakeEmu
         )
     assert emulator_submits(emulator) == 1000
     assert len(list((tmp_path / "inbox").glob("*.png.txt"))) == 1000
+
+
+def test_odd_names_symlinks_and_fifos(tmp_path: Path, emulator: Emulator) -> None:
+    config = write_config(tmp_path, emulator.base_url)
+    inbox = tmp_path / "inbox"
+    undecodable = Path(os.fsdecode(os.fsencode(str(inbox)) + b"/caf\xe9.png"))
+    nfd = inbox / "Cafe\u0301 menu.png"
+    long_name = inbox / ("x" * 251 + ".png")  # 255 bytes: the sidecar name must be shortened
+    outside = tmp_path / "secret.png"
+    outside.write_bytes(make_png("outside the inbox"))
+    with running_service(config) as (service, _, _):
+        drop(undecodable, make_png("undecodable name"))
+        drop(nfd, make_png("nfd name"))
+        long_name.write_bytes(make_png("long name"))
+        (inbox / "link.png").symlink_to(outside)
+        os.mkfifo(inbox / "pipe.png")
+        run_until(service, lambda: (tmp_path / "errors" / "pipe.png.error.json").exists())
+        run_until(service, lambda: (tmp_path / "errors" / "link.png.error.json").exists())
+        run_until(service, service.is_idle)
+    assert Path(str(undecodable) + ".txt").read_text() == "undecodable name"
+    assert Path(str(nfd) + ".txt").read_text() == "nfd name"
+    long_sidecars = [p for p in inbox.iterdir() if p.name.startswith("x" * 200) and p != long_name]
+    assert len(long_sidecars) == 1 and long_sidecars[0].read_text() == "long name"
+    assert len(os.fsencode(long_sidecars[0].name)) <= 255
+    assert "symbolic link" in error_reason(tmp_path / "errors", "link.png")["message"]
+    assert (tmp_path / "errors" / "link.png").is_symlink(), "moved as the link itself"
+    assert outside.read_bytes().startswith(b"\x89PNG"), "the link target is untouched"
+    assert "FIFO" in error_reason(tmp_path / "errors", "pipe.png")["message"]
+    assert emulator_submits(emulator) == 3
+
+
+def test_a_file_replaced_while_its_task_runs_is_processed_again(
+    tmp_path: Path, make_emulator: MakeEmulator
+) -> None:
+    emulator = make_emulator(processing_seconds=(1.0, 1.0))
+    config = write_config(
+        tmp_path,
+        emulator.base_url,
+        inboxes=[{"name": "s", "path": "inbox", "error_dir": "errors", "on_success": "delete"}],
+    )
+    target = tmp_path / "inbox" / "doc.png"
+    with running_service(config) as (service, store, _):
+        drop(target, make_png("first version"))
+        run_until(service, lambda: bool(store.jobs([JobState.SUBMITTED])))
+        drop(target, make_png("second version"))
+        run_until(service, lambda: not target.exists())
+        run_until(service, service.is_idle)
+    assert (tmp_path / "inbox" / "doc.png.txt").read_text() == "second version"
+    assert emulator_submits(emulator) == 2, "the first result was not used for the new content"
+
+
+def test_an_outage_of_a_full_minute_loses_nothing(
+    tmp_path: Path, make_emulator: MakeEmulator
+) -> None:
+    emulator = make_emulator(processing_seconds=(0.2, 0.5))
+    config = write_config(tmp_path, emulator.base_url, service={"breaker_probe_seconds": 5})
+    with running_service(config) as (service, store, _):
+        for n in range(10):
+            drop(tmp_path / "inbox" / f"before{n}.png", make_png(f"before {n}"))
+        run_until(service, lambda: emulator_submits(emulator) >= 5)
+        emulator.stop()
+        for n in range(10):
+            drop(tmp_path / "inbox" / f"during{n}.png", make_png(f"during {n}"))
+        back_at = time.monotonic() + 60.0
+        while time.monotonic() < back_at:
+            service.tick(time.time())
+            time.sleep(0.05)
+        assert not (tmp_path / "errors").exists() or not any((tmp_path / "errors").iterdir())
+        emulator.start()
+        run_until(service, service.is_idle, timeout_seconds=90)
+        assert store.count_by_state()[JobState.DONE] == 20
+    for n in range(10):
+        assert (tmp_path / "inbox" / f"during{n}.png.txt").read_text() == f"during {n}"
