@@ -354,8 +354,8 @@ def test_odd_names_symlinks_and_fifos(tmp_path: Path, emulator: Emulator) -> Non
         long_name.write_bytes(make_png("long name"))
         (inbox / "link.png").symlink_to(outside)
         os.mkfifo(inbox / "pipe.png")
-        run_until(service, lambda: (tmp_path / "errors" / "pipe.png.error.json").exists())
-        run_until(service, lambda: (tmp_path / "errors" / "link.png.error.json").exists())
+        run_until(service, (tmp_path / "errors" / "pipe.png.error.json").exists)
+        run_until(service, (tmp_path / "errors" / "link.png.error.json").exists)
         run_until(service, service.is_idle)
     assert Path(str(undecodable) + ".txt").read_text() == "undecodable name"
     assert Path(str(nfd) + ".txt").read_text() == "nfd name"
