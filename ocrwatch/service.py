@@ -600,11 +600,14 @@ class Service:
             return
         assert isinstance(value, TaskResult)
         self._service_answered(now)
-        self._transient_failures.pop(job.id, None)
+        # A poll delayed by failures or an outage says nothing about processing time.
+        had_failures = self._transient_failures.pop(job.id, None) is not None
         polls = self._poll_counts.get(job.id, 0) + 1
         self._poll_counts[job.id] = polls
         submitted_at = job.submitted_at or now
-        if value.task_status is not TaskStatus.NOT_EXIST:
+        lateness = now - (job.next_attempt_at or now)
+        on_schedule = not had_failures and lateness < max(0.5, 0.25 * (now - submitted_at))
+        if on_schedule and value.task_status is not TaskStatus.NOT_EXIST:
             self._estimate_seconds = updated_estimate(
                 self._estimate_seconds,
                 elapsed_seconds=now - submitted_at,
@@ -694,7 +697,6 @@ class Service:
         with self._store.batch():
             for job in waiting:
                 self._store.update(job.id, now=now, next_attempt_at=now)
-        self._transient_failures.clear()
         log.info("service_recovered", released=len(waiting))
 
     def _transient(
