@@ -1,0 +1,196 @@
+"""Load a config file: parse the YAML, read its top-level and service sections, build ``Config``.
+
+This is the only code that parses YAML, and only into plain data (a ``SafeLoader`` that also
+refuses a key given twice). Every problem found by the readers is raised once, as one
+``ConfigError`` listing them all; a bad default repeated per inbox is listed once.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import stat
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from ocrwatch.config.credentials import _read_credentials, _trial_warnings
+from ocrwatch.config.inboxes import _read_inbox
+from ocrwatch.config.keys import (
+    _DEFAULTS_KEYS,
+    _SERVICE_KEYS,
+    _TOP_KEYS,
+    DEFAULT_URL,
+    LOG_FORMATS,
+    LOG_LEVELS,
+)
+from ocrwatch.config.layout import _check_layout
+from ocrwatch.config.profiles import Config, InboxConfig, ServiceConfig
+from ocrwatch.config.reader import _kind, _Section, _section
+from ocrwatch.errors import ConfigError
+from ocrwatch.model import Mode
+
+
+def default_state_path(environ: Mapping[str, str]) -> Path:
+    """Where the state database lives when the config does not say: systemd's, then XDG's."""
+    state_directory = environ.get("STATE_DIRECTORY", "").split(":")[0]
+    if state_directory:
+        return Path(state_directory) / "state.db"
+    xdg_state_home = environ.get("XDG_STATE_HOME", "")
+    if xdg_state_home and Path(xdg_state_home).is_absolute():  # XDG says ignore relative ones
+        return Path(xdg_state_home) / "ocrwatch" / "state.db"
+    home = Path(environ["HOME"]) if environ.get("HOME") else Path.home()
+    return home / ".local" / "state" / "ocrwatch" / "state.db"
+
+
+def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Config:
+    """Read, validate and resolve the config file; raise one ConfigError listing every problem."""
+    env: Mapping[str, str] = os.environ if environ is None else environ
+    source = Path(path).expanduser().absolute()
+    try:
+        text = source.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{source}: cannot read the configuration file: {error}") from error
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # SafeLoader subclass: plain data only
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{source}, line {mark.line + 1}" if mark is not None else str(source)
+        problem = getattr(error, "problem", None) or str(error)
+        raise ConfigError(f"{where}: not valid YAML: {problem}") from error
+    if data is None:
+        raise ConfigError(f"{source}: the file is empty: no inboxes are configured")
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: expected a mapping of settings, got {_kind(data)}")
+    problems: list[str] = []
+    top = _Section(data, problems, source.parent, env, lambda key: key)
+    config = _read(top, source)
+    if problems:
+        raise ConfigError(list(dict.fromkeys(problems)))  # a bad default repeats per inbox
+    return config
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A SafeLoader that refuses a key given twice; plain PyYAML silently keeps the last one."""
+
+
+def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[object] = set()
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` may be overridden below it
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        if isinstance(key, str | int | float | bool) and key in seen:
+            raise yaml.constructor.ConstructorError(
+                "while reading a mapping", node.start_mark, f"duplicate key {key!r}",
+                key_node.start_mark,
+            )  # fmt: skip
+        if isinstance(key, str | int | float | bool):
+            seen.add(key)
+    return loader.construct_mapping(node, deep=True)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping
+)
+
+
+def _read(top: _Section, source: Path) -> Config:
+    top.reject_unknown(_TOP_KEYS, prefix="")
+    service = _read_service(top)
+    state = _section(top, "state", allowed=("path",))
+    state_path = state.path("path") or default_state_path(top.environ).expanduser().resolve()
+    rescan_interval_seconds = top.number("rescan_interval_seconds", 300.0)
+    logging = _section(top, "logging", allowed=("level", "format"))
+    log_level = logging.word("level", LOG_LEVELS, "info")
+    log_format = logging.word("format", LOG_FORMATS, "auto")
+    defaults = _section(top, "defaults", allowed=_DEFAULTS_KEYS).values
+    raw_inboxes = top.values.get("inboxes")
+    labelled: list[tuple[str, InboxConfig]] = []
+    if not raw_inboxes:
+        top.report("inboxes", "no inboxes are configured; add at least one {name, path}")
+    elif not isinstance(raw_inboxes, list):
+        top.report("inboxes", f"expected a list of inboxes, got {_kind(raw_inboxes)}")
+    else:
+        for index, raw in enumerate(raw_inboxes):
+            read = _read_inbox(top, index, raw, defaults)
+            if read is not None:
+                labelled.append(read)
+    _check_layout(labelled, state_path=state_path, problems=top.problems)
+    warnings = _trial_warnings([i for _, i in labelled]) if service.credentials is None else []
+    warnings += [
+        f"inbox {i.name}: mode label is documented for English only, not {i.settings.language}"
+        for _, i in labelled
+        if i.mode is Mode.LABEL and i.settings.language != "English"
+    ]
+    if source.stat().st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        warnings.append(f"config file {source} is writable by group or others: chmod go-w it")
+    return Config(
+        service=service,
+        inboxes=tuple(i for _, i in labelled),
+        state_path=state_path,
+        rescan_interval_seconds=rescan_interval_seconds,
+        log_level=log_level,
+        log_format=log_format,
+        source_path=source,
+        warnings=tuple(warnings),
+    )
+
+
+def _read_service(top: _Section) -> ServiceConfig:
+    allowed = (*_SERVICE_KEYS, "client_secret")  # client_secret gets its own message below
+    service = _section(top, "service", allowed=allowed, prefix="service")
+    if "client_secret" in service.values:
+        service.report(
+            "client_secret",
+            "a secret does not belong in the config file; put it in a file only ocrwatch can "
+            "read and set service.client_secret_file, or set the OCRWATCH_CLIENT_SECRET "
+            "environment variable, or use systemd LoadCredential=client_secret:<file>",
+        )
+    credentials, credentials_source = _read_credentials(service)
+    config = ServiceConfig(
+        url=_read_url(service),
+        credentials=credentials,
+        credentials_source=credentials_source,
+        connect_timeout_seconds=service.number("connect_timeout_seconds", 10.0),
+        read_timeout_seconds=service.number("read_timeout_seconds", 120.0),
+        max_in_flight=service.integer("max_in_flight", 16),
+        upload_concurrency=service.integer("upload_concurrency", 4),
+        poll_concurrency=service.integer("poll_concurrency", 4),
+        max_attempts=service.integer("max_attempts", 5),
+        task_deadline_seconds=service.number("task_deadline_seconds", 3600.0),
+        retention_seconds=service.number("retention_seconds", 86400.0),
+        breaker_threshold=service.integer("breaker_threshold", 5),
+        breaker_probe_seconds=service.number("breaker_probe_seconds", 30.0),
+        use_status_probe=service.flag("use_status_probe", False),
+    )
+    if config.task_deadline_seconds >= config.retention_seconds:
+        service.report(
+            "task_deadline_seconds",
+            f"{config.task_deadline_seconds:g} must be less than service.retention_seconds "
+            f"({config.retention_seconds:g}): the service forgets a task's result after that",
+        )
+    return config
+
+
+def _read_url(service: _Section) -> str:
+    url = service.text("url") or DEFAULT_URL
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    try:
+        is_loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        is_loopback = False
+    if parts.scheme == "https" and host:
+        return url.rstrip("/")
+    if parts.scheme == "http" and is_loopback:
+        return url.rstrip("/")
+    service.report(
+        "url",
+        f"{url!r} must be an https:// URL (http:// only for localhost, 127.0.0.0/8 or ::1): "
+        "the credentials and the documents travel over it",
+    )
+    return DEFAULT_URL
