@@ -1,9 +1,9 @@
 """The daemon: one control thread that owns the state store and every file move.
 
 Watchdog handler threads only put paths on ``intake``; uploads and polls run on two small
-worker pools and hand their outcomes back. Everything else - discovery, settling, state
-transitions, sidecar writes, error-folder moves - happens in ``tick(now)`` on the control
-thread, so there is a single writer and no lock around the store.
+worker pools (``dispatch``) and hand their outcomes back. Everything else - discovery,
+settling, state transitions, sidecar writes and error-folder moves (``finishing``) - happens
+in ``tick(now)`` on the control thread, so there is a single writer and no lock on the store.
 
 Intent is committed before every side effect: a row is SUBMITTING before its POST, SUBMITTED
 with the task id right after, WRITING with the fetched results before any sidecar is
@@ -14,8 +14,6 @@ the file goes to the error folder. ``reconcile`` reads those intents back after 
 from __future__ import annotations
 
 import contextlib
-import errno
-import functools
 import os
 import queue
 import random
@@ -23,53 +21,30 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import structlog
 
-from ocrwatch import __version__, outputs, policy, probe, sidecars
+from ocrwatch import __version__, outputs, policy, probe
 from ocrwatch.aspose import OcrApi
 from ocrwatch.config import Config, InboxConfig
-from ocrwatch.errors import (
-    ApiRejected,
-    AuthenticationError,
-    ConfigError,
-    InputFileError,
-    PermanentError,
-    SubmitOutcomeUnknown,
-    TransientError,
-)
+from ocrwatch.dispatch import Dispatcher
+from ocrwatch.finishing import Finisher
 from ocrwatch.model import (
-    Disposition,
     DuplicatePolicy,
     ErrorClass,
     Job,
     JobState,
     Mode,
-    TaskResult,
-    TaskStatus,
     WatchMode,
-)
-from ocrwatch.schedule import (
-    Breaker,
-    BreakerState,
-    PollAction,
-    decide_poll,
-    first_poll_delay,
-    retry_at,
-    updated_estimate,
 )
 from ocrwatch.store import Store
 from ocrwatch.watcher import Watchers, WatchSpec, filesystem_type, scan
-from ocrwatch.workers import WorkerPool
 
 log = structlog.get_logger(__name__)
 
 IntakeItem = tuple[str, Path, bool] | None  # (inbox name, path, came from an event); None wakes
-AUTH_PAUSE_SECONDS = 300.0
-OUTPUT_RETRY_SECONDS = 60.0
 WATCH_CHECK_SECONDS = 10.0
 FAILURE_RETRY_SECONDS = 60.0
 
@@ -132,27 +107,24 @@ class Service:
         self._watch = watch
         self._inboxes = {inbox.name: inbox for inbox in config.inboxes}
         self.intake: queue.SimpleQueue[IntakeItem] = queue.SimpleQueue()
-        service = config.service
-        self._uploads: WorkerPool[int] = WorkerPool(
-            "upload", size=service.upload_concurrency, on_finished=self.wake
+        self._finisher = Finisher(store=store, inboxes=self._inboxes, resettle=self._resettle)
+        self._dispatcher = Dispatcher(
+            config.service,
+            api=api,
+            store=store,
+            inboxes=self._inboxes,
+            finisher=self._finisher,
+            resettle=self._resettle,
+            guard=self._guarded,
+            wake=self.wake,
+            rng=self._rng,
         )
-        self._polls: WorkerPool[int] = WorkerPool(
-            "poll", size=service.poll_concurrency, on_finished=self.wake
-        )
-        self._breaker = Breaker(
-            threshold=service.breaker_threshold, probe_seconds=service.breaker_probe_seconds
-        )
-        self._estimate_seconds: float | None = None
-        self._poll_counts: dict[int, int] = {}
-        self._transient_failures: dict[int, int] = {}
         self._settling: dict[int, _Settling] = {}
         self._stop = threading.Event()
         self._watchers: Watchers | None = None
         self._next_rescan_at = 0.0
         self._next_watch_check_at = 0.0
         self._next_failure_retry_at = 0.0
-        self._done_count = 0
-        self._failed_count = 0
         self._problems: list[str] = []
 
     # ----------------------------------------------------------------- lifecycle
@@ -196,7 +168,7 @@ class Service:
                     break
         finally:
             self.shutdown()
-        return RunSummary(done=self._done_count, failed=self._failed_count)
+        return RunSummary(done=self._finisher.done_count, failed=self._finisher.failed_count)
 
     def shutdown(self) -> None:
         self._notifier.stopping()
@@ -205,16 +177,15 @@ class Service:
             self._watchers.stop()
         # Give running calls a moment so a task id that is on its way back gets recorded.
         deadline = time.monotonic() + 5.0
-        while (self._uploads.busy_count or self._polls.busy_count) and time.monotonic() < deadline:
+        while self._dispatcher.busy_count and time.monotonic() < deadline:
             time.sleep(0.05)
-            self._collect(self._clock())
-        self._collect(self._clock())
-        self._uploads.close(timeout_seconds=1.0)
-        self._polls.close(timeout_seconds=1.0)
+            self._dispatcher.collect(self._clock())
+        self._dispatcher.collect(self._clock())
+        self._dispatcher.close(timeout_seconds=1.0)
 
     def is_idle(self) -> bool:
         """Nothing is active: every file found so far is done or failed."""
-        if self._uploads.busy_count or self._polls.busy_count or not self.intake.empty():
+        if self._dispatcher.busy_count or not self.intake.empty():
             return False
         counts = self._store.count_by_state()
         return not any(n for state, n in counts.items() if state.is_active)
@@ -231,33 +202,21 @@ class Service:
         wake = now + 1.0
         for entry in self._settling.values():
             wake = min(wake, entry.check_at)
-        if not self._breaker.allows_request(now):
-            return wake
-        states = [JobState.SUBMITTED]
-        if self._uploads.capacity > 0 and (
-            self._store.count_in_flight() < self.config.service.max_in_flight
-        ):
-            states.append(JobState.QUEUED)
-        # Jobs whose poll is already running are due too; look past them.
-        limit = self._polls.busy_count + 1
-        for job in self._store.due(states, now=wake, limit=limit):
-            if not self._polls.is_busy_with(job.id):
-                return min(wake, job.next_attempt_at or now)
-        return wake
+        return self._dispatcher.next_due_at(now, horizon=wake)
 
     # ----------------------------------------------------------------- one step
 
     def tick(self, now: float) -> None:
         """One deterministic step of the pipeline at time ``now``."""
         self._drain_intake(now)
-        self._collect(now)
+        self._dispatcher.collect(now)
         self._check_settling(now)
         if not self._stop.is_set():
-            self._submit_due(now)
-            self._poll_due(now)
+            self._dispatcher.submit_due(now)
+            self._dispatcher.poll_due(now)
             self._finish_due(now)
         if now >= self._next_failure_retry_at:
-            self._retry_pending_failures(now)
+            self._finisher.retry_pending_failures(now)
             self._next_failure_retry_at = now + FAILURE_RETRY_SECONDS
         if now >= self._next_rescan_at:
             self.rescan(now)
@@ -272,9 +231,9 @@ class Service:
         in_flight = counts.get(JobState.SUBMITTING, 0) + counts.get(JobState.SUBMITTED, 0)
         text = (
             f"watching {len(self._inboxes)} inboxes; {waiting} waiting, {in_flight} in flight, "
-            f"{self._done_count} done, {self._failed_count} failed"
+            f"{self._finisher.done_count} done, {self._finisher.failed_count} failed"
         )
-        if self._breaker.state is not BreakerState.CLOSED:
+        if self._dispatcher.is_paused:
             text += "; service unavailable, paused"
         if self._problems:
             text += f"; {len(self._problems)} problem(s): {self._problems[0]}"
@@ -382,7 +341,7 @@ class Service:
             self._forget(job, "vanished while settling")
             return
         if refusal is not None:
-            self._fail(job, ErrorClass.UNSUPPORTED, f"refused: {refusal}", now)
+            self._finisher.fail(job, ErrorClass.UNSUPPORTED, f"refused: {refusal}", now)
             return
         st = job.path.lstat()
         entry.state = policy.observe(
@@ -412,7 +371,7 @@ class Service:
             return
         self._settling.pop(job.id, None)
         if verdict.kind == "never_settled":
-            self._fail(job, ErrorClass.NEVER_SETTLED, verdict.reason, now)
+            self._finisher.fail(job, ErrorClass.NEVER_SETTLED, verdict.reason, now)
             return
         self._on_settled(job, inbox, now)
 
@@ -420,7 +379,7 @@ class Service:
         facts = probe.inspect(job.path)
         problem, error_class = _preflight_problem(facts, inbox, trial=self._api.is_trial)
         if problem is not None:
-            self._fail(job, error_class, problem, now)
+            self._finisher.fail(job, error_class, problem, now)
             return
         mode = Mode.PDF if facts.kind is probe.FileKind.PDF else inbox.mode
         fingerprint = probe.fingerprint(job.path, with_hash=True)
@@ -448,7 +407,7 @@ class Service:
                         job.id, now=now, state=JobState.WRITING, fingerprint=fingerprint, mode=mode
                     )
                 log.info("duplicate_reused", path=str(job.path), original=str(original.path))
-                self._write_outputs(job, now)
+                self._finisher.write_outputs(job, now)
                 return
         self._store.update(
             job.id,
@@ -459,218 +418,12 @@ class Service:
             next_attempt_at=None,
         )
 
-    # ----------------------------------------------------------------- submitting
-
-    def _submit_due(self, now: float) -> None:
-        capacity = min(
-            self._uploads.capacity,
-            self.config.service.max_in_flight - self._store.count_in_flight(),
-        )
-        if capacity <= 0 or not self._breaker.allows_request(now):
-            return
-        for job in self._fair_due(JobState.QUEUED, now, capacity):
-            if not self._breaker.allows_request(now):
-                break
-            self._breaker = self._breaker.on_request(now)
-            inbox = self._inboxes.get(job.inbox)
-            if inbox is None:
-                continue
-            submitting = self._store.update(
-                job.id,
-                now=now,
-                expect_state=JobState.QUEUED,
-                state=JobState.SUBMITTING,
-                attempts=job.attempts + 1,
-                task_id=None,
-            )
-            self._uploads.submit(job.id, self._upload_work(submitting, inbox))
-
-    def _fair_due(self, state: JobState, now: float, limit: int) -> list[Job]:
-        """Due jobs, alternating between inboxes so one busy inbox cannot starve the others."""
-        per_inbox = [
-            self._store.due([state], now=now, limit=limit, inbox=name) for name in self._inboxes
-        ]
-        chosen: list[Job] = []
-        for round_ in range(limit):
-            for jobs in per_inbox:
-                if round_ < len(jobs) and len(chosen) < limit:
-                    chosen.append(jobs[round_])
-        return chosen
-
-    def _upload_work(self, job: Job, inbox: InboxConfig) -> Callable[[], object]:
-        api, path, fingerprint, mode = self._api, job.path, job.fingerprint, job.mode
-        assert fingerprint is not None and mode is not None
-
-        def upload() -> str:
-            with probe.open_for_upload(path, expected=fingerprint) as source:
-                return api.submit(mode, source, inbox.settings)
-
-        return upload
-
-    def _apply_upload(
-        self, job: Job, value: object, error: BaseException | None, now: float
-    ) -> None:
-        if error is None:
-            task_id = str(value)
-            self._service_answered(now)
-            self._transient_failures.pop(job.id, None)
-            self._poll_counts[job.id] = 0
-            self._store.update(
-                job.id,
-                now=now,
-                state=JobState.SUBMITTED,
-                task_id=task_id,
-                submitted_at=now,
-                next_attempt_at=now + first_poll_delay(self._estimate_seconds),
-            )
-            log.info(
-                "task_submitted",
-                path=str(job.path),
-                job_id=job.id,
-                task_id=task_id,
-                attempt=job.attempts,
-            )
-            return
-        if isinstance(error, InputFileError) and "changed" in str(error):
-            self._breaker = self._breaker.on_abandoned()
-            job = self._store.update(
-                job.id, now=now, state=JobState.SETTLING, attempts=job.attempts - 1
-            )
-            self._resettle(job, now)
-            return
-        if isinstance(error, SubmitOutcomeUnknown):
-            # The task may exist and be billed; we cannot learn its id. Count the attempt.
-            self._transient(job, error, now, state=JobState.QUEUED, counts_attempt=True)
-            return
-        if isinstance(error, AuthenticationError):
-            self._auth_failed(job, error, now, state=JobState.QUEUED, attempts=job.attempts - 1)
-            return
-        if isinstance(error, TransientError):
-            self._transient(job, error, now, state=JobState.QUEUED, counts_attempt=False)
-            return
-        self._breaker = self._breaker.on_abandoned()
-        self._permanent(job, error, now)
-
-    # ----------------------------------------------------------------- polling
-
-    def _poll_due(self, now: float) -> None:
-        capacity = self._polls.capacity
-        if capacity <= 0:
-            return
-        for job in self._store.due([JobState.SUBMITTED], now=now, limit=capacity * 2):
-            if self._polls.capacity <= 0 or not self._breaker.allows_request(now):
-                break
-            if self._polls.is_busy_with(job.id) or job.task_id is None or job.mode is None:
-                continue
-            self._breaker = self._breaker.on_request(now)
-            self._polls.submit(job.id, self._poll_work(job.task_id, job.mode))
-
-    def _poll_work(self, task_id: str, mode: Mode) -> Callable[[], object]:
-        api, probe_first = (
-            self._api,
-            self.config.service.use_status_probe and not self._api.is_trial,
-        )
-
-        def poll() -> TaskResult:
-            if probe_first:
-                status = api.status(task_id, mode=mode)
-                if status.task_status is not TaskStatus.COMPLETED:
-                    return status
-            return api.fetch(task_id, mode=mode)
-
-        return poll
-
-    def _apply_poll(self, job: Job, value: object, error: BaseException | None, now: float) -> None:
-        if job.state is not JobState.SUBMITTED:
-            return
-        if isinstance(error, AuthenticationError):
-            self._auth_failed(job, error, now, state=JobState.SUBMITTED, attempts=job.attempts)
-            return
-        if isinstance(error, TransientError):
-            self._transient(job, error, now, state=JobState.SUBMITTED, counts_attempt=False)
-            return
-        if isinstance(error, ApiRejected):
-            # The service refuses to tell us about this id; treat the task as gone.
-            value = TaskResult(
-                task_id=job.task_id or "", task_status=TaskStatus.NOT_EXIST, response_status=None
-            )
-        elif error is not None:
-            self._breaker = self._breaker.on_abandoned()
-            self._permanent(job, error, now)
-            return
-        assert isinstance(value, TaskResult)
-        self._service_answered(now)
-        # A poll delayed by failures or an outage says nothing about processing time.
-        had_failures = self._transient_failures.pop(job.id, None) is not None
-        polls = self._poll_counts.get(job.id, 0) + 1
-        self._poll_counts[job.id] = polls
-        submitted_at = job.submitted_at or now
-        lateness = now - (job.next_attempt_at or now)
-        on_schedule = not had_failures and lateness < max(0.5, 0.25 * (now - submitted_at))
-        if on_schedule and value.task_status is not TaskStatus.NOT_EXIST:
-            self._estimate_seconds = updated_estimate(
-                self._estimate_seconds,
-                elapsed_seconds=now - submitted_at,
-                finished=value.task_status.is_finished,
-                polls=polls,
-            )
-        decision = decide_poll(
-            value.task_status,
-            now=now,
-            submitted_at=submitted_at,
-            polls_so_far=polls,
-            attempts=job.attempts,
-            max_attempts=self.config.service.max_attempts,
-            deadline_seconds=self.config.service.task_deadline_seconds,
-            estimate_seconds=self._estimate_seconds,
-        )
-        log.debug("task_polled", job_id=job.id, task_id=job.task_id, status=value.task_status.value)
-        if decision.action is PollAction.WAIT:
-            self._store.update(job.id, now=now, next_attempt_at=decision.poll_at)
-        elif decision.action is PollAction.RESUBMIT:
-            self._poll_counts.pop(job.id, None)
-            self._store.update(
-                job.id,
-                now=now,
-                state=JobState.QUEUED,
-                task_id=None,
-                next_attempt_at=None,
-                last_error=decision.reason,
-            )
-            log.warning(
-                "task_resubmitting", job_id=job.id, task_id=job.task_id, reason=decision.reason
-            )
-        elif decision.action is PollAction.FAIL:
-            messages = "; ".join(value.messages)
-            reason = f"{decision.reason}: {messages}" if messages else decision.reason
-            self._fail(job, decision.error_class or ErrorClass.TASK_ERROR, reason, now)
-        else:
-            self._poll_counts.pop(job.id, None)
-            with self._store.batch():
-                self._store.save_results(job.id, value.results)
-                job = self._store.update(job.id, now=now, state=JobState.WRITING)
-            log.info(
-                "task_completed",
-                job_id=job.id,
-                task_id=job.task_id,
-                seconds=round(now - submitted_at, 3),
-            )
-            self._write_outputs(job, now)
-
     def _finish_due(self, now: float) -> None:
         """Sidecar writes and disposals that were postponed (disk full) or left by a crash."""
         for job in self._store.due([JobState.WRITING, JobState.DISPOSING], now=now, limit=50):
-            step = self._write_outputs if job.state is JobState.WRITING else self._dispose
+            finisher = self._finisher
+            step = finisher.write_outputs if job.state is JobState.WRITING else finisher.dispose
             self._guarded(job, now, step)
-
-    # ----------------------------------------------------------------- outcomes
-
-    def _collect(self, now: float) -> None:
-        for pool, apply in ((self._uploads, self._apply_upload), (self._polls, self._apply_poll)):
-            for outcome in pool.take_finished():
-                job = self._store.get(outcome.key)
-                step = functools.partial(_apply_outcome, apply, outcome.value, outcome.error)
-                self._guarded(job, now, step)
 
     def _guarded(self, job: Job, now: float, step: Callable[[Job, float], None]) -> None:
         """The one place a bug in one file's step is caught: no file can stop the daemon."""
@@ -679,275 +432,18 @@ class Service:
         except Exception as exc:  # the unit of work is one job
             log.exception("job_step_crashed", job_id=job.id, path=str(job.path))
             with contextlib.suppress(Exception):
-                self._fail(
+                self._finisher.fail(
                     self._store.get(job.id), ErrorClass.UNREADABLE, f"internal error: {exc}", now
                 )
 
-    def _service_answered(self, now: float) -> None:
-        """The service is up. After an outage, files stop waiting out their own backoff."""
-        was_open = self._breaker.state is not BreakerState.CLOSED
-        self._breaker = self._breaker.on_success()
-        if not was_open:
-            return
-        waiting = [
-            job
-            for job in self._store.jobs([JobState.QUEUED, JobState.SUBMITTED])
-            if job.next_attempt_at is not None and job.next_attempt_at > now
-        ]
-        with self._store.batch():
-            for job in waiting:
-                self._store.update(job.id, now=now, next_attempt_at=now)
-        log.info("service_recovered", released=len(waiting))
-
-    def _transient(
-        self, job: Job, error: TransientError, now: float, *, state: JobState, counts_attempt: bool
-    ) -> None:
-        failures = self._transient_failures.get(job.id, 0) + 1
-        self._transient_failures[job.id] = failures
-        self._breaker = self._breaker.on_failure(now, retry_after_seconds=error.retry_after_seconds)
-        if self._breaker.state is BreakerState.OPEN and self._breaker.consecutive_failures == (
-            self._breaker.threshold
-        ):
-            log.error("breaker_opened", reason=str(error), until=self._breaker.open_until)
-        attempts = job.attempts if counts_attempt else max(0, job.attempts - 1)
-        if state is JobState.SUBMITTED:
-            attempts = job.attempts
-        if counts_attempt and attempts >= self.config.service.max_attempts:
-            self._fail(
-                job,
-                ErrorClass.ATTEMPTS_EXHAUSTED,
-                f"{error}; gave up after {attempts} submissions",
-                now,
-            )
-            return
-        when = retry_at(
-            now,
-            failures=failures,
-            jitter=self._rng.random(),
-            retry_after_seconds=error.retry_after_seconds,
-        )
-        self._store.update(
-            job.id,
-            now=now,
-            state=state,
-            attempts=attempts,
-            next_attempt_at=when,
-            last_error=str(error),
-            http_status=error.status_code,
-        )
-        log.warning(
-            "retry_scheduled",
-            job_id=job.id,
-            path=str(job.path),
-            error=str(error),
-            retry_in_seconds=round(when - now, 2),
-            state=state.value,
-        )
-
-    def _auth_failed(
-        self, job: Job, error: AuthenticationError, now: float, *, state: JobState, attempts: int
-    ) -> None:
-        self._breaker = self._breaker.on_failure(now, retry_after_seconds=AUTH_PAUSE_SECONDS)
-        self._store.update(
-            job.id,
-            now=now,
-            state=state,
-            attempts=max(0, attempts),
-            next_attempt_at=now + AUTH_PAUSE_SECONDS,
-            last_error=str(error),
-        )
-        log.error("authentication_failed", error=str(error), paused_seconds=AUTH_PAUSE_SECONDS)
-
-    def _permanent(self, job: Job, error: BaseException, now: float) -> None:
-        if isinstance(error, ApiRejected):
-            self._fail(job, ErrorClass.REJECTED, str(error), now, http_status=error.status_code)
-        elif isinstance(error, InputFileError):
-            self._fail(job, ErrorClass.UNREADABLE, str(error), now)
-        elif isinstance(error, ConfigError | PermanentError):
-            self._fail(job, ErrorClass.REJECTED, str(error), now)
-        else:
-            log.error("job_step_crashed", job_id=job.id, error=repr(error))
-            self._fail(job, ErrorClass.UNREADABLE, f"internal error: {error!r}", now)
-
-    # ----------------------------------------------------------------- writing and disposal
-
-    def _write_outputs(self, job: Job, now: float) -> None:
-        inbox = self._inboxes[job.inbox]
-        if not self._source_unchanged(job):
-            return
-        results = self._store.results_for(job.id)
-        if results is None:
-            self._store.update(job.id, now=now, state=JobState.SUBMITTED, next_attempt_at=now)
-            return
-        try:
-            files = sidecars.compose(
-                results, formats=inbox.result_formats, regions=inbox.settings.regions
-            )
-        except PermanentError as exc:
-            self._fail(job, ErrorClass.TASK_ERROR, str(exc), now)
-            return
-        targets = policy.output_paths(
-            job.path,
-            inbox_root=inbox.path,
-            output_dir=inbox.output_dir,
-            template=inbox.output_template,
-            formats=inbox.result_formats,
-            inbox_name=inbox.name,
-        )
-        try:
-            for sidecar in files:
-                target = Path(targets[sidecar.format])
-                if sidecar.part is not None:
-                    target = target.with_suffix(f".{sidecar.part}{target.suffix}")
-                outputs.write_atomic(target, sidecar.data)
-                log.info("sidecar_written", job_id=job.id, path=str(target))
-        except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                self._store.update(
-                    job.id,
-                    now=now,
-                    next_attempt_at=now + OUTPUT_RETRY_SECONDS,
-                    last_error=f"cannot write sidecar: {exc.strerror}",
-                )
-                log.error("sidecar_write_failed", job_id=job.id, error=str(exc), retrying=True)  # noqa: TRY400 - an expected condition, no traceback
-                return
-            self._fail(job, ErrorClass.OUTPUT_FAILED, f"cannot write sidecar: {exc}", now)
-            return
-        job = self._store.update(job.id, now=now, state=JobState.DISPOSING)
-        self._dispose(job, now)
-
-    def _source_unchanged(self, job: Job) -> bool:
-        """Before writing or disposing: the source must still be the file that was recognised."""
-        now = self._clock()
-        try:
-            st = job.path.lstat()
-        except FileNotFoundError:
-            self._store.update(
-                job.id,
-                now=now,
-                state=JobState.DONE,
-                last_error="the source vanished before its sidecar was written",
-            )
-            log.warning("source_vanished", job_id=job.id, path=str(job.path))
-            return False
-        fp = job.fingerprint
-        if fp is not None and (fp.device, fp.inode, fp.size, fp.mtime_ns) == (
-            st.st_dev,
-            st.st_ino,
-            st.st_size,
-            st.st_mtime_ns,
-        ):
-            return True
-        log.info("source_changed_reprocessing", job_id=job.id, path=str(job.path))
-        job = self._store.update(
-            job.id,
-            now=now,
-            state=JobState.SETTLING,
-            task_id=None,
-            attempts=0,
-            fingerprint=None,
-            next_attempt_at=None,
-        )
-        self._resettle(job, now)
-        return False
-
     def _resettle(self, job: Job, now: float) -> None:
+        """Watch this job's file settle again (it changed, or the daemon restarted)."""
         try:
             st = job.path.lstat()
         except FileNotFoundError:
             self._forget(job, "vanished")
             return
         self._track_settling(job, st, now, event=True)
-
-    def _dispose(self, job: Job, now: float) -> None:
-        inbox = self._inboxes[job.inbox]
-        try:
-            st = job.path.lstat()
-        except FileNotFoundError:
-            st = None
-        fp = job.fingerprint
-        unchanged = (
-            st is not None
-            and fp is not None
-            and (fp.device, fp.inode, fp.size, fp.mtime_ns)
-            == (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-        )
-        if st is not None and unchanged and inbox.on_success is not Disposition.KEEP:
-            if inbox.on_success is Disposition.MOVE and inbox.done_dir is not None:
-                target = policy.mirrored_path(
-                    job.path, inbox_root=inbox.path, target_root=inbox.done_dir
-                )
-                final = outputs.move_file(job.path, Path(target))
-                log.info("source_moved", job_id=job.id, path=str(job.path), to=str(final))
-            elif inbox.on_success is Disposition.DELETE:
-                outputs.delete_file(job.path)
-                log.info("source_deleted", job_id=job.id, path=str(job.path))
-        self._store.update(job.id, now=now, state=JobState.DONE)
-        self._done_count += 1
-        log.info("file_done", job_id=job.id, path=str(job.path), task_id=job.task_id)
-        if st is not None and not unchanged:
-            # Replaced after it was recognised: the new content is a new file.
-            new_job = self._store.add_job(
-                inbox=inbox.name, path=job.path, profile_hash=inbox.profile_hash, now=now
-            )
-            self._track_settling(new_job, st, now, event=True)
-
-    def _fail(
-        self,
-        job: Job,
-        error_class: ErrorClass,
-        message: str,
-        now: float,
-        *,
-        http_status: int | None = None,
-    ) -> None:
-        """Move the source to the error folder with a reason file; the intent is committed first."""
-        inbox = self._inboxes[job.inbox]
-        self._settling.pop(job.id, None)
-        job = self._store.update(
-            job.id, now=now, error_class=error_class, last_error=message, http_status=http_status
-        )
-        target = Path(
-            policy.mirrored_path(job.path, inbox_root=inbox.path, target_root=inbox.error_dir)
-        )
-        reason = _reason(job, inbox, now)
-        try:
-            final = outputs.move_to_error(job.path, target, reason=reason)
-        except FileNotFoundError:
-            final = None
-        except OSError as exc:
-            # The error folder itself is unusable; keep the intent and try again later.
-            self._store.update(job.id, now=now, next_attempt_at=now + FAILURE_RETRY_SECONDS)
-            log.error("error_folder_unusable", job_id=job.id, error=str(exc))  # noqa: TRY400
-            return
-        self._store.update(job.id, now=now, state=JobState.FAILED)
-        self._failed_count += 1
-        log.error(
-            "file_moved_to_error",
-            job_id=job.id,
-            path=str(job.path),
-            to=str(final) if final else None,
-            error_class=error_class.value,
-            message=message,
-            http_status=http_status,
-            task_id=job.task_id,
-        )
-
-    def _retry_pending_failures(self, now: float) -> None:
-        for job in self._pending_failures():
-            self._fail(
-                job,
-                job.error_class or ErrorClass.UNREADABLE,
-                job.last_error or "",
-                now,
-                http_status=job.http_status,
-            )
-
-    def _pending_failures(self) -> Iterator[Job]:
-        active = [s for s in JobState if s.is_active]
-        for job in self._store.jobs(active):
-            if job.error_class is not None:
-                yield job
 
     def _forget(self, job: Job, why: str) -> None:
         self._settling.pop(job.id, None)
@@ -972,13 +468,7 @@ class Service:
         if inbox is None:
             return "unknown_inbox"
         if job.error_class is not None:
-            self._guarded(
-                job,
-                now,
-                lambda j, n: self._fail(
-                    j, j.error_class or ErrorClass.UNREADABLE, j.last_error or "", n
-                ),
-            )
+            self._guarded(job, now, self._finisher.fail_again)
             return "failing"
         exists = os.path.lexists(job.path)
         if not exists and job.state in (
@@ -998,14 +488,13 @@ class Service:
             log.warning("task_resubmit_after_crash", job_id=job.id, path=str(job.path))
             return "resubmit"
         if job.state is JobState.SUBMITTED:
-            self._poll_counts[job.id] = 0
             self._store.update(job.id, now=now, next_attempt_at=now)
             return "resume_polling"
         if job.state is JobState.WRITING:
-            self._guarded(job, now, self._write_outputs)
+            self._guarded(job, now, self._finisher.write_outputs)
             return "rewrite"
         if job.state is JobState.DISPOSING:
-            self._guarded(job, now, self._dispose)
+            self._guarded(job, now, self._finisher.dispose)
             return "dispose"
         return "queued"
 
@@ -1047,16 +536,6 @@ class Service:
         self._next_watch_check_at = now + WATCH_CHECK_SECONDS
 
 
-def _apply_outcome(
-    apply: Callable[[Job, object, BaseException | None, float], None],
-    value: object,
-    error: BaseException | None,
-    job: Job,
-    now: float,
-) -> None:
-    apply(job, value, error, now)
-
-
 def _preflight_problem(
     facts: probe.FileFacts, inbox: InboxConfig, *, trial: bool
 ) -> tuple[str | None, ErrorClass]:
@@ -1087,29 +566,3 @@ def _preflight_problem(
             ErrorClass.REJECTED,
         )
     return None, ErrorClass.UNREADABLE
-
-
-def _iso(timestamp: float | None) -> str | None:
-    if timestamp is None:
-        return None
-    return datetime.fromtimestamp(timestamp, tz=UTC).isoformat(timespec="seconds")
-
-
-def _reason(job: Job, inbox: InboxConfig, now: float) -> dict[str, Any]:
-    fp = job.fingerprint
-    return {
-        "class": job.error_class.value if job.error_class else None,
-        "message": job.last_error,
-        "http_status": job.http_status,
-        "task_id": job.task_id,
-        "attempts": job.attempts,
-        "source_path": str(job.path),
-        "inbox": inbox.name,
-        "profile_hash": inbox.profile_hash,
-        "mode": (job.mode or inbox.mode).value,
-        "sha256": fp.sha256 if fp else None,
-        "first_seen_at": _iso(job.first_seen_at),
-        "submitted_at": _iso(job.submitted_at),
-        "failed_at": _iso(now),
-        "ocrwatch_version": __version__,
-    }

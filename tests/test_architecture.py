@@ -27,7 +27,7 @@ def allowed_imports(component: str) -> set[str] | None:
         return {"model", "errors", "policy"}
     if component in BOUNDARIES:
         return CORE | {component}
-    if component in {"service", "requeue"}:  # composers of the boundaries
+    if component in {"service", "requeue", "dispatch", "finishing"}:  # composers
         return None
     if component in {"cli", "__main__", "__init__"}:
         return None

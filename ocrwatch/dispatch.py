@@ -1,0 +1,427 @@
+"""Talking to the OCR service: submit queued files, poll submitted tasks, apply the answers.
+
+The HTTP calls run on two small worker pools; their outcomes come back to the control thread
+through ``collect``, which applies them to the store. A row is SUBMITTING before its POST is
+handed to a worker, so a crash while the call is in flight is seen at start-up.
+
+Failures are classified here. Transient ones (network, 429, 5xx) never consume a file's
+attempts and feed one circuit breaker for the whole service: an outage pauses the daemon
+instead of emptying the inbox into the error folder. Only a POST whose outcome is unknown,
+or a task that vanished or overran its deadline, counts as an attempt.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+
+import structlog
+
+from ocrwatch import probe
+from ocrwatch.aspose import OcrApi
+from ocrwatch.config import InboxConfig, ServiceConfig
+from ocrwatch.errors import (
+    ApiRejected,
+    AuthenticationError,
+    ConfigError,
+    InputFileError,
+    PermanentError,
+    SubmitOutcomeUnknown,
+    TransientError,
+)
+from ocrwatch.finishing import Finisher, Resettle
+from ocrwatch.model import ErrorClass, Job, JobState, Mode, TaskResult, TaskStatus
+from ocrwatch.schedule import (
+    Breaker,
+    BreakerState,
+    PollAction,
+    decide_poll,
+    first_poll_delay,
+    retry_at,
+    updated_estimate,
+)
+from ocrwatch.store import Store
+from ocrwatch.workers import Outcome, WorkerPool
+
+log = structlog.get_logger(__name__)
+
+AUTH_PAUSE_SECONDS = 300.0  # refused credentials: ask again rarely (the token endpoint locks out)
+
+Step = Callable[[Job, float], None]
+Guard = Callable[[Job, float, Step], None]
+
+
+class Dispatcher:
+    """Uploads and polls for every inbox, within ``max_in_flight`` and the breaker."""
+
+    def __init__(
+        self,
+        service: ServiceConfig,
+        *,
+        api: OcrApi,
+        store: Store,
+        inboxes: Mapping[str, InboxConfig],
+        finisher: Finisher,
+        resettle: Resettle,
+        guard: Guard,
+        wake: Callable[[], None],
+        rng: random.Random,
+    ) -> None:
+        self._service = service
+        self._api = api
+        self._store = store
+        self._inboxes = inboxes
+        self._finisher = finisher
+        self._resettle = resettle
+        self._guard = guard
+        self._rng = rng
+        self._uploads: WorkerPool[int] = WorkerPool(
+            "upload", size=service.upload_concurrency, on_finished=wake
+        )
+        self._polls: WorkerPool[int] = WorkerPool(
+            "poll", size=service.poll_concurrency, on_finished=wake
+        )
+        self.breaker = Breaker(
+            threshold=service.breaker_threshold, probe_seconds=service.breaker_probe_seconds
+        )
+        self.estimate_seconds: float | None = None
+        self._poll_counts: dict[int, int] = {}
+        self._transient_failures: dict[int, int] = {}
+
+    # ----------------------------------------------------------------- state
+
+    @property
+    def busy_count(self) -> int:
+        return self._uploads.busy_count + self._polls.busy_count
+
+    @property
+    def is_paused(self) -> bool:
+        return self.breaker.state is not BreakerState.CLOSED
+
+    def close(self, *, timeout_seconds: float) -> None:
+        self._uploads.close(timeout_seconds=timeout_seconds)
+        self._polls.close(timeout_seconds=timeout_seconds)
+
+    def next_due_at(self, now: float, *, horizon: float) -> float:
+        """When the next submission or poll falls due, up to ``horizon``."""
+        if not self.breaker.allows_request(now):
+            return horizon
+        states = [JobState.SUBMITTED]
+        if self._uploads.capacity > 0 and (
+            self._store.count_in_flight() < self._service.max_in_flight
+        ):
+            states.append(JobState.QUEUED)
+        # Jobs whose poll is already running are due too; look past them.
+        for job in self._store.due(states, now=horizon, limit=self._polls.busy_count + 1):
+            if not self._polls.is_busy_with(job.id):
+                return min(horizon, job.next_attempt_at or now)
+        return horizon
+
+    # ----------------------------------------------------------------- submitting
+
+    def submit_due(self, now: float) -> None:
+        capacity = min(
+            self._uploads.capacity,
+            self._service.max_in_flight - self._store.count_in_flight(),
+        )
+        if capacity <= 0 or not self.breaker.allows_request(now):
+            return
+        for job in self._fair_due(JobState.QUEUED, now, capacity):
+            inbox = self._inboxes.get(job.inbox)
+            if inbox is None or not self.breaker.allows_request(now):
+                continue
+            self.breaker = self.breaker.on_request(now)
+            submitting = self._store.update(
+                job.id,
+                now=now,
+                expect_state=JobState.QUEUED,
+                state=JobState.SUBMITTING,
+                attempts=job.attempts + 1,
+                task_id=None,
+            )
+            self._uploads.submit(job.id, self._upload_work(submitting, inbox))
+
+    def _fair_due(self, state: JobState, now: float, limit: int) -> list[Job]:
+        """Due jobs, alternating between inboxes so one busy inbox cannot starve the others."""
+        per_inbox = [
+            self._store.due([state], now=now, limit=limit, inbox=name) for name in self._inboxes
+        ]
+        chosen: list[Job] = []
+        for round_ in range(limit):
+            for jobs in per_inbox:
+                if round_ < len(jobs) and len(chosen) < limit:
+                    chosen.append(jobs[round_])
+        return chosen
+
+    def _upload_work(self, job: Job, inbox: InboxConfig) -> Callable[[], object]:
+        api, path, fingerprint, mode = self._api, job.path, job.fingerprint, job.mode
+        if fingerprint is None or mode is None:
+            raise ValueError(f"job {job.id} was queued without a fingerprint and mode")
+
+        def upload() -> str:
+            with probe.open_for_upload(path, expected=fingerprint) as source:
+                return api.submit(mode, source, inbox.settings)
+
+        return upload
+
+    def _apply_upload(self, job: Job, outcome: Outcome[int], now: float) -> None:
+        error = outcome.error
+        if error is None:
+            task_id = str(outcome.value)
+            self._service_answered(now)
+            self._transient_failures.pop(job.id, None)
+            self._poll_counts[job.id] = 0
+            self._store.update(
+                job.id,
+                now=now,
+                state=JobState.SUBMITTED,
+                task_id=task_id,
+                submitted_at=now,
+                next_attempt_at=now + first_poll_delay(self.estimate_seconds),
+            )
+            log.info(
+                "task_submitted",
+                path=str(job.path),
+                job_id=job.id,
+                task_id=task_id,
+                attempt=job.attempts,
+            )
+            return
+        if isinstance(error, InputFileError) and "changed" in str(error):
+            self.breaker = self.breaker.on_abandoned()
+            job = self._store.update(
+                job.id, now=now, state=JobState.SETTLING, attempts=job.attempts - 1
+            )
+            self._resettle(job, now)
+        elif isinstance(error, SubmitOutcomeUnknown):
+            # The task may exist and be billed; we cannot learn its id. Count the attempt.
+            self._transient(job, error, now, state=JobState.QUEUED, counts_attempt=True)
+        elif isinstance(error, AuthenticationError):
+            self._auth_failed(job, error, now, state=JobState.QUEUED, attempts=job.attempts - 1)
+        elif isinstance(error, TransientError):
+            self._transient(job, error, now, state=JobState.QUEUED, counts_attempt=False)
+        else:
+            self.breaker = self.breaker.on_abandoned()
+            self._permanent(job, error, now)
+
+    # ----------------------------------------------------------------- polling
+
+    def poll_due(self, now: float) -> None:
+        capacity = self._polls.capacity
+        if capacity <= 0:
+            return
+        for job in self._store.due([JobState.SUBMITTED], now=now, limit=capacity * 2):
+            if self._polls.capacity <= 0 or not self.breaker.allows_request(now):
+                break
+            if self._polls.is_busy_with(job.id) or job.task_id is None or job.mode is None:
+                continue
+            self.breaker = self.breaker.on_request(now)
+            self._polls.submit(job.id, self._poll_work(job.task_id, job.mode))
+
+    def _poll_work(self, task_id: str, mode: Mode) -> Callable[[], object]:
+        api = self._api
+        probe_first = self._service.use_status_probe and not api.is_trial
+
+        def poll() -> TaskResult:
+            if probe_first:
+                status = api.status(task_id, mode=mode)
+                if status.task_status is not TaskStatus.COMPLETED:
+                    return status
+            return api.fetch(task_id, mode=mode)
+
+        return poll
+
+    def _apply_poll(self, job: Job, outcome: Outcome[int], now: float) -> None:
+        if job.state is not JobState.SUBMITTED:
+            return
+        error, value = outcome.error, outcome.value
+        if isinstance(error, AuthenticationError):
+            self._auth_failed(job, error, now, state=JobState.SUBMITTED, attempts=job.attempts)
+            return
+        if isinstance(error, TransientError):
+            self._transient(job, error, now, state=JobState.SUBMITTED, counts_attempt=False)
+            return
+        if isinstance(error, ApiRejected):
+            # The service refuses to tell us about this id; treat the task as gone.
+            value = TaskResult(
+                task_id=job.task_id or "", task_status=TaskStatus.NOT_EXIST, response_status=None
+            )
+        elif error is not None or not isinstance(value, TaskResult):
+            self.breaker = self.breaker.on_abandoned()
+            self._permanent(job, error or TypeError(f"unexpected poll result {value!r}"), now)
+            return
+        self._service_answered(now)
+        self._apply_task_status(job, value, now)
+
+    def _apply_task_status(self, job: Job, result: TaskResult, now: float) -> None:
+        # A poll delayed by failures or an outage says nothing about processing time.
+        had_failures = self._transient_failures.pop(job.id, None) is not None
+        polls = self._poll_counts.get(job.id, 0) + 1
+        self._poll_counts[job.id] = polls
+        submitted_at = job.submitted_at or now
+        lateness = now - (job.next_attempt_at or now)
+        on_schedule = not had_failures and lateness < max(0.5, 0.25 * (now - submitted_at))
+        if on_schedule and result.task_status is not TaskStatus.NOT_EXIST:
+            self.estimate_seconds = updated_estimate(
+                self.estimate_seconds,
+                elapsed_seconds=now - submitted_at,
+                finished=result.task_status.is_finished,
+                polls=polls,
+            )
+        decision = decide_poll(
+            result.task_status,
+            now=now,
+            submitted_at=submitted_at,
+            polls_so_far=polls,
+            attempts=job.attempts,
+            max_attempts=self._service.max_attempts,
+            deadline_seconds=self._service.task_deadline_seconds,
+            estimate_seconds=self.estimate_seconds,
+        )
+        log.debug(
+            "task_polled", job_id=job.id, task_id=job.task_id, status=result.task_status.value
+        )
+        if decision.action is PollAction.WAIT:
+            self._store.update(job.id, now=now, next_attempt_at=decision.poll_at)
+            return
+        self._poll_counts.pop(job.id, None)
+        if decision.action is PollAction.RESUBMIT:
+            self._store.update(
+                job.id,
+                now=now,
+                state=JobState.QUEUED,
+                task_id=None,
+                next_attempt_at=None,
+                last_error=decision.reason,
+            )
+            log.warning(
+                "task_resubmitting", job_id=job.id, task_id=job.task_id, reason=decision.reason
+            )
+        elif decision.action is PollAction.FAIL:
+            messages = "; ".join(result.messages)
+            reason = f"{decision.reason}: {messages}" if messages else decision.reason
+            self._finisher.fail(job, decision.error_class or ErrorClass.TASK_ERROR, reason, now)
+        else:
+            with self._store.batch():
+                self._store.save_results(job.id, result.results)
+                job = self._store.update(job.id, now=now, state=JobState.WRITING)
+            log.info(
+                "task_completed",
+                job_id=job.id,
+                task_id=job.task_id,
+                seconds=round(now - submitted_at, 3),
+            )
+            self._finisher.write_outputs(job, now)
+
+    # ----------------------------------------------------------------- outcomes
+
+    def collect(self, now: float) -> None:
+        """Apply every finished upload and poll, each as its own guarded unit of work."""
+        for pool, apply in ((self._uploads, self._apply_upload), (self._polls, self._apply_poll)):
+            for outcome in pool.take_finished():
+                job = self._store.get(outcome.key)
+                self._guard(job, now, _Applier(apply, outcome))
+
+    def _service_answered(self, now: float) -> None:
+        """The service is up. After an outage, files stop waiting out their own backoff."""
+        was_open = self.breaker.state is not BreakerState.CLOSED
+        self.breaker = self.breaker.on_success()
+        if not was_open:
+            return
+        waiting = [
+            job
+            for job in self._store.jobs([JobState.QUEUED, JobState.SUBMITTED])
+            if job.next_attempt_at is not None and job.next_attempt_at > now
+        ]
+        with self._store.batch():
+            for job in waiting:
+                self._store.update(job.id, now=now, next_attempt_at=now)
+        log.info("service_recovered", released=len(waiting))
+
+    def _transient(
+        self, job: Job, error: TransientError, now: float, *, state: JobState, counts_attempt: bool
+    ) -> None:
+        failures = self._transient_failures.get(job.id, 0) + 1
+        self._transient_failures[job.id] = failures
+        was_closed = self.breaker.state is BreakerState.CLOSED
+        self.breaker = self.breaker.on_failure(now, retry_after_seconds=error.retry_after_seconds)
+        if was_closed and self.breaker.state is BreakerState.OPEN:
+            log.error("breaker_opened", reason=str(error), until=self.breaker.open_until)
+        # A SUBMITTING row already counted this POST; only an unknown outcome keeps the count.
+        attempts = job.attempts
+        if state is JobState.QUEUED and not counts_attempt:
+            attempts = max(0, job.attempts - 1)
+        if counts_attempt and attempts >= self._service.max_attempts:
+            self._finisher.fail(
+                job,
+                ErrorClass.ATTEMPTS_EXHAUSTED,
+                f"{error}; gave up after {attempts} submissions",
+                now,
+            )
+            return
+        when = retry_at(
+            now,
+            failures=failures,
+            jitter=self._rng.random(),
+            retry_after_seconds=error.retry_after_seconds,
+        )
+        self._store.update(
+            job.id,
+            now=now,
+            state=state,
+            attempts=attempts,
+            next_attempt_at=when,
+            last_error=str(error),
+            http_status=error.status_code,
+        )
+        log.warning(
+            "retry_scheduled",
+            job_id=job.id,
+            path=str(job.path),
+            error=str(error),
+            retry_in_seconds=round(when - now, 2),
+            state=state.value,
+        )
+
+    def _auth_failed(
+        self, job: Job, error: AuthenticationError, now: float, *, state: JobState, attempts: int
+    ) -> None:
+        self.breaker = replace(
+            self.breaker.on_failure(now, retry_after_seconds=AUTH_PAUSE_SECONDS),
+            state=BreakerState.OPEN,
+            open_until=now + AUTH_PAUSE_SECONDS,
+        )
+        self._store.update(
+            job.id,
+            now=now,
+            state=state,
+            attempts=max(0, attempts),
+            next_attempt_at=now + AUTH_PAUSE_SECONDS,
+            last_error=str(error),
+        )
+        log.error("authentication_failed", error=str(error), paused_seconds=AUTH_PAUSE_SECONDS)
+
+    def _permanent(self, job: Job, error: BaseException, now: float) -> None:
+        if isinstance(error, ApiRejected):
+            self._finisher.fail(
+                job, ErrorClass.REJECTED, str(error), now, http_status=error.status_code
+            )
+        elif isinstance(error, InputFileError):
+            self._finisher.fail(job, ErrorClass.UNREADABLE, str(error), now)
+        elif isinstance(error, ConfigError | PermanentError):
+            self._finisher.fail(job, ErrorClass.REJECTED, str(error), now)
+        else:
+            log.error("job_step_crashed", job_id=job.id, error=repr(error))
+            self._finisher.fail(job, ErrorClass.UNREADABLE, f"internal error: {error!r}", now)
+
+
+class _Applier:
+    """Binds one finished outcome to the function that applies it (a guarded step)."""
+
+    def __init__(self, apply: Callable[[Job, Outcome[int], float], None], outcome: Outcome[int]):
+        self._apply = apply
+        self._outcome = outcome
+
+    def __call__(self, job: Job, now: float) -> None:
+        self._apply(job, self._outcome, now)
