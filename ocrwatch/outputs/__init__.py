@@ -4,20 +4,16 @@ Invariants. A reader never sees a partial file under a final name: every write g
 temp file ``.<name>.ocrwatch-<hex>.tmp`` in the target's own directory, is fsynced, then
 renamed over the target, and the directory is fsynced. Moves never overwrite: the target
 name gets `` (1)``, `` (2)``... until it is free, and the rename itself refuses to replace
-(``renameat2(RENAME_NOREPLACE)``; where a filesystem lacks it, ``link`` + ``unlink``; where
-hard links are refused too (vfat, SMB, ``fs.protected_hardlinks`` on files of other users),
-a check followed by ``rename``, which has a tiny window). Names are handled as bytes:
-undecodable (surrogate-escaped) and NFD names survive unchanged, and every name this module
-makes stays within ``NAME_MAX_BYTES``, cut only at UTF-8 character boundaries. OSErrors
-(ENOSPC, EROFS, EACCES...) propagate unchanged for the caller to classify.
+(how, and the window each fallback leaves, is in ``ocrwatch.outputs.moves``). Names are
+handled as bytes: undecodable (surrogate-escaped) and NFD names survive unchanged, and every
+name this package makes stays within ``NAME_MAX_BYTES``. OSErrors (ENOSPC, EROFS, EACCES...)
+propagate unchanged for the caller to classify.
 
 Crash points. During a write: at most a temp file is left; ``remove_stale_temp_files``
-deletes it. During a same-filesystem move: the rename is atomic; after the ``link`` fallback
-the file may have two names (the next move of it notices the shared inode and just unlinks
-the source). During a cross-filesystem move: the copy is completed and renamed into place
-before the source is unlinked, so the file is in one place or two, never zero. During
-``move_to_error``: the reason file is written first, so a crash leaves a reason file beside
-a missing file while the source is still in the inbox; repeating the call reuses that name.
+deletes it. During a move: see ``ocrwatch.outputs.moves``; the file is in one place or two,
+never zero. During ``move_to_error``: the reason file is written first, so a crash leaves a
+reason file beside a missing file while the source is still in the inbox; repeating the call
+reuses that name.
 
 Ownership. Files are created by the daemon's user; their group is its group, or the
 directory's group where the directory is setgid. Modes are set explicitly (``fchmod``), so
@@ -27,50 +23,51 @@ the umask does not apply to files; new directories get ``0o777`` minus the umask
 from __future__ import annotations
 
 import base64
-import contextlib
-import ctypes
 import errno
-import itertools
 import json
 import os
-import re
-import secrets
 import stat
-import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-NAME_MAX_BYTES = 255
+from ocrwatch.outputs.moves import (
+    MAX_NAME_RACES,
+    NAME_MAX_BYTES,
+    TEMP_PATTERN,
+    CrossDeviceMoveError,
+    candidates,
+    create_temp,
+    delete_file,
+    free_name,
+    fsync_directory,
+    move_exact,
+    rename_no_replace,
+    same_inode,
+    temp_name,
+    unlink_quietly,
+    write_all,
+)
+
+__all__ = [
+    "NAME_MAX_BYTES",
+    "REASON_SUFFIX",
+    "CrossDeviceMoveError",
+    "delete_file",
+    "display_path",
+    "ensure_directory",
+    "free_name",
+    "move_file",
+    "move_to_error",
+    "probe_writable",
+    "reason_file_path",
+    "remove_stale_temp_files",
+    "write_atomic",
+    "write_json_atomic",
+]
+
 REASON_SUFFIX = ".error.json"
-_TEMP_MARK = ".ocrwatch-"
-_TEMP_PATTERN = re.compile(r"\..*\.ocrwatch-[0-9a-f]+\.tmp", re.DOTALL)
-_COPY_CHUNK_BYTES = 1 << 20
-_MAX_NAME_RACES = 100  # another writer taking the chosen name this often means something is wrong
 _REASON_READ_LIMIT_BYTES = 1 << 20
-_NO_FLAG_SUPPORT = {errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP}
-_NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK}
-
-
-class CrossDeviceMoveError(OSError):
-    """A symlink, FIFO or other special file cannot be moved to another filesystem."""
-
-
-def _load_renameat2() -> Any:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        function = ctypes.CDLL(None, use_errno=True).renameat2
-    except (OSError, AttributeError):  # no glibc >= 2.28 (or musl without it)
-        return None
-    function.argtypes = (ctypes.c_int, ctypes.c_char_p) * 2 + (ctypes.c_uint,)
-    function.restype = ctypes.c_int
-    return function
-
-
-_RENAMEAT2 = _load_renameat2()
-_AT_FDCWD = -100
-_RENAME_NOREPLACE = 1
 
 
 def ensure_directory(path: Path) -> None:
@@ -91,26 +88,26 @@ def ensure_directory(path: Path) -> None:
             if not directory.is_dir():
                 raise
             continue  # created by someone else meanwhile; they own its durability
-        _fsync_directory(directory.parent)
+        fsync_directory(directory.parent)
 
 
 def write_atomic(target: Path, data: bytes, *, mode: int = 0o644) -> None:
     """Replace ``target`` with ``data`` so that readers see the old file or the new, whole."""
     directory = target.parent
     ensure_directory(directory)
-    temp, fd = _create_temp(target)
+    temp, fd = create_temp(target)
     try:
         try:
             os.fchmod(fd, mode)  # created 0o600, so no one reads it early under a looser mode
-            _write_all(fd, data)
+            write_all(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)
         temp.replace(target)  # a symlink at ``target`` is replaced, never followed
     except BaseException:
-        _unlink_quietly(temp)
+        unlink_quietly(temp)
         raise
-    _fsync_directory(directory)
+    fsync_directory(directory)
 
 
 def write_json_atomic(target: Path, value: Mapping[str, Any]) -> None:
@@ -125,14 +122,6 @@ def write_json_atomic(target: Path, value: Mapping[str, Any]) -> None:
     write_atomic(target, (text + "\n").encode("utf-8"))
 
 
-def free_name(target: Path) -> Path:
-    """``target`` if nothing (not even a dangling symlink) is there, else ``stem (N).ext``."""
-    for candidate in _candidates(target, max_name_bytes=NAME_MAX_BYTES):
-        if not os.path.lexists(candidate):
-            return candidate
-    raise AssertionError("unreachable: the candidates never run out")
-
-
 def move_file(source: Path, target: Path) -> Path:
     """Move ``source`` to ``target`` or the next free name, never overwriting; return it.
 
@@ -141,13 +130,13 @@ def move_file(source: Path, target: Path) -> Path:
     """
     info = _lstat_movable(source)
     ensure_directory(target.parent)
-    for _ in range(_MAX_NAME_RACES):
+    for _ in range(MAX_NAME_RACES):
         final, is_leftover = _choose_move_name(target, info)
         if is_leftover:  # a crash between link and unlink: finish that move
             delete_file(source)
             return final
         try:
-            _move_exact(source, final, info)
+            move_exact(source, final, info)
         except FileExistsError:
             continue  # the name was taken between the check and the move
         except FileNotFoundError:
@@ -178,7 +167,7 @@ def move_to_error(source: Path, target: Path, *, reason: Mapping[str, Any]) -> P
     """
     info = _lstat_movable(source)
     ensure_directory(target.parent)
-    for _ in range(_MAX_NAME_RACES):
+    for _ in range(MAX_NAME_RACES):
         final, is_leftover = _choose_error_name(source, target, info)
         reason_path = reason_file_path(final)
         write_json_atomic(reason_path, {**reason, "source_path": source, "moved_to": final})
@@ -186,7 +175,7 @@ def move_to_error(source: Path, target: Path, *, reason: Mapping[str, Any]) -> P
             delete_file(source)
             return final
         try:
-            _move_exact(source, final, info)
+            move_exact(source, final, info)
         except FileExistsError:
             delete_file(reason_path)  # it would describe someone else's file
             continue
@@ -200,19 +189,10 @@ def move_to_error(source: Path, target: Path, *, reason: Mapping[str, Any]) -> P
     raise FileExistsError(errno.EEXIST, "no free name after repeated races", os.fspath(target))
 
 
-def delete_file(path: Path) -> None:
-    """Remove ``path`` durably; a missing file is fine."""
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        return
-    _fsync_directory(path.parent)
-
-
 def remove_stale_temp_files(
     directory: Path, *, older_than_seconds: float, now: float
 ) -> list[Path]:
-    """Remove this module's temp files in ``directory`` (not below) older than the cutoff."""
+    """Remove this package's temp files in ``directory`` (not below) older than the cutoff."""
     removed: list[Path] = []
     cutoff = now - older_than_seconds
     try:
@@ -220,7 +200,7 @@ def remove_stale_temp_files(
     except FileNotFoundError:
         return removed
     for entry in entries:
-        if not _TEMP_PATTERN.fullmatch(entry.name) or not entry.is_file(follow_symlinks=False):
+        if not TEMP_PATTERN.fullmatch(entry.name) or not entry.is_file(follow_symlinks=False):
             continue
         try:
             if entry.stat(follow_symlinks=False).st_mtime >= cutoff:
@@ -230,7 +210,7 @@ def remove_stale_temp_files(
             continue
         removed.append(Path(entry.path))
     if removed:
-        _fsync_directory(directory)
+        fsync_directory(directory)
     return removed
 
 
@@ -241,24 +221,24 @@ def probe_writable(directory: Path) -> str | None:
         ensure_directory(directory)
     except OSError as exc:
         return f"cannot create directory {shown}: {exc.strerror or exc}"
-    probe = directory / _temp_name("probe")
-    renamed = directory / _temp_name("probe")
+    probe = directory / temp_name("probe")
+    renamed = directory / temp_name("probe")
     step = "create"
     try:
         fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
             step = "write"
-            _write_all(fd, b"ocrwatch write probe\n")
+            write_all(fd, b"ocrwatch write probe\n")
             os.fsync(fd)
         finally:
             os.close(fd)
         step = "rename"
-        _rename_no_replace(probe, renamed)
+        rename_no_replace(probe, renamed)
         step = "delete"
         renamed.unlink()
     except OSError as exc:
-        _unlink_quietly(probe)
-        _unlink_quietly(renamed)
+        unlink_quietly(probe)
+        unlink_quietly(renamed)
         return f"cannot {step} a file in {shown}: {exc.strerror or exc}"
     return None
 
@@ -271,48 +251,13 @@ def display_path(path: Path) -> str:
 # --- names -------------------------------------------------------------------------------
 
 
-def _cut(raw: bytes, limit: int) -> bytes:
-    """At most ``limit`` bytes of ``raw``, never splitting a UTF-8 character."""
-    if len(raw) <= limit:
-        return raw
-    end = max(limit, 0)
-    for _ in range(3):  # a UTF-8 character has at most three continuation bytes
-        if end == 0 or raw[end] & 0xC0 != 0x80:
-            break
-        end -= 1
-    return raw[:end]
-
-
-def _candidates(target: Path, *, max_name_bytes: int) -> Iterator[Path]:
-    """``target``, ``stem (1).ext``, ``stem (2).ext``..., each fitted to ``max_name_bytes``."""
-    raw = os.fsencode(target.name)
-    dot = raw.rfind(b".")
-    stem, suffix = (raw[:dot], raw[dot:]) if 0 < dot < len(raw) - 1 else (raw, b"")
-    if len(suffix) > max_name_bytes // 2:  # not really an extension; keep the name's start
-        stem, suffix = raw, b""
-    for number in itertools.count():
-        marker = f" ({number})".encode() if number else b""
-        kept = _cut(stem, max_name_bytes - len(marker) - len(suffix))
-        yield target.with_name(os.fsdecode(kept + marker + suffix))
-
-
-def _temp_name(name: str) -> str:
-    token = secrets.token_hex(4)
-    room = NAME_MAX_BYTES - len(f".{_TEMP_MARK}{token}.tmp")
-    return "." + os.fsdecode(_cut(os.fsencode(name), room)) + f"{_TEMP_MARK}{token}.tmp"
-
-
-def _same_inode(a: os.stat_result, b: os.stat_result) -> bool:
-    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
-
-
 def _choose_move_name(target: Path, info: os.stat_result) -> tuple[Path, bool]:
     """The first free candidate, or one that already is the source (a half-done link move)."""
-    for candidate in _candidates(target, max_name_bytes=NAME_MAX_BYTES):
+    for candidate in candidates(target, max_name_bytes=NAME_MAX_BYTES):
         existing = _lstat_or_none(candidate)
         if existing is None:
             return candidate, False
-        if _same_inode(existing, info):
+        if same_inode(existing, info):
             return candidate, True
     raise AssertionError("unreachable: the candidates never run out")
 
@@ -320,10 +265,10 @@ def _choose_move_name(target: Path, info: os.stat_result) -> tuple[Path, bool]:
 def _choose_error_name(source: Path, target: Path, info: os.stat_result) -> tuple[Path, bool]:
     """Like ``_choose_move_name``, but the reason file's name must fit and be free or ours."""
     room = NAME_MAX_BYTES - len(REASON_SUFFIX.encode())
-    for candidate in _candidates(target, max_name_bytes=room):
+    for candidate in candidates(target, max_name_bytes=room):
         existing = _lstat_or_none(candidate)
         if existing is not None:
-            if _same_inode(existing, info):
+            if same_inode(existing, info):
                 return candidate, True
             continue
         reason_path = reason_file_path(candidate)
@@ -384,41 +329,7 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-# --- low-level steps ---------------------------------------------------------------------
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    except OSError as exc:
-        if exc.errno not in _NO_FLAG_SUPPORT:  # some filesystems cannot fsync a directory
-            raise
-    finally:
-        os.close(fd)
-
-
-def _create_temp(target: Path) -> tuple[Path, int]:
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
-    for _ in range(_MAX_NAME_RACES):
-        temp = target.with_name(_temp_name(target.name))
-        try:
-            return temp, os.open(temp, flags, 0o600)
-        except FileExistsError:
-            continue
-    raise FileExistsError(errno.EEXIST, "no free temp name", os.fspath(target))
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def _unlink_quietly(path: Path) -> None:
-    # Only on a path already failing: the first error is the one the caller must see.
-    with contextlib.suppress(OSError):
-        path.unlink()
+# --- stat --------------------------------------------------------------------------------
 
 
 def _lstat_or_none(path: Path) -> os.stat_result | None:
@@ -433,71 +344,3 @@ def _lstat_movable(source: Path) -> os.stat_result:
     if stat.S_ISDIR(info.st_mode):
         raise IsADirectoryError(errno.EISDIR, "only files are moved", os.fspath(source))
     return info
-
-
-def _rename_no_replace(source: Path, final: Path) -> None:
-    """Rename without ever replacing ``final``; EEXIST raises ``FileExistsError``."""
-    if _RENAMEAT2 is not None:
-        result = _RENAMEAT2(
-            _AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(final), _RENAME_NOREPLACE
-        )
-        if result == 0:
-            return
-        code = ctypes.get_errno()
-        if code not in _NO_FLAG_SUPPORT:
-            raise OSError(code, os.strerror(code), os.fspath(source), None, os.fspath(final))
-    try:
-        os.link(source, final, follow_symlinks=False)  # links a symlink itself
-    except OSError as exc:
-        if exc.errno not in _NO_HARD_LINKS:
-            raise
-        if os.path.lexists(final):
-            raise FileExistsError(errno.EEXIST, "name taken", os.fspath(final)) from exc
-        source.rename(final)  # the residual race of filesystems without either primitive
-        return
-    source.unlink()
-
-
-def _move_exact(source: Path, final: Path, info: os.stat_result) -> None:
-    """Move ``source`` to exactly ``final`` (which must not exist), durably."""
-    try:
-        _rename_no_replace(source, final)
-    except OSError as exc:
-        if exc.errno != errno.EXDEV:
-            raise
-        if not stat.S_ISREG(info.st_mode):
-            raise CrossDeviceMoveError(
-                errno.EXDEV, "cannot move a special file across filesystems", os.fspath(source)
-            ) from exc
-        _copy_into_place(source, final, info)
-        delete_file(source)  # only now: until here the file is in at least one place
-        return
-    _fsync_directory(final.parent)
-    if final.parent != source.parent:
-        _fsync_directory(source.parent)
-
-
-def _copy_into_place(source: Path, final: Path, info: os.stat_result) -> None:
-    """Copy a regular file to ``final`` on another filesystem via a fsynced temp file."""
-    # O_NONBLOCK: if the name was swapped for a FIFO since lstat, open must not hang.
-    src = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
-    try:
-        if not _same_inode(os.fstat(src), info):
-            raise OSError(errno.EAGAIN, "the file was replaced while being moved", str(source))
-        temp, dst = _create_temp(final)
-        try:
-            try:
-                while chunk := os.read(src, _COPY_CHUNK_BYTES):
-                    _write_all(dst, chunk)
-                os.fchmod(dst, stat.S_IMODE(info.st_mode))
-                os.utime(dst, ns=(info.st_atime_ns, info.st_mtime_ns))
-                os.fsync(dst)
-            finally:
-                os.close(dst)
-            _rename_no_replace(temp, final)
-        except BaseException:
-            _unlink_quietly(temp)
-            raise
-    finally:
-        os.close(src)
-    _fsync_directory(final.parent)
