@@ -162,7 +162,8 @@ def test_files_that_are_not_images_are_refused_without_calling_the_api(
     with running_service(config) as (service, _, _):
         drop(tmp_path / "inbox" / "notes.png", b"this is plain text, not a PNG\n" * 10)
         drop(tmp_path / "inbox" / "pages.tif", make_tiff(["one", "two"]))
-        run_until(service, service.is_idle)
+        run_until(service, (tmp_path / "errors" / "notes.png.error.json").exists)
+        run_until(service, (tmp_path / "errors" / "pages.tif.error.json").exists)
     assert error_reason(tmp_path / "errors", "notes.png")["class"] == "unreadable"
     tiff = error_reason(tmp_path / "errors", "pages.tif")
     assert tiff["class"] == "unsupported" and "multi-page TIFF" in tiff["message"]
@@ -356,7 +357,9 @@ def test_odd_names_symlinks_and_fifos(tmp_path: Path, emulator: Emulator) -> Non
         os.mkfifo(inbox / "pipe.png")
         run_until(service, (tmp_path / "errors" / "pipe.png.error.json").exists)
         run_until(service, (tmp_path / "errors" / "link.png.error.json").exists)
-        run_until(service, service.is_idle)
+        run_until(service, Path(str(undecodable) + ".txt").exists)
+        run_until(service, Path(str(nfd) + ".txt").exists)
+        run_until(service, lambda: len(list(inbox.glob("x*"))) == 2)
     assert Path(str(undecodable) + ".txt").read_text() == "undecodable name"
     assert Path(str(nfd) + ".txt").read_text() == "nfd name"
     long_sidecars = [p for p in inbox.iterdir() if p.name.startswith("x" * 200) and p != long_name]
