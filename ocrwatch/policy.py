@@ -1,8 +1,10 @@
-"""Pure decisions about paths: is this a candidate, has it settled, where do its outputs go.
+"""Pure decisions about paths: is this a candidate, where do its outputs go, how to watch a folder.
 
 Nothing here touches the file system: functions take names, sizes and times and return
 values, so every rule is testable with a table. The shells (``watcher``, ``probe``,
-``outputs``, ``service``) do the I/O and act on these answers.
+``outputs``, ``service``) do the I/O and act on these answers. Whether a file has settled
+is decided in ``ocrwatch.settling``; those names are re-exported here (``policy.observe``,
+``policy.settle_verdict``, ``policy.SettleState``, ``policy.SettleVerdict``).
 
 Names are matched case-insensitively on their NFC form, because macOS clients write NFD
 names to SMB shares and scanners disagree about case. Names may carry surrogate escapes
@@ -23,9 +25,16 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
-from typing import Literal
 
 from ocrwatch.model import SIDECAR_EXTENSIONS, ResultFormat, WatchMode
+from ocrwatch.settling import SettleState, SettleVerdict, observe, settle_verdict
+
+__all__ = [  # the settling names are re-exported from ocrwatch.settling
+    "BUILTIN_IGNORES", "MAX_NAME_BYTES", "NETWORK_FILESYSTEMS", "TEMPLATE_FIELDS", "SettleState",
+    "SettleVerdict", "Verdict", "builtin_ignore", "candidate_verdict", "choose_watch_mode",
+    "is_network_filesystem", "is_within", "mirrored_path", "observe", "output_paths",
+    "output_source", "reason_file_name", "settle_verdict",
+]  # fmt: skip
 
 # Checked against every path component, in order; the first match names the rule. ".*"
 # (hidden) comes last so that ".DS_Store" reports its own, more telling, rule.
@@ -356,75 +365,6 @@ def is_within(path: PurePath, root: PurePath) -> bool:
     """Lexical containment (``root`` itself counts); pass resolved paths for real containment."""
     depth = len(root.parts)
     return path.parts[:depth] == root.parts and ".." not in path.parts[depth:]
-
-
-# ---- settling ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SettleState:
-    """What has been seen of one file; times are seconds on the caller's clock."""
-
-    first_seen_at: float
-    last_change_at: float
-    size: int
-    mtime_ns: int
-    last_event_at: float
-
-
-def observe(
-    previous: SettleState | None, *, size: int, mtime_ns: int, now: float, event: bool
-) -> SettleState:
-    """Fold one observation (a stat, perhaps triggered by an event) into the state."""
-    if previous is None:
-        return SettleState(now, now, size, mtime_ns, now)
-    changed = event or size != previous.size or mtime_ns != previous.mtime_ns
-    return SettleState(
-        first_seen_at=previous.first_seen_at,
-        last_change_at=now if changed else previous.last_change_at,
-        size=size,
-        mtime_ns=mtime_ns,
-        last_event_at=now if event else previous.last_event_at,
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class SettleVerdict:
-    kind: Literal["settled", "wait", "never_settled"]
-    check_again_at: float | None  # for "wait"
-    reason: str
-
-
-def settle_verdict(
-    state: SettleState,
-    *,
-    now: float,
-    settle_seconds: float,
-    max_settle_seconds: float,
-    looks_complete: bool | None = None,
-    incomplete_reason: str | None = None,
-) -> SettleVerdict:
-    """Settled once quiet for ``settle_seconds`` and not known to be incomplete.
-
-    The format probe's answer for a quiet file is ``looks_complete`` (None: not probed) and
-    ``incomplete_reason`` (why not; giving a reason alone also means incomplete). A quiet
-    file that looks incomplete is waited for, because some scanners pause between pages,
-    until ``max_settle_seconds`` after it was first seen.
-    """
-    if looks_complete is False or incomplete_reason is not None:
-        incomplete_reason = incomplete_reason or "does not look complete"
-    quiet_since = max(state.last_change_at, state.last_event_at)
-    quiet_until = quiet_since + settle_seconds
-    is_quiet = now >= quiet_until
-    if is_quiet and incomplete_reason is None:
-        return SettleVerdict("settled", None, f"unchanged for {now - quiet_since:.1f} s")
-    deadline = state.first_seen_at + max_settle_seconds
-    if now >= deadline:
-        why = "still growing" if not is_quiet else incomplete_reason
-        return SettleVerdict("never_settled", None, f"{why} after {max_settle_seconds:g} s")
-    if not is_quiet:
-        return SettleVerdict("wait", min(quiet_until, deadline), "changed recently")
-    return SettleVerdict("wait", min(now + settle_seconds, deadline), str(incomplete_reason))
 
 
 # ---- watch mode -------------------------------------------------------------------------

@@ -21,7 +21,9 @@ def allowed_imports(component: str) -> set[str] | None:
     """Which ocrwatch components ``component`` may import; None means any (the composers)."""
     if component in LEAVES:
         return LEAVES[component]
-    if component in {"policy", "schedule", "sidecars", "workers"}:  # pure core: no boundary I/O
+    if component == "policy":  # pure core; re-exports the settling decisions split out of it
+        return {"model", "errors", "settling"}
+    if component in {"schedule", "settling", "sidecars", "workers"}:  # pure core: no boundary I/O
         return {"model", "errors"}
     if component == "config":
         return {"model", "errors", "policy"}
