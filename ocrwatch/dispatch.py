@@ -27,6 +27,7 @@ from ocrwatch.errors import (
     ConfigError,
     InputFileError,
     PermanentError,
+    SourceChanged,
     SubmitOutcomeUnknown,
     TransientError,
 )
@@ -88,6 +89,9 @@ class Dispatcher:
         self.estimate_seconds: float | None = None
         self._poll_counts: dict[int, int] = {}
         self._transient_failures: dict[int, int] = {}
+        # Jobs whose next poll is late for reasons other than the service (a restart):
+        # what that poll sees must not teach the processing-time estimate.
+        self._unlearnable: set[int] = set()
 
     # ----------------------------------------------------------------- state
 
@@ -99,6 +103,19 @@ class Dispatcher:
     def is_paused(self) -> bool:
         return self.breaker.state is not BreakerState.CLOSED
 
+    def resume(self, job_id: int) -> None:
+        """A task left by the previous run: poll it now, learn nothing from that poll."""
+        self._unlearnable.add(job_id)
+
+    def forget(self, job_id: int) -> None:
+        self._poll_counts.pop(job_id, None)
+        self._transient_failures.pop(job_id, None)
+        self._unlearnable.discard(job_id)
+
+    @property
+    def uploads_running(self) -> int:
+        return self._uploads.busy_count
+
     def close(self, *, timeout_seconds: float) -> None:
         self._uploads.close(timeout_seconds=timeout_seconds)
         self._polls.close(timeout_seconds=timeout_seconds)
@@ -106,12 +123,15 @@ class Dispatcher:
     def next_due_at(self, now: float, *, horizon: float) -> float:
         """When the next submission or poll falls due, up to ``horizon``."""
         if not self.breaker.allows_request(now):
-            return horizon
-        states = [JobState.SUBMITTED]
+            return min(horizon, max(now, self.breaker.open_until))
+        # Only work that could start now counts; a finishing worker wakes the loop anyway.
+        states = [JobState.SUBMITTED] if self._polls.capacity > 0 else []
         if self._uploads.capacity > 0 and (
             self._store.count_in_flight() < self._service.max_in_flight
         ):
             states.append(JobState.QUEUED)
+        if not states:
+            return horizon
         # Jobs whose poll is already running are due too; look past them.
         for job in self._store.due(states, now=horizon, limit=self._polls.busy_count + 1):
             if not self._polls.is_busy_with(job.id):
@@ -129,8 +149,10 @@ class Dispatcher:
             return
         for job in self._fair_due(JobState.QUEUED, now, capacity):
             inbox = self._inboxes.get(job.inbox)
-            if inbox is None or not self.breaker.allows_request(now):
-                continue
+            if inbox is None or job.error_class is not None:
+                continue  # failing already (its error move is pending), or an unknown inbox
+            if not self.breaker.allows_request(now):
+                break
             self.breaker = self.breaker.on_request(now)
             submitting = self._store.update(
                 job.id,
@@ -188,7 +210,7 @@ class Dispatcher:
                 attempt=job.attempts,
             )
             return
-        if isinstance(error, InputFileError) and "changed" in str(error):
+        if isinstance(error, SourceChanged):
             self.breaker = self.breaker.on_abandoned()
             job = self._store.update(
                 job.id, now=now, state=JobState.SETTLING, attempts=job.attempts - 1
@@ -216,6 +238,8 @@ class Dispatcher:
                 break
             if self._polls.is_busy_with(job.id) or job.task_id is None or job.mode is None:
                 continue
+            if job.error_class is not None or job.inbox not in self._inboxes:
+                continue
             self.breaker = self.breaker.on_request(now)
             self._polls.submit(job.id, self._poll_work(job.task_id, job.mode))
 
@@ -233,7 +257,8 @@ class Dispatcher:
         return poll
 
     def _apply_poll(self, job: Job, outcome: Outcome[int], now: float) -> None:
-        if job.state is not JobState.SUBMITTED:
+        if job.state is not JobState.SUBMITTED or job.error_class is not None:
+            self.breaker = self.breaker.on_abandoned()  # it may have been the breaker's probe
             return
         error, value = outcome.error, outcome.value
         if isinstance(error, AuthenticationError):
@@ -257,18 +282,24 @@ class Dispatcher:
     def _apply_task_status(self, job: Job, result: TaskResult, now: float) -> None:
         # A poll delayed by failures or an outage says nothing about processing time.
         had_failures = self._transient_failures.pop(job.id, None) is not None
+        resumed = job.id in self._unlearnable
+        self._unlearnable.discard(job.id)
         polls = self._poll_counts.get(job.id, 0) + 1
         self._poll_counts[job.id] = polls
         submitted_at = job.submitted_at or now
         lateness = now - (job.next_attempt_at or now)
-        on_schedule = not had_failures and lateness < max(0.5, 0.25 * (now - submitted_at))
+        on_schedule = (
+            not had_failures and not resumed and lateness < max(0.5, 0.25 * (now - submitted_at))
+        )
         if on_schedule and result.task_status is not TaskStatus.NOT_EXIST:
-            self.estimate_seconds = updated_estimate(
+            estimate = updated_estimate(
                 self.estimate_seconds,
                 elapsed_seconds=now - submitted_at,
                 finished=result.task_status.is_finished,
                 polls=polls,
             )
+            # Whatever happens, the first poll must come well before the deadline.
+            self.estimate_seconds = min(estimate, self._service.task_deadline_seconds / 4)
         decision = decide_poll(
             result.task_status,
             now=now,
@@ -403,6 +434,7 @@ class Dispatcher:
         log.error("authentication_failed", error=str(error), paused_seconds=AUTH_PAUSE_SECONDS)
 
     def _permanent(self, job: Job, error: BaseException, now: float) -> None:
+        self.forget(job.id)
         if isinstance(error, ApiRejected):
             self._finisher.fail(
                 job, ErrorClass.REJECTED, str(error), now, http_status=error.status_code

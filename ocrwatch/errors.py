@@ -119,5 +119,9 @@ class InputFileError(PermanentError):
         super().__init__(message)
 
 
+class SourceChanged(InputFileError):
+    """The file is no longer the one that settled (rewritten, replaced): settle it again."""
+
+
 class StateStoreError(OcrwatchError):
     exit_code = ExitCode.STATE

@@ -75,8 +75,6 @@ class Finisher:
         try:
             for sidecar in files:
                 target = Path(targets[sidecar.format])
-                if sidecar.part is not None:
-                    target = target.with_suffix(f".{sidecar.part}{target.suffix}")
                 outputs.write_atomic(target, sidecar.data)
                 log.info("sidecar_written", job_id=job.id, path=str(target))
         except OSError as exc:
@@ -100,15 +98,18 @@ class Finisher:
         st = _lstat(job.path)
         unchanged = st is not None and _same_file(job.fingerprint, st)
         if st is not None and unchanged and inbox.on_success is not Disposition.KEEP:
-            if inbox.on_success is Disposition.MOVE and inbox.done_dir is not None:
-                target = policy.mirrored_path(
-                    job.path, inbox_root=inbox.path, target_root=inbox.done_dir
+            try:
+                self._dispose_source(job, inbox)
+            except OSError as exc:
+                # The sidecars exist: this file is done, only its move or delete waits.
+                self._store.update(
+                    job.id,
+                    now=now,
+                    next_attempt_at=now + OUTPUT_RETRY_SECONDS,
+                    last_error=f"cannot {inbox.on_success} the source: {exc}",
                 )
-                final = outputs.move_file(job.path, Path(target))
-                log.info("source_moved", job_id=job.id, path=str(job.path), to=str(final))
-            elif inbox.on_success is Disposition.DELETE:
-                outputs.delete_file(job.path)
-                log.info("source_deleted", job_id=job.id, path=str(job.path))
+                log.warning("disposal_postponed", job_id=job.id, path=str(job.path), error=str(exc))
+                return
         self._store.update(job.id, now=now, state=JobState.DONE)
         self.done_count += 1
         log.info("file_done", job_id=job.id, path=str(job.path), task_id=job.task_id)
@@ -118,6 +119,17 @@ class Finisher:
                 inbox=inbox.name, path=job.path, profile_hash=inbox.profile_hash, now=now
             )
             self._resettle(new_job, now)
+
+    def _dispose_source(self, job: Job, inbox: InboxConfig) -> None:
+        if inbox.on_success is Disposition.MOVE and inbox.done_dir is not None:
+            target = policy.mirrored_path(
+                job.path, inbox_root=inbox.path, target_root=inbox.done_dir
+            )
+            final = outputs.move_file(job.path, Path(target))
+            log.info("source_moved", job_id=job.id, path=str(job.path), to=str(final))
+        elif inbox.on_success is Disposition.DELETE:
+            outputs.delete_file(job.path)
+            log.info("source_deleted", job_id=job.id, path=str(job.path))
 
     def fail(
         self,

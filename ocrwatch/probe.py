@@ -39,7 +39,7 @@ from typing import BinaryIO
 from PIL import Image
 
 from ocrwatch import policy
-from ocrwatch.errors import InputFileError, TransientError
+from ocrwatch.errors import InputFileError, SourceChanged, TransientError
 from ocrwatch.model import Fingerprint
 
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -85,15 +85,17 @@ def _identity(st: os.stat_result) -> Fingerprint:
 def _open_regular(path: Path, *, expected: Fingerprint | None = None) -> io.BufferedReader:
     """Open ``path`` for reading if it is (still) a regular file; see the module docstring."""
     changed = "" if expected is None else "changed since it settled: now a "
+    # After settling, a different kind of file at the path is new content: settle it again.
+    error = InputFileError if expected is None else SourceChanged
     try:
         fd = os.open(path, _OPEN_FLAGS)
     except PermissionError as exc:
         raise InputFileError("permission denied", path=str(path)) from exc
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise InputFileError(f"{changed}symbolic link", path=str(path)) from exc
+            raise error(f"{changed}symbolic link", path=str(path)) from exc
         if exc.errno == errno.ENXIO:  # what opening a Unix socket says
-            raise InputFileError(f"{changed}socket", path=str(path)) from exc
+            raise error(f"{changed}socket", path=str(path)) from exc
         raise
     try:
         _check_descriptor(fd, path, expected=expected)
@@ -107,10 +109,13 @@ def _open_regular(path: Path, *, expected: Fingerprint | None = None) -> io.Buff
 def _check_descriptor(fd: int, path: Path, *, expected: Fingerprint | None) -> None:
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
-        changed = "" if expected is None else "changed since it settled: now a "
-        raise InputFileError(f"{changed}{_mode_name(st.st_mode)}", path=str(path))
+        if expected is None:
+            raise InputFileError(_mode_name(st.st_mode), path=str(path))
+        raise SourceChanged(
+            f"changed since it settled: now a {_mode_name(st.st_mode)}", path=str(path)
+        )
     if expected is not None and not expected.same_file_as(_identity(st)):
-        raise InputFileError("changed since it settled", path=str(path))
+        raise SourceChanged("changed since it settled", path=str(path))
 
 
 def _read_at(file: BinaryIO, offset: int, length: int) -> bytes:

@@ -7,15 +7,17 @@ suffix) and removes the reason file; the daemon then sees it as a new file.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ocrwatch import outputs, policy
 from ocrwatch.config import Config, InboxConfig
-
-REASON_SUFFIX = ".error.json"
+from ocrwatch.outputs import REASON_SUFFIX
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +64,8 @@ def _requeue_one(inbox: InboxConfig, path: Path) -> Requeued:
     reason_file = path.with_name(path.name + REASON_SUFFIX)
     try:
         reason = json.loads(reason_file.read_text(encoding="utf-8"))
-        original = Path(reason["source_path"])
-    except (OSError, ValueError, KeyError, TypeError):
+        original = _source_path(reason)
+    except (OSError, ValueError, KeyError, TypeError, binascii.Error):
         original = inbox.path / path.relative_to(inbox.error_dir)
     if not policy.is_within(original, inbox.path):
         original = inbox.path / path.name  # never write outside the inbox, whatever the file says
@@ -76,3 +78,11 @@ def _requeue_one(inbox: InboxConfig, path: Path) -> Requeued:
         return Requeued(source=path, target=None, problem=str(exc))
     outputs.delete_file(reason_file)
     return Requeued(source=path, target=final)
+
+
+def _source_path(reason: dict[str, object]) -> Path:
+    """Where the file came from; an undecodable name is restored from its exact bytes."""
+    raw = reason.get("source_path_bytes")
+    if isinstance(raw, str):
+        return Path(os.fsdecode(base64.b64decode(raw, validate=True)))
+    return Path(str(reason["source_path"]))

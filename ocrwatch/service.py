@@ -30,6 +30,7 @@ from ocrwatch import __version__, outputs, policy, probe
 from ocrwatch.aspose import OcrApi
 from ocrwatch.config import Config, InboxConfig
 from ocrwatch.dispatch import Dispatcher
+from ocrwatch.errors import TransientError
 from ocrwatch.finishing import Finisher
 from ocrwatch.model import (
     DuplicatePolicy,
@@ -46,6 +47,10 @@ log = structlog.get_logger(__name__)
 
 IntakeItem = tuple[str, Path, bool] | None  # (inbox name, path, came from an event); None wakes
 WATCH_CHECK_SECONDS = 10.0
+MIN_RECHECK_SECONDS = 0.25
+SHUTDOWN_GRACE_SECONDS = 8.0
+STATUS_INTERVAL_SECONDS = 1.0
+PRUNE_INTERVAL_SECONDS = 86400.0
 FAILURE_RETRY_SECONDS = 60.0
 
 
@@ -125,6 +130,8 @@ class Service:
         self._next_rescan_at = 0.0
         self._next_watch_check_at = 0.0
         self._next_failure_retry_at = 0.0
+        self._next_status_at = 0.0
+        self._next_prune_at = 0.0
         self._problems: list[str] = []
 
     # ----------------------------------------------------------------- lifecycle
@@ -175,13 +182,17 @@ class Service:
         log.info("daemon_stopping")
         if self._watchers is not None:
             self._watchers.stop()
-        # Give running calls a moment so a task id that is on its way back gets recorded.
-        deadline = time.monotonic() + 5.0
+        # Give running calls a moment so a task id that is on its way back gets recorded;
+        # stay within systemd's and the README's 10 s for a stop.
+        deadline = time.monotonic() + SHUTDOWN_GRACE_SECONDS
         while self._dispatcher.busy_count and time.monotonic() < deadline:
             time.sleep(0.05)
             self._dispatcher.collect(self._clock())
         self._dispatcher.collect(self._clock())
-        self._dispatcher.close(timeout_seconds=1.0)
+        if self._dispatcher.uploads_running:
+            # Their rows stay SUBMITTING and are resubmitted at the next start.
+            log.warning("uploads_abandoned", count=self._dispatcher.uploads_running)
+        self._dispatcher.close(timeout_seconds=0.5)
 
     def is_idle(self) -> bool:
         """Nothing is active: every file found so far is done or failed."""
@@ -221,9 +232,13 @@ class Service:
         if now >= self._next_rescan_at:
             self.rescan(now)
             self._next_rescan_at = now + self.config.rescan_interval_seconds
+        if now >= self._next_prune_at:
+            self._prune(now)
         if self._watchers is not None and now >= self._next_watch_check_at:
             self._check_watchers(now)
-        self._notifier.status(self.status_line())
+        if now >= self._next_status_at:
+            self._notifier.status(self.status_line())
+            self._next_status_at = now + STATUS_INTERVAL_SECONDS
 
     def status_line(self) -> str:
         counts = self._store.count_by_state()
@@ -261,11 +276,14 @@ class Service:
     def rescan(self, now: float) -> None:
         """Feed every file present in every inbox through discovery (start-up and periodic)."""
         for inbox in self._inboxes.values():
-            if not inbox.path.is_dir():
-                continue
-            with self._store.batch():
-                for path in scan(inbox.path, recursive=inbox.recursive):
-                    self._discover(inbox, path, now, is_event=False)
+            try:
+                with self._store.batch():
+                    for path in scan(inbox.path, recursive=inbox.recursive):
+                        self._discover(inbox, path, now, is_event=False)
+            except OSError as exc:
+                # Missing, unmounted or unreadable: the other inboxes carry on; the watcher
+                # check reports it and the next rescan tries again.
+                log.warning("inbox_scan_failed", inbox=inbox.name, error=str(exc))
 
     def _discover(self, inbox: InboxConfig, path: Path, now: float, *, is_event: bool) -> None:
         try:
@@ -298,6 +316,9 @@ class Service:
             st = path.lstat()
         except FileNotFoundError:
             return
+        except OSError as exc:
+            log.info("file_not_readable_yet", inbox=inbox.name, path=str(path), error=str(exc))
+            return  # seen again at the next event or rescan
         if self._is_already_done(path, st):
             return
         job = self._store.add_job(
@@ -336,6 +357,20 @@ class Service:
     def _check_one_settling(self, job: Job, now: float) -> None:
         inbox = self._inboxes[job.inbox]
         entry = self._settling[job.id]
+        try:
+            self._observe_settling(job, inbox, entry, now)
+        except FileNotFoundError:
+            self._forget(job, "vanished while settling")
+        except (OSError, TransientError) as exc:
+            # Busy, stale or still changing (a share hiccup, a writer that paused): look
+            # again later; max_settle_seconds still bounds the wait.
+            entry.check_at = now + max(MIN_RECHECK_SECONDS, inbox.settle_seconds)
+            log.info("settle_check_postponed", job_id=job.id, path=str(job.path), error=str(exc))
+            if now - entry.state.first_seen_at >= inbox.max_settle_seconds:
+                self._settling.pop(job.id, None)
+                self._finisher.fail(job, ErrorClass.NEVER_SETTLED, f"unreadable: {exc}", now)
+
+    def _observe_settling(self, job: Job, inbox: InboxConfig, entry: _Settling, now: float) -> None:
         refusal = probe.refusal(job.path, inbox_root=inbox.path)
         if refusal == "vanished":
             self._forget(job, "vanished while settling")
@@ -367,7 +402,12 @@ class Service:
             incomplete_reason=incomplete,
         )
         if verdict.kind == "wait":
-            entry.check_at = verdict.check_again_at or now + min(1.0, inbox.settle_seconds)
+            # Never sooner than MIN_RECHECK_SECONDS: with settle_seconds 0 and a file that
+            # looks incomplete, "check again now" would spin the loop re-reading it.
+            entry.check_at = max(
+                verdict.check_again_at or now + min(1.0, inbox.settle_seconds),
+                now + MIN_RECHECK_SECONDS,
+            )
             return
         self._settling.pop(job.id, None)
         if verdict.kind == "never_settled":
@@ -376,6 +416,17 @@ class Service:
         self._on_settled(job, inbox, now)
 
     def _on_settled(self, job: Job, inbox: InboxConfig, now: float) -> None:
+        try:
+            self._admit(job, inbox, now)
+        except FileNotFoundError:
+            self._forget(job, "vanished while settling")
+        except (OSError, TransientError) as exc:
+            # It changed while being hashed, or the share hiccupped: settle it again.
+            log.info("settle_restarted", job_id=job.id, path=str(job.path), error=str(exc))
+            self._resettle(job, now)
+
+    def _admit(self, job: Job, inbox: InboxConfig, now: float) -> None:
+        """A settled file: refuse it, reuse a stored result, or queue it for the service."""
         facts = probe.inspect(job.path)
         problem, error_class = _preflight_problem(facts, inbox, trial=self._api.is_trial)
         if problem is not None:
@@ -431,10 +482,12 @@ class Service:
             step(job, now)
         except Exception as exc:  # the unit of work is one job
             log.exception("job_step_crashed", job_id=job.id, path=str(job.path))
-            with contextlib.suppress(Exception):
+            try:
                 self._finisher.fail(
                     self._store.get(job.id), ErrorClass.UNREADABLE, f"internal error: {exc}", now
                 )
+            except Exception:  # the job stays as it is; the next start reconciles it
+                log.exception("job_fail_crashed", job_id=job.id, path=str(job.path))
 
     def _resettle(self, job: Job, now: float) -> None:
         """Watch this job's file settle again (it changed, or the daemon restarted)."""
@@ -445,8 +498,16 @@ class Service:
             return
         self._track_settling(job, st, now, event=True)
 
+    def _prune(self, now: float) -> None:
+        cutoff = now - self.config.keep_history_days * 86400.0
+        deleted = self._store.prune(finished_before=cutoff)
+        if deleted:
+            log.info("history_pruned", rows=deleted, older_than_days=self.config.keep_history_days)
+        self._next_prune_at = now + PRUNE_INTERVAL_SECONDS
+
     def _forget(self, job: Job, why: str) -> None:
         self._settling.pop(job.id, None)
+        self._dispatcher.forget(job.id)
         self._store.delete(job.id)
         log.info("file_forgotten", job_id=job.id, path=str(job.path), reason=why)
 
@@ -466,6 +527,16 @@ class Service:
     def _guarded_reconcile(self, job: Job, now: float) -> str:
         inbox = self._inboxes.get(job.inbox)
         if inbox is None:
+            # Its inbox was renamed or removed from the config. Forget the row: if the file
+            # is in a configured inbox, the start-up scan finds it again under that one.
+            log.warning(
+                "job_of_unknown_inbox_forgotten",
+                job_id=job.id,
+                inbox=job.inbox,
+                path=str(job.path),
+                task_id=job.task_id,
+            )
+            self._forget(job, f"inbox {job.inbox!r} is no longer configured")
             return "unknown_inbox"
         if job.error_class is not None:
             self._guarded(job, now, self._finisher.fail_again)
@@ -488,6 +559,7 @@ class Service:
             log.warning("task_resubmit_after_crash", job_id=job.id, path=str(job.path))
             return "resubmit"
         if job.state is JobState.SUBMITTED:
+            self._dispatcher.resume(job.id)
             self._store.update(job.id, now=now, next_attempt_at=now)
             return "resume_polling"
         if job.state is JobState.WRITING:

@@ -3,7 +3,8 @@
 Pure: takes decoded ``ResultFile`` values and the profile's formats and regions, returns
 bytes per format. RecognizeRegions answers with one result per region, in ``order``; the text
 sidecar joins them in that order, with the region names as headings when the profile gives
-them. Formats that cannot be joined (a PDF or hOCR per region) become numbered parts.
+them, and the JSON sidecar wraps each region's blocks with its name and order. (The config
+allows only text and json for regions: a PDF or hOCR per region cannot be joined.)
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from ocrwatch.model import Region, ResultFile, ResultFormat
 class Sidecar:
     format: ResultFormat
     data: bytes
-    part: int | None = None  # 1-based region number for formats written once per region
 
 
 def compose(
@@ -42,16 +42,16 @@ def compose(
     ordered = sorted(regions, key=lambda r: r.order)  # stable: equal orders keep config order
     sidecars: list[Sidecar] = []
     for fmt, parts in by_format.items():
-        if len(parts) == 1 or not ordered:
-            sidecars.append(
-                Sidecar(fmt, b"\f".join(parts) if fmt is ResultFormat.TEXT else parts[0])
-            )
-        elif fmt is ResultFormat.TEXT:
+        if fmt is ResultFormat.TEXT and ordered and len(parts) > 1:
             sidecars.append(Sidecar(fmt, _join_region_texts(parts, ordered)))
-        elif fmt is ResultFormat.JSON:
+        elif fmt is ResultFormat.JSON and ordered and len(parts) > 1:
             sidecars.append(Sidecar(fmt, _join_region_json(parts, ordered)))
+        elif fmt is ResultFormat.TEXT:
+            sidecars.append(Sidecar(fmt, b"\f".join(parts)))
+        elif len(parts) == 1:
+            sidecars.append(Sidecar(fmt, parts[0]))
         else:
-            sidecars.extend(Sidecar(fmt, data, part=n) for n, data in enumerate(parts, 1))
+            raise PermanentError(f"the service returned {len(parts)} {fmt} results for one file")
     return sidecars
 
 

@@ -124,7 +124,7 @@ def test_full_config_resolves_to_the_expected_dataclasses(
             make_spell_check: true
             dsr_mode: NoDsrNoFilter
             dsr_confidence: High
-            result_types: [pdf, text]
+            result_types: [json]
             regions:
               - {rect: {top_left_x: 0, top_left_y: 0, bottom_right_x: 100, bottom_right_y: 50},
                  order: 1, name: Header}
@@ -178,10 +178,10 @@ def test_full_config_resolves_to_the_expected_dataclasses(
                     make_spell_check=True,
                     dsr_mode=DsrMode.NO_DSR_NO_FILTER,
                     dsr_confidence=DsrConfidence.HIGH,
-                    result_type=ResultType.TEXT_AND_PDF,
+                    result_type=ResultType.JSON,
                     regions=(Region(rect=Rect(0, 0, 100, 50), order=1, name="Header"),),
                 ),
-                result_formats=(ResultFormat.TEXT, ResultFormat.PDF),
+                result_formats=(ResultFormat.JSON,),
                 output_dir=tmp_path / "out",
                 output_template="{inbox}-{stem}.{suffix}.{ext}",
                 error_dir=tmp_path / "errors",
@@ -584,6 +584,11 @@ def test_a_config_file_writable_by_others_is_a_warning(tmp_path: Path, env: dict
         (
             "mode: regions",
             "inboxes[0] (scans).regions: mode regions needs at least one region",
+        ),
+        (
+            f"mode: regions\nresult_types: [text, pdf]\nregions: [{{rect: {BOX}}}]",
+            "inboxes[0] (scans).result_types: mode regions writes text or json: the service "
+            "answers one PDF or hOCR per region, which cannot be joined into one sidecar",
         ),
         (
             f"regions: [{{rect: {BOX}}}]",

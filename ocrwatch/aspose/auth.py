@@ -30,8 +30,9 @@ from ocrwatch.model import Credentials
 log = structlog.get_logger(__name__)
 
 MAX_REFRESH_MARGIN_SECONDS = 60.0
-# How long a refused credential is answered from memory; well beyond a tight retry loop, and
-# the daemon treats AuthenticationError as fatal anyway.
+# How long a refused credential is answered from memory: well beyond a tight retry loop, so
+# a caller can never trip the token endpoint's 5-failure lockout (the daemon itself pauses
+# all work for the same time after an AuthenticationError).
 AUTH_FAILURE_HOLD_SECONDS = 300.0
 
 

@@ -77,6 +77,12 @@ def _read_inbox(
         )
     mode = inbox.choice("mode", INBOX_MODES, Mode.IMAGE)
     result_formats = _read_result_formats(inbox)
+    if mode is Mode.REGIONS and set(result_formats) - {ResultFormat.TEXT, ResultFormat.JSON}:
+        inbox.report(
+            "result_types",
+            "mode regions writes text or json: the service answers one PDF or hOCR per region, "
+            "which cannot be joined into one sidecar",
+        )
     settings = _read_settings(inbox, mode=mode, result_formats=result_formats)
     on_success = inbox.choice("on_success", list(Disposition), Disposition.KEEP)
     done_dir = inbox.path("done_dir")

@@ -101,8 +101,9 @@ _UniqueKeyLoader.add_constructor(
 def _read(top: _Section, source: Path) -> Config:
     top.reject_unknown(_TOP_KEYS, prefix="")
     service = _read_service(top)
-    state = _section(top, "state", allowed=("path",))
+    state = _section(top, "state", allowed=("path", "keep_history_days"))
     state_path = state.path("path") or default_state_path(top.environ).expanduser().resolve()
+    keep_history_days = state.number("keep_history_days", 90.0)
     rescan_interval_seconds = top.number("rescan_interval_seconds", 300.0)
     logging = _section(top, "logging", allowed=("level", "format"))
     log_level = logging.word("level", LOG_LEVELS, "info")
@@ -132,6 +133,7 @@ def _read(top: _Section, source: Path) -> Config:
         service=service,
         inboxes=tuple(i for _, i in labelled),
         state_path=state_path,
+        keep_history_days=keep_history_days,
         rescan_interval_seconds=rescan_interval_seconds,
         log_level=log_level,
         log_format=log_format,

@@ -83,6 +83,7 @@ class Config:
     service: ServiceConfig
     inboxes: tuple[InboxConfig, ...]
     state_path: Path
+    keep_history_days: float = 90.0  # finished rows older than this are pruned (cache kept)
     rescan_interval_seconds: float = 300.0
     log_level: str = "info"
     log_format: str = "auto"
