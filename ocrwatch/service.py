@@ -136,6 +136,10 @@ class Service:
 
     # ----------------------------------------------------------------- lifecycle
 
+    def now(self) -> float:
+        """The service's own clock (wall-clock seconds unless a test injects another)."""
+        return self._clock()
+
     def wake(self) -> None:
         self.intake.put(None)
 

@@ -13,7 +13,7 @@ import yaml
 from ocrwatch.aspose import OcrClient, Timeouts
 from ocrwatch.config import Config, load_config
 from ocrwatch.emulator import Emulator
-from ocrwatch.service import Service
+from ocrwatch.service import Notifier, Service
 from ocrwatch.store import Store
 
 CLIENT_ID = "test-client"
@@ -58,8 +58,14 @@ def write_config(
 
 @contextmanager
 def running_service(
-    config_path: Path, *, watch: bool = True, clock: Callable[[], float] = time.time
+    config_path: Path,
+    *,
+    watch: bool = True,
+    clock: Callable[[], float] = time.time,
+    notifier: Notifier | None = None,
+    start: bool = True,
 ) -> Iterator[tuple[Service, Store, Config]]:
+    """A service on the real client and store; started (unless ``start`` is False)."""
     config = load_config(config_path, environ={})
     with (
         Store.open(config.state_path) as store,
@@ -69,7 +75,12 @@ def running_service(
             timeouts=Timeouts(connect_seconds=2.0, read_seconds=10.0),
         ) as client,
     ):
-        service = Service(config, api=client, store=store, watch=watch, clock=clock)
+        service = Service(
+            config, api=client, store=store, watch=watch, clock=clock, notifier=notifier
+        )
+        if not start:
+            yield service, store, config
+            return
         service.start()
         try:
             yield service, store, config
@@ -85,7 +96,7 @@ def run_until(
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"not reached within {timeout_seconds} s: {service.status_line()}")
-        service.tick(time.time())
+        service.tick(service.now())
         time.sleep(0.02)
 
 
