@@ -944,3 +944,17 @@ def test_the_profile_hash_ignores_outputs_disposition_and_watching(
     tmp_path: Path, env: dict[str, str], inbox_lines: str
 ) -> None:
     assert profile_hash(tmp_path, env, inbox_lines) == profile_hash(tmp_path, env, "")
+
+
+def test_the_embedded_service_needs_no_credentials_and_ignores_given_ones(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    path = minimal(tmp_path, "mode: label\n", service="url: embedded")
+    config = load_config(path, environ=env)
+    assert config.service.is_embedded
+    assert config.service.credentials is None
+    assert config.warnings == (), "no trial warnings: the embedded server has every mode"
+
+    with_credentials = dict(env, OCRWATCH_CLIENT_ID="id", OCRWATCH_CLIENT_SECRET="secret")
+    config = load_config(path, environ=with_credentials)
+    assert any("credentials are not used" in warning for warning in config.warnings)

@@ -11,6 +11,8 @@ import re
 from ocrwatch.model import Mode, ResultFormat
 
 DEFAULT_URL = "https://api.aspose.cloud"
+# The compatible server with the local OCR engine, started inside the daemon on loopback.
+EMBEDDED_URL = "embedded"
 DEFAULT_INCLUDE = (
     "*.png",
     "*.jpg",

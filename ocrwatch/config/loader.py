@@ -24,6 +24,7 @@ from ocrwatch.config.keys import (
     _SERVICE_KEYS,
     _TOP_KEYS,
     DEFAULT_URL,
+    EMBEDDED_URL,
     LOG_FORMATS,
     LOG_LEVELS,
 )
@@ -121,7 +122,14 @@ def _read(top: _Section, source: Path) -> Config:
             if read is not None:
                 labelled.append(read)
     _check_layout(labelled, state_path=state_path, problems=top.problems)
-    warnings = _trial_warnings([i for _, i in labelled]) if service.credentials is None else []
+    warnings: list[str] = []
+    if service.is_embedded and service.credentials is not None:
+        warnings.append(
+            "service.url is embedded: the configured credentials are not used (the embedded "
+            "server makes its own)"
+        )
+    elif service.credentials is None:
+        warnings += _trial_warnings([i for _, i in labelled])
     warnings += [
         f"inbox {i.name}: mode label is documented for English only, not {i.settings.language}"
         for _, i in labelled
@@ -180,6 +188,8 @@ def _read_service(top: _Section) -> ServiceConfig:
 
 def _read_url(service: _Section) -> str:
     url = service.text("url") or DEFAULT_URL
+    if url == EMBEDDED_URL:
+        return url
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
     try:

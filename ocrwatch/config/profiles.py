@@ -12,6 +12,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ocrwatch.config.keys import EMBEDDED_URL
 from ocrwatch.model import (
     Credentials,
     Disposition,
@@ -41,6 +42,11 @@ class ServiceConfig:
     breaker_threshold: int = 5  # consecutive transient failures that open the breaker
     breaker_probe_seconds: float = 30.0
     use_status_probe: bool = False  # poll GetTaskStatus first, fetch results once completed
+
+    @property
+    def is_embedded(self) -> bool:
+        """The local engine behind a compatible server inside the daemon, not a remote API."""
+        return self.url == EMBEDDED_URL
 
 
 @dataclass(frozen=True, slots=True)
