@@ -123,11 +123,12 @@ def _read(top: _Section, source: Path) -> Config:
                 labelled.append(read)
     _check_layout(labelled, state_path=state_path, problems=top.problems)
     warnings: list[str] = []
-    if service.is_embedded and service.credentials is not None:
-        warnings.append(
-            "service.url is embedded: the configured credentials are not used (the embedded "
-            "server makes its own)"
-        )
+    if service.is_embedded:
+        if service.credentials is not None:
+            warnings.append(
+                "service.url is embedded: the configured credentials are not used (the "
+                "embedded server makes its own)"
+            )
     elif service.credentials is None:
         warnings += _trial_warnings([i for _, i in labelled])
     warnings += [
