@@ -12,6 +12,7 @@ import pytest
 from ocrwatch.config import (
     DEFAULT_INCLUDE,
     Config,
+    HookConfig,
     InboxConfig,
     ServiceConfig,
     default_state_path,
@@ -347,10 +348,11 @@ def test_the_example_config_loads_once_its_inbox_exists(
 
 
 def test_the_example_config_documents_every_key() -> None:
-    from ocrwatch.config import _INBOX_KEYS, _SERVICE_KEYS, _TOP_KEYS
+    from ocrwatch.config import _HOOK_KEYS, _INBOX_KEYS, _METRICS_KEYS, _SERVICE_KEYS, _TOP_KEYS
 
     text = (REPO / "config.example.yaml").read_text(encoding="utf-8")
-    for key in (*_TOP_KEYS, *_SERVICE_KEYS, *_INBOX_KEYS, "level:", "format:"):
+    keys = (*_TOP_KEYS, *_SERVICE_KEYS, *_INBOX_KEYS, *_METRICS_KEYS, *_HOOK_KEYS)
+    for key in (*keys, "level:", "format:"):
         assert f"{key.rstrip(':')}:" in text, key
 
 
@@ -635,7 +637,7 @@ def test_a_config_file_writable_by_others_is_a_warning(tmp_path: Path, env: dict
             "make_spell_check, rotate, dsr_mode, dsr_confidence, result_types, regions, "
             "output_dir, output_template, error_dir, on_success, done_dir, include, exclude, "
             "recursive, watch, polling_interval_seconds, settle_seconds, max_settle_seconds, "
-            "duplicates",
+            "duplicates, hooks",
         ),
     ],
 )
@@ -958,3 +960,131 @@ def test_the_embedded_service_needs_no_credentials_and_ignores_given_ones(
     with_credentials = dict(env, OCRWATCH_CLIENT_ID="id", OCRWATCH_CLIENT_SECRET="secret")
     config = load_config(path, environ=with_credentials)
     assert any("credentials are not used" in warning for warning in config.warnings)
+
+
+# --- metrics and hooks ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("listen", "expected"),
+    [
+        ("'127.0.0.1:9464'", ("127.0.0.1", 9464)),
+        ("':9464'", ("127.0.0.1", 9464)),
+        ("9464", ("127.0.0.1", 9464)),
+        ("'[::1]:0'", ("::1", 0)),
+        ("'localhost:9100'", ("localhost", 9100)),
+    ],
+)
+def test_the_metrics_listener_defaults_to_loopback(
+    tmp_path: Path, env: dict[str, str], listen: str, expected: tuple[str, int]
+) -> None:
+    path = minimal(tmp_path)
+    path.write_text(f"metrics:\n  listen: {listen}\n" + path.read_text())
+    config = load_config(path, environ=env)
+    assert config.metrics.listen == expected
+    assert not [w for w in config.warnings if w.startswith("metrics")]
+    assert describe(config)["metrics"]["listen"] == f"{expected[0]}:{expected[1]}"
+
+
+def test_a_metrics_listener_on_the_network_is_a_warning(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    path = minimal(tmp_path)
+    path.write_text("metrics: {listen: '0.0.0.0:9464'}\n" + path.read_text())
+    config = load_config(path, environ=env)
+    assert config.metrics.listen == ("0.0.0.0", 9464)
+    assert any("metrics.listen: 0.0.0.0 is reachable" in w for w in config.warnings)
+
+
+@pytest.mark.parametrize(
+    ("section", "expected"),
+    [
+        ("{listen: 'ocr.example.com:9464'}", "metrics.listen: 'ocr.example.com' is not an IP"),
+        ("{listen: 'port'}", "metrics.listen: 'port': expected host:port"),
+        ("{listen: '1.2.3.4:70000'}", "metrics.listen: '1.2.3.4:70000': expected host:port"),
+        ("{textfile: ./missing/ocrwatch.prom}", "metrics.textfile: the folder"),
+        ("{interval_seconds: 0}", "metrics.interval_seconds: expected a number > 0"),
+        ("{port: 1}", "metrics.port: unknown key; allowed: listen, textfile, interval_seconds"),
+    ],
+)
+def test_bad_metrics_settings_are_refused_with_their_key_path(
+    tmp_path: Path, env: dict[str, str], section: str, expected: str
+) -> None:
+    path = minimal(tmp_path)
+    path.write_text(f"metrics: {section}\n" + path.read_text())
+    (problem,) = problems(path, env)
+    assert problem.startswith(expected), problem
+
+
+def test_a_metrics_textfile_resolves_and_should_end_in_prom(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    path = minimal(tmp_path)
+    path.write_text("metrics: {textfile: ocrwatch.txt}\n" + path.read_text())
+    config = load_config(path, environ=env)
+    assert config.metrics.textfile == tmp_path / "ocrwatch.txt"
+    assert any("only reads *.prom" in w for w in config.warnings)
+
+
+def test_hooks_are_argv_lists_paths_resolve_and_defaults_apply(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    script = tmp_path / "bin" / "notify"
+    script.parent.mkdir()
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o755)
+    make_inbox(tmp_path, "other")
+    path = write(
+        tmp_path,
+        """\
+        defaults:
+          hooks: {on_failure: [logger, -t, ocrwatch], timeout_seconds: 5}
+        inboxes:
+          - {name: plain, path: ./inbox}
+          - name: own
+            path: ./other
+            hooks:
+              on_success: [bin/notify, --ok]
+              webhook: https://hooks.example.org/x
+        """,
+    )
+    make_inbox(tmp_path)
+    plain, own = load_config(path, environ=env).inboxes
+    assert plain.hooks == HookConfig(on_failure=("logger", "-t", "ocrwatch"), timeout_seconds=5.0)
+    assert own.hooks == HookConfig(
+        on_success=(str(script), "--ok"), webhook_url="https://hooks.example.org/x"
+    )
+    assert plain.profile_hash == own.profile_hash, "hooks do not change the recognised text"
+
+
+@pytest.mark.parametrize(
+    ("hooks", "expected"),
+    [
+        ("{on_success: 'notify-send done'}", "hooks.on_success: expected a command as a list"),
+        ("{on_success: []}", "hooks.on_success: expected a command as a list"),
+        ("{on_failure: [./missing.sh]}", "hooks.on_failure: "),
+        ("{webhook: 'http://hooks.example.org/x'}", "hooks.webhook: 'http://hooks.example.org"),
+        ("{timeout_seconds: -1}", "hooks.timeout_seconds: expected a number > 0"),
+        ("{on_done: [true]}", "hooks.on_done: unknown key; allowed: on_success, on_failure"),
+    ],
+)
+def test_bad_hooks_are_refused_with_their_key_path(
+    tmp_path: Path, env: dict[str, str], hooks: str, expected: str
+) -> None:
+    (problem,) = problems(minimal(tmp_path, f"hooks: {hooks}"), env)
+    assert problem.startswith("inboxes[0] (scans)." + expected), problem
+
+
+def test_a_hook_script_that_is_not_executable_is_refused(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    (tmp_path / "hook.sh").write_text("#!/bin/sh\n")
+    (problem,) = problems(minimal(tmp_path, "hooks: {on_success: [./hook.sh]}"), env)
+    assert problem.endswith("is not executable: chmod +x it")
+
+
+def test_a_loopback_http_webhook_is_accepted(tmp_path: Path, env: dict[str, str]) -> None:
+    config = load_config(
+        minimal(tmp_path, "hooks: {webhook: 'http://127.0.0.1:8080/hook'}"), environ=env
+    )
+    assert config.inboxes[0].hooks.webhook_url == "http://127.0.0.1:8080/hook"

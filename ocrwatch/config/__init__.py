@@ -7,15 +7,18 @@ resolve against the config file's directory and every path is compared after
 
 One concept per module: ``keys`` (what the file may say), ``profiles`` (the frozen values),
 ``reader`` (a YAML mapping read key by key), ``inboxes`` (one inbox entry), ``credentials``
-(the secret and its file's mode), ``layout`` (folders that would loop or collide), ``loader``
-(the file, top level and service section) and ``description`` (the view ``ocrwatch check``
-prints). The hazards each guards are described where the code is.
+(the secret and its file's mode), ``operability`` (metrics and hooks), ``layout`` (folders
+that would loop or collide), ``loader`` (the file, top level and service section) and
+``description`` (the view ``ocrwatch check`` prints). The hazards each guards are described
+where the code is.
 """
 
 from __future__ import annotations
 
 from ocrwatch.config.description import describe
+from ocrwatch.config.keys import _HOOK_KEYS as _HOOK_KEYS
 from ocrwatch.config.keys import _INBOX_KEYS as _INBOX_KEYS
+from ocrwatch.config.keys import _METRICS_KEYS as _METRICS_KEYS
 from ocrwatch.config.keys import _SERVICE_KEYS as _SERVICE_KEYS
 from ocrwatch.config.keys import _TOP_KEYS as _TOP_KEYS
 from ocrwatch.config.keys import (
@@ -33,7 +36,8 @@ from ocrwatch.config.keys import (
     TEMPLATE_PLACEHOLDERS,
 )
 from ocrwatch.config.loader import default_state_path, load_config
-from ocrwatch.config.profiles import Config, InboxConfig, ServiceConfig
+from ocrwatch.config.operability import is_loopback_host
+from ocrwatch.config.profiles import Config, HookConfig, InboxConfig, MetricsConfig, ServiceConfig
 
 __all__ = [
     "DEFAULT_INCLUDE",
@@ -49,9 +53,12 @@ __all__ = [
     "SYSTEMD_CREDENTIAL",
     "TEMPLATE_PLACEHOLDERS",
     "Config",
+    "HookConfig",
     "InboxConfig",
+    "MetricsConfig",
     "ServiceConfig",
     "default_state_path",
     "describe",
+    "is_loopback_host",
     "load_config",
 ]

@@ -26,6 +26,7 @@ def describe(config: Config) -> dict[str, Any]:
         }
     service_view = {k: getattr(service, k) for k in ServiceConfig.__dataclass_fields__}
     service_view.update(credentials=credentials)
+    listen = config.metrics.listen
     del service_view["credentials_source"]
     return {
         "source_path": _show(config.source_path),
@@ -33,6 +34,11 @@ def describe(config: Config) -> dict[str, Any]:
         "state_path": str(config.state_path),
         "rescan_interval_seconds": config.rescan_interval_seconds,
         "logging": {"level": config.log_level, "format": config.log_format},
+        "metrics": {
+            "listen": None if listen is None else f"{listen[0]}:{listen[1]}",
+            "textfile": _show(config.metrics.textfile),
+            "interval_seconds": config.metrics.interval_seconds,
+        },
         "inboxes": [_describe_inbox(inbox) for inbox in config.inboxes],
         "warnings": list(config.warnings),
     }
@@ -54,6 +60,12 @@ def _describe_inbox(inbox: InboxConfig) -> dict[str, Any]:
         )
         for f in inbox.result_formats
     ]
+    view["hooks"] = {
+        "on_success": list(inbox.hooks.on_success),
+        "on_failure": list(inbox.hooks.on_failure),
+        "webhook": inbox.hooks.webhook_url,
+        "timeout_seconds": inbox.hooks.timeout_seconds,
+    }
     view["profile_hash"] = inbox.profile_hash
     return view
 

@@ -21,6 +21,7 @@ from ocrwatch.config.keys import (
     RESULT_TYPE_NAMES,
     TEMPLATE_PLACEHOLDERS,
 )
+from ocrwatch.config.operability import _read_hooks
 from ocrwatch.config.profiles import InboxConfig
 from ocrwatch.config.reader import _kind, _Section
 from ocrwatch.errors import InvalidSetting
@@ -117,6 +118,7 @@ def _read_inbox(
         settle_seconds=settle,
         max_settle_seconds=max_settle,
         duplicates=inbox.choice("duplicates", list(DuplicatePolicy), DuplicatePolicy.REUSE),
+        hooks=_read_hooks(inbox),
     )
     return (label, config) if "path" in values else None
 

@@ -39,7 +39,11 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("auto", "console", "json")
 INBOX_MODES = (Mode.IMAGE, Mode.LABEL, Mode.REGIONS)  # PDFs in an image inbox go to RecognizePdf
 
-_TOP_KEYS = ("service", "state", "rescan_interval_seconds", "logging", "defaults", "inboxes")
+_TOP_KEYS = (
+    "service", "state", "rescan_interval_seconds", "logging", "metrics", "defaults", "inboxes",
+)  # fmt: skip
+_METRICS_KEYS = ("listen", "textfile", "interval_seconds")
+_HOOK_KEYS = ("on_success", "on_failure", "webhook", "timeout_seconds")
 _SERVICE_KEYS = (
     "url", "client_id", "client_secret_file", "connect_timeout_seconds", "read_timeout_seconds",
     "max_in_flight", "upload_concurrency", "poll_concurrency", "max_attempts",
@@ -54,7 +58,7 @@ _INBOX_KEYS = (
     "name", "path", "mode", "language", *_BOOLEAN_SETTINGS, "rotate", "dsr_mode",
     "dsr_confidence", "result_types", "regions", "output_dir", "output_template", "error_dir",
     "on_success", "done_dir", "include", "exclude", "recursive", "watch",
-    "polling_interval_seconds", "settle_seconds", "max_settle_seconds", "duplicates",
+    "polling_interval_seconds", "settle_seconds", "max_settle_seconds", "duplicates", "hooks",
 )  # fmt: skip
 _DEFAULTS_KEYS = tuple(k for k in _INBOX_KEYS if k not in ("name", "path"))
 # Inbox names appear in logs, the state store, file names ({inbox}) and the CLI.

@@ -29,6 +29,7 @@ from ocrwatch.config.keys import (
     LOG_LEVELS,
 )
 from ocrwatch.config.layout import _check_layout
+from ocrwatch.config.operability import _read_metrics
 from ocrwatch.config.profiles import Config, InboxConfig, ServiceConfig
 from ocrwatch.config.reader import _kind, _Section, _section
 from ocrwatch.errors import ConfigError
@@ -109,6 +110,8 @@ def _read(top: _Section, source: Path) -> Config:
     logging = _section(top, "logging", allowed=("level", "format"))
     log_level = logging.word("level", LOG_LEVELS, "info")
     log_format = logging.word("format", LOG_FORMATS, "auto")
+    metrics_warnings: list[str] = []
+    metrics = _read_metrics(top, metrics_warnings)
     defaults = _section(top, "defaults", allowed=_DEFAULTS_KEYS).values
     raw_inboxes = top.values.get("inboxes")
     labelled: list[tuple[str, InboxConfig]] = []
@@ -136,6 +139,7 @@ def _read(top: _Section, source: Path) -> Config:
         for _, i in labelled
         if i.mode is Mode.LABEL and i.settings.language != "English"
     ]
+    warnings += metrics_warnings
     if source.stat().st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         warnings.append(f"config file {source} is writable by group or others: chmod go-w it")
     return Config(
@@ -148,6 +152,7 @@ def _read(top: _Section, source: Path) -> Config:
         log_format=log_format,
         source_path=source,
         warnings=tuple(warnings),
+        metrics=metrics,
     )
 
 

@@ -50,6 +50,29 @@ class ServiceConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class HookConfig:
+    """What to run when one of an inbox's files is done or failed; nothing by default."""
+
+    on_success: tuple[str, ...] = ()  # argv, run without a shell
+    on_failure: tuple[str, ...] = ()
+    webhook_url: str | None = None  # POSTed a JSON body on success and on failure
+    timeout_seconds: float = 30.0
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.on_success or self.on_failure or self.webhook_url)
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    """Where the Prometheus metrics go: a listener, a node-exporter textfile, both or neither."""
+
+    listen: tuple[str, int] | None = None  # (host, port); port 0 picks a free one
+    textfile: Path | None = None
+    interval_seconds: float = 5.0  # how often gauges are refreshed and the textfile rewritten
+
+
+@dataclass(frozen=True, slots=True)
 class InboxConfig:
     """One watched folder and its recognition profile; every path is absolute and resolved."""
 
@@ -71,6 +94,7 @@ class InboxConfig:
     settle_seconds: float = 5.0
     max_settle_seconds: float = 3600.0
     duplicates: DuplicatePolicy = DuplicatePolicy.REUSE
+    hooks: HookConfig = HookConfig()
 
     @property
     def profile_hash(self) -> str:
@@ -95,6 +119,7 @@ class Config:
     log_format: str = "auto"
     source_path: Path | None = None
     warnings: tuple[str, ...] = ()  # non-fatal findings to log at start-up
+    metrics: MetricsConfig = MetricsConfig()
 
     def inbox(self, name: str) -> InboxConfig:
         for inbox in self.inboxes:
