@@ -13,6 +13,9 @@ Hazards, and what covers them:
 - Recursive inotify silently leaves out a subfolder it cannot watch (the watch limit is
   reached, the folder vanished while being added). The service's periodic ``scan`` is the
   net under that, and under events lost to an inotify queue overflow.
+- Symlinks are never followed: not by ``scan``, not by inotify (which reports a link as a
+  link), and not by the poller, which is given ``lstat``; a folder reported by an event is
+  scanned only if it is not a symlink. Whatever a link points to stays untouched.
 - An inbox removed, replaced or unmounted leaves a watch on nothing. ``check`` compares the
   root's (device, inode) and the watch threads' health, and restarts the watch (then scans
   the root, since events that happened meanwhile are lost) once the root is back.
@@ -43,7 +46,7 @@ from watchdog.events import (
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.inotify import InotifyEmitter
 from watchdog.observers.inotify_c import InotifyFD
-from watchdog.observers.polling import PollingObserver
+from watchdog.observers.polling import PollingObserverVFS
 
 from ocrwatch import policy
 from ocrwatch.model import WatchMode
@@ -159,7 +162,12 @@ class _InboxHandler(FileSystemEventHandler):
             self._sink(self._spec.name, path, True)
             return
         # A folder moved in arrives whole: no event for its files (paperless-ngx #5881).
-        if self._spec.recursive and policy.builtin_ignore(path.name) is None:
+        # A symlink is not a folder of the inbox, whatever it points to: never scan through it.
+        if (
+            self._spec.recursive
+            and policy.builtin_ignore(path.name) is None
+            and not path.is_symlink()
+        ):
             with contextlib.suppress(OSError):  # gone again already: nothing to report
                 for found in scan(path, recursive=True):
                     self._sink(self._spec.name, found, True)
@@ -314,7 +322,11 @@ class Watchers:
     ) -> _Running:
         inotify: InotifyFD | None = None
         if mode is WatchMode.POLLING:
-            observer: BaseObserver = PollingObserver(timeout=spec.polling_interval_seconds)
+            # lstat, not stat: a symlink to a folder is reported as a link, never walked into,
+            # so a recursive poll cannot reach (and the daemon cannot move) files outside.
+            observer: BaseObserver = PollingObserverVFS(
+                os.lstat, os.scandir, polling_interval=spec.polling_interval_seconds
+            )
             event_filter = _POLLING_FILTER
         else:
             inotify = InotifyFD()  # an inotify instance of our own, to check its thread
