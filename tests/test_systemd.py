@@ -1,0 +1,590 @@
+"""The systemd side: the unit files as systemd reads them, and sd_notify on real sockets.
+
+The unit checks parse the files (keys may repeat, as in systemd) and, where
+``systemd-analyze`` is installed (Debian: the ``systemd`` package), run ``verify`` and
+``security --offline=yes`` on them. The notifier tests bind real AF_UNIX datagram sockets and
+read back the exact datagrams; the end-to-end test runs the real daemon as a subprocess with
+``NOTIFY_SOCKET`` pointing at such a socket.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from importlib.util import find_spec
+from pathlib import Path
+
+import pytest
+from daemon_harness import write_config
+
+from ocrwatch.config import SYSTEMD_CREDENTIAL
+from ocrwatch.emulator import Emulator
+from ocrwatch.emulator.samples import make_png
+from ocrwatch.service import SHUTDOWN_GRACE_SECONDS
+from ocrwatch.store import Store
+from ocrwatch.systemd import SystemdNotifier, notify_address, watchdog_interval_seconds
+from ocrwatch.watcher import filesystem_type
+
+REPO = Path(__file__).resolve().parent.parent
+SERVICE = REPO / "systemd" / "ocrwatch.service"
+TEMPLATE = REPO / "systemd" / "ocrwatch@.service"
+DROP_IN = REPO / "systemd" / "ocrwatch.service.d" / "folders.conf.example"
+MAX_EXPOSURE = 2.0  # systemd-analyze security: "OK" is up to 4.9; these units measure 1.4
+
+Unit = dict[str, list[tuple[str, str]]]
+
+
+def parse_unit(text: str) -> Unit:
+    """The (key, value) assignments of each section, in order; a key may repeat."""
+    sections: Unit = {}
+    current: list[tuple[str, str]] | None = None
+    logical = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not logical and (not line or line.startswith(("#", ";"))):
+            continue
+        if line.endswith("\\"):  # continued on the next line, joined with a space
+            logical += line[:-1] + " "
+            continue
+        line, logical = logical + line, ""
+        if line.startswith("[") and line.endswith("]"):
+            current = sections.setdefault(line[1:-1], [])
+            continue
+        assert current is not None, f"assignment outside a section: {line!r}"
+        key, sep, value = line.partition("=")
+        assert sep, f"not an assignment: {line!r}"
+        current.append((key.strip(), value.strip()))
+    return sections
+
+
+def values(unit: Unit, section: str, key: str) -> list[str]:
+    return [v for k, v in unit.get(section, []) if k == key]
+
+
+def value(unit: Unit, section: str, key: str) -> str | None:
+    """The effective value of a single-valued key: systemd keeps the last assignment."""
+    found = values(unit, section, key)
+    return found[-1] if found else None
+
+
+def commented_directives(text: str) -> list[str]:
+    """Directives shown commented out (``#Key=value``, no space), as opposed to prose."""
+    return [line[1:] for line in text.splitlines() if re.match(r"#[A-Z][A-Za-z]+=", line)]
+
+
+# ------------------------------------------------------------------------- the unit files
+
+HARDENING = {
+    "ProtectSystem": "strict",
+    "ProtectHome": "yes",
+    "PrivateTmp": "yes",
+    "PrivateDevices": "yes",
+    "NoNewPrivileges": "yes",
+    "CapabilityBoundingSet": "",
+    "AmbientCapabilities": "",
+    "SystemCallArchitectures": "native",
+    "RestrictAddressFamilies": "AF_UNIX AF_INET AF_INET6",
+    "ProtectKernelTunables": "yes",
+    "ProtectKernelModules": "yes",
+    "ProtectKernelLogs": "yes",
+    "ProtectControlGroups": "yes",
+    "ProtectClock": "yes",
+    "ProtectHostname": "yes",
+    "ProtectProc": "invisible",
+    "ProcSubset": "pid",
+    "RestrictNamespaces": "yes",
+    "RestrictRealtime": "yes",
+    "RestrictSUIDSGID": "yes",
+    "LockPersonality": "yes",
+    "MemoryDenyWriteExecute": "yes",
+    "UMask": "0027",
+    "RemoveIPC": "yes",
+}
+SUPERVISION = {
+    "Type": "notify",
+    "NotifyAccess": "main",
+    "Restart": "on-failure",
+    "RestartPreventExitStatus": "78",
+    "User": "ocrwatch",
+}
+
+
+@pytest.mark.parametrize(
+    ("path", "config", "state_directory", "secret"),
+    [
+        (SERVICE, "/etc/ocrwatch/config.yaml", "ocrwatch", "/etc/ocrwatch/client_secret"),
+        (TEMPLATE, "/etc/ocrwatch/%i.yaml", "ocrwatch/%i", "/etc/ocrwatch/%i.client_secret"),
+    ],
+    ids=["service", "template"],
+)
+def test_unit_has_every_required_directive(
+    path: Path, config: str, state_directory: str, secret: str
+) -> None:
+    unit = parse_unit(path.read_text(encoding="utf-8"))
+    for key, expected in {**SUPERVISION, **HARDENING}.items():
+        assert value(unit, "Service", key) == expected, key
+    assert value(unit, "Service", "ExecStart") == f"/usr/local/bin/ocrwatch run --config {config}"
+    assert value(unit, "Service", "ExecReload") is None, "there is no SIGHUP reload to call"
+    assert value(unit, "Service", "DynamicUser") is None
+    assert value(unit, "Service", "StateDirectory") == state_directory
+    assert value(unit, "Service", "LoadCredential") == f"{SYSTEMD_CREDENTIAL}:{secret}"
+    # The loop pings at least once a second; a stop takes up to the shutdown grace.
+    assert int(value(unit, "Service", "WatchdogSec") or 0) >= 30
+    assert int(value(unit, "Service", "TimeoutStopSec") or 0) >= SHUTDOWN_GRACE_SECONDS + 10
+    environment = values(unit, "Service", "Environment")
+    assert "ORT_DISABLE_TELEMETRY=1" in environment
+    assert "PYTHONUNBUFFERED=1" in environment
+    assert values(unit, "Service", "SystemCallFilter")[0] == "@system-service"
+    assert value(unit, "Install", "WantedBy") == "multi-user.target"
+
+
+def test_template_is_hardened_exactly_like_the_service() -> None:
+    per_instance = {"ExecStart", "StateDirectory", "LoadCredential"}
+    service = parse_unit(SERVICE.read_text(encoding="utf-8"))["Service"]
+    template = parse_unit(TEMPLATE.read_text(encoding="utf-8"))["Service"]
+    assert [e for e in service if e[0] not in per_instance] == [
+        e for e in template if e[0] not in per_instance
+    ]
+
+
+def test_folders_drop_in_example_shows_every_way_to_open_folders() -> None:
+    text = DROP_IN.read_text(encoding="utf-8")
+    drop_in = parse_unit(text)
+    assert value(drop_in, "Service", "ReadWritePaths")
+    shown = commented_directives(text)
+    for directive in ("SupplementaryGroups=", "ProtectHome=tmpfs", "BindPaths=", "LoadCredential="):
+        assert any(line.startswith(directive) for line in shown), directive
+    assert "LoadCredential=" in shown, "the empty assignment that clears the credential"
+
+
+# ------------------------------------------------------------------------- systemd-analyze
+
+ANALYZE = shutil.which("systemd-analyze")
+
+
+def analyze_version() -> int:
+    if ANALYZE is None:
+        return 0
+    first = subprocess.run(
+        [ANALYZE, "--version"], capture_output=True, text=True, check=False
+    ).stdout.split()
+    return int(first[1]) if len(first) > 1 and first[1].isdigit() else 0
+
+
+needs_analyze = pytest.mark.skipif(
+    analyze_version() < 250,
+    reason="systemd-analyze 250 or newer is not installed (Debian: apt-get install systemd)",
+)
+
+
+def stage_units(directory: Path, *, with_drop_in: bool) -> Path:
+    """Copies of both units, started from a stub (verify wants ExecStart to exist)."""
+    stub = directory / "bin" / "ocrwatch"
+    stub.parent.mkdir(parents=True)
+    stub.write_text("#!/bin/sh\nexit 0\n")
+    stub.chmod(0o755)
+    for unit in (SERVICE, TEMPLATE):
+        text = unit.read_text(encoding="utf-8")
+        staged = text.replace("ExecStart=/usr/local/bin/ocrwatch ", f"ExecStart={stub} ")
+        assert staged.count(f"ExecStart={stub} ") == 1
+        (directory / unit.name).write_text(staged)
+        if with_drop_in:
+            # Every commented-out directive switched on: they must all be valid.
+            example = DROP_IN.read_text(encoding="utf-8")
+            enabled = re.sub(r"(?m)^#([A-Z][A-Za-z]+=)", r"\1", example)
+            (directory / f"{unit.name}.d").mkdir()
+            (directory / f"{unit.name}.d" / "folders.conf").write_text(enabled)
+    return directory
+
+
+def run_analyze(*args: str) -> subprocess.CompletedProcess[str]:
+    assert ANALYZE is not None
+    return subprocess.run(
+        [ANALYZE, *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        env={**os.environ, "SYSTEMD_COLORS": "0", "SYSTEMD_PAGER": ""},
+    )
+
+
+@needs_analyze
+@pytest.mark.parametrize("with_drop_in", [False, True], ids=["bare", "with-drop-in"])
+def test_systemd_analyze_verify_accepts_both_units(tmp_path: Path, with_drop_in: bool) -> None:
+    staged = stage_units(tmp_path, with_drop_in=with_drop_in)
+    units = [
+        staged / "ocrwatch.service",
+        staged / "ocrwatch@.service",
+        staged / "ocrwatch@a.service",
+    ]
+    result = run_analyze("verify", "--man=no", *map(str, units))
+    complaints = [
+        line for line in (result.stdout + result.stderr).splitlines() if "ocrwatch" in line
+    ]
+    assert result.returncode == 0, result.stderr
+    assert complaints == []  # verify only warns (exit 0) about unknown keys or bad values
+
+
+@needs_analyze
+@pytest.mark.parametrize("name", ["ocrwatch.service", "ocrwatch@scans.service"])
+def test_systemd_analyze_security_rates_the_units_ok(tmp_path: Path, name: str) -> None:
+    staged = stage_units(tmp_path, with_drop_in=True)
+    result = run_analyze(
+        "security", "--offline=yes", f"--threshold={round(MAX_EXPOSURE * 10)}", str(staged / name)
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    match = re.search(r"Overall exposure level for \S+: (\d+\.\d+) (\w+)", result.stdout)
+    assert match is not None, result.stdout
+    assert float(match.group(1)) <= MAX_EXPOSURE
+    assert match.group(2) in {"OK", "SAFE"}
+
+
+def test_mountinfo_stays_readable_under_proc_subset_pid() -> None:
+    """ProcSubset=pid hides most of /proc; the network-share check reads /proc/self/mountinfo."""
+    unshare = shutil.which("unshare")
+    if unshare is None or os.geteuid() != 0:
+        pytest.skip("needs root and unshare(1) to mount a private /proc")
+    probe = (
+        "from pathlib import Path; from ocrwatch.watcher import filesystem_type; "
+        "print(filesystem_type(Path('/')))"
+    )
+    mount_then_run = (
+        "mount -t proc -o subset=pid,hidepid=invisible proc /proc || exit 97; "
+        "test -e /proc/cpuinfo && exit 98; "  # the subset really is in force
+        'exec "$0" -c "$1"'
+    )
+    in_namespace = [unshare, "--mount", "--propagation", "private", "--pid", "--fork"]
+    result = subprocess.run(
+        [*in_namespace, "sh", "-c", mount_then_run, sys.executable, probe],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    if result.returncode == 97 or result.stderr.startswith("unshare:"):
+        pytest.skip(f"cannot mount a private /proc here: {result.stderr.strip()}")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(filesystem_type(Path("/")))
+
+
+# A child that first turns on what MemoryDenyWriteExecute=yes installs: a seccomp filter that
+# refuses mmap() with PROT_WRITE|PROT_EXEC, mprotect()/pkey_mprotect() with PROT_EXEC and
+# shmat() with SHM_EXEC (x86_64 system call numbers), then proves the filter bites.
+_WX_DENIED_PRELUDE = """
+import ctypes, sys
+class Insn(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8),
+                ("k", ctypes.c_uint32)]
+class Prog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_uint16), ("filter", ctypes.POINTER(Insn))]
+LD, JEQ, AND, RET, JSET = 0x20, 0x15, 0x54, 0x06, 0x45
+ALLOW, EPERM = 0x7FFF0000, 0x00050001
+ARG2 = 16 + 2 * 8
+code = [(LD, 0, 0, 0), (JEQ, 0, 4, 9), (LD, 0, 0, ARG2), (AND, 0, 0, 6), (JEQ, 9, 8, 6),
+        (RET, 0, 0, ALLOW), (JEQ, 2, 0, 10), (JEQ, 1, 0, 329), (JEQ, 2, 4, 30),
+        (LD, 0, 0, ARG2), (JSET, 3, 2, 4), (LD, 0, 0, ARG2), (JSET, 1, 0, 0o100000),
+        (RET, 0, 0, ALLOW), (RET, 0, 0, EPERM)]
+insns = (Insn * len(code))(*[Insn(*i) for i in code])
+libc = ctypes.CDLL(None, use_errno=True)
+assert libc.prctl(38, 1, 0, 0, 0) == 0  # PR_SET_NO_NEW_PRIVS
+assert libc.prctl(22, 2, ctypes.byref(Prog(len(code), insns)), 0, 0) == 0  # seccomp filter
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                      ctypes.c_int, ctypes.c_long]
+libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+page = libc.mmap(None, 4096, 3, 0x22, -1, 0)
+assert libc.mprotect(page, 4096, 5) == -1 and ctypes.get_errno() == 1, "filter not in force"
+"""
+
+
+@pytest.mark.skipif(
+    sys.platform != "linux" or platform.machine() != "x86_64",
+    reason="the seccomp stand-in for MemoryDenyWriteExecute= is written for x86_64 Linux",
+)
+def test_daemon_and_local_engine_run_without_writable_code(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    """MemoryDenyWriteExecute=yes holds: the daemon (and RapidOCR, if installed) need no W^X."""
+    config = write_config(tmp_path, emulator.base_url)
+    (tmp_path / "inbox" / "page.png").write_bytes(make_png("no writable code"))
+    body = "from ocrwatch.cli import main\nsys.exit(main(['once', '-c', sys.argv[1]]))\n"
+    if find_spec("rapidocr") is not None:
+        body = (
+            "import io, numpy\nfrom PIL import Image\nfrom rapidocr import RapidOCR\n"
+            "from ocrwatch.emulator.samples import make_png\n"
+            "page = Image.open(io.BytesIO(make_png('Hello world'))).convert('RGB')\n"
+            "found = RapidOCR()(numpy.asarray(page)).txts\n"
+            "assert found == ('Hello world',), found\n"
+        ) + body
+    result = subprocess.run(
+        [sys.executable, "-c", _WX_DENIED_PRELUDE + body, str(config)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=240,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "ORT_DISABLE_TELEMETRY": "1"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "inbox" / "page.png.txt").read_text() == "no writable code"
+
+
+# ------------------------------------------------------------------------- the notifier
+
+Listener = tuple[socket.socket, str]
+
+
+@pytest.fixture
+def path_listener(tmp_path: Path) -> Iterator[Listener]:
+    """A datagram socket bound in tmp_path; NOTIFY_SOCKET names it by path."""
+    path = tmp_path / "notify"
+    assert len(os.fsencode(path)) < 108, "AF_UNIX paths are limited to 107 bytes"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(path))
+        yield sock, str(path)
+
+
+@pytest.fixture
+def abstract_listener() -> Iterator[Listener]:
+    """A datagram socket in the abstract namespace; NOTIFY_SOCKET names it ``@name``."""
+    name = f"ocrwatch-test-{uuid.uuid4().hex}"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind("\0" + name)
+        yield sock, "@" + name
+
+
+@pytest.fixture(params=["path", "abstract"])
+def listener(request: pytest.FixtureRequest) -> Listener:
+    result: Listener = request.getfixturevalue(f"{request.param}_listener")
+    return result
+
+
+def received(sock: socket.socket) -> list[str]:
+    """Every datagram already queued. Sends are synchronous, so nothing is still on its way."""
+    messages = []
+    while True:
+        try:
+            messages.append(sock.recv(65536, socket.MSG_DONTWAIT).decode("utf-8"))
+        except BlockingIOError:
+            return messages
+
+
+def test_each_call_sends_its_exact_datagram(listener: Listener) -> None:
+    sock, address = listener
+    notifier = SystemdNotifier({"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "60000000"})
+    assert notifier.is_enabled
+    assert notifier.watchdog_interval_seconds == 60.0
+    notifier.ready()
+    notifier.status("watching 1 inboxes; 0 waiting")
+    notifier.watchdog()
+    notifier.extend_timeout(90)
+    notifier.stopping()
+    assert received(sock) == [
+        "READY=1",
+        "STATUS=watching 1 inboxes; 0 waiting",
+        "WATCHDOG=1",
+        "EXTEND_TIMEOUT_USEC=90000000",
+        "STOPPING=1",
+    ]
+
+
+def test_status_goes_out_on_one_line_and_only_when_it_changes(path_listener: Listener) -> None:
+    sock, address = path_listener
+    notifier = SystemdNotifier({"NOTIFY_SOCKET": address})
+    notifier.status("1 problem(s): /srv/in/odd\nname.png: gone")
+    notifier.status("1 problem(s): /srv/in/odd name.png: gone")
+    notifier.status("all quiet")
+    notifier.status("all quiet")
+    notifier.status("x" * 5000)
+    assert received(sock) == [
+        "STATUS=1 problem(s): /srv/in/odd name.png: gone",
+        "STATUS=all quiet",
+        "STATUS=" + "x" * 1024,
+    ]
+
+
+@pytest.mark.parametrize(
+    ("watchdog_env", "expected_interval"),
+    [
+        ({}, None),
+        ({"WATCHDOG_USEC": "0"}, None),
+        ({"WATCHDOG_USEC": "soon"}, None),
+        ({"WATCHDOG_USEC": "2500000"}, 2.5),
+        ({"WATCHDOG_USEC": "2500000", "WATCHDOG_PID": "self"}, 2.5),
+        ({"WATCHDOG_USEC": "2500000", "WATCHDOG_PID": "1"}, None),  # another process's watchdog
+        ({"WATCHDOG_USEC": "2500000", "WATCHDOG_PID": ""}, None),
+    ],
+)
+def test_watchdog_pings_only_when_systemd_watches_this_process(
+    path_listener: Listener, watchdog_env: dict[str, str], expected_interval: float | None
+) -> None:
+    sock, address = path_listener
+    env = {k: str(os.getpid()) if v == "self" else v for k, v in watchdog_env.items()}
+    assert watchdog_interval_seconds(env, pid=os.getpid()) == expected_interval
+    notifier = SystemdNotifier({"NOTIFY_SOCKET": address, **env})
+    assert notifier.watchdog_interval_seconds == expected_interval
+    notifier.watchdog()
+    assert received(sock) == ([] if expected_interval is None else ["WATCHDOG=1"])
+
+
+def test_a_busy_loop_pings_at_most_four_times_per_interval(path_listener: Listener) -> None:
+    sock, address = path_listener
+    now = [1000.0]
+    notifier = SystemdNotifier(
+        {"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "8000000"}, clock=lambda: now[0]
+    )
+    for step in [0.0, 0.5, 1.0, 0.6, 0.1, 2.0, 5.0]:  # seconds since the previous call
+        now[0] += step
+        notifier.watchdog()
+    # Sent at t=0, t=2.1 (0.5+1.0+0.6 >= 8/4), t=4.2 and t=9.2; skipped in between.
+    assert received(sock) == ["WATCHDOG=1"] * 4
+
+
+@pytest.mark.parametrize("notify_socket", ["", "relative/notify", "vsock:2:9999", "@"])
+def test_outside_systemd_nothing_is_sent_and_nothing_raises(notify_socket: str) -> None:
+    env = {"WATCHDOG_USEC": "1000000"}
+    if notify_socket:
+        env["NOTIFY_SOCKET"] = notify_socket
+    notifier = SystemdNotifier(env)
+    assert not notifier.is_enabled
+    notifier.ready()
+    notifier.status("watching")
+    notifier.watchdog()
+    notifier.extend_timeout(10)
+    notifier.stopping()
+
+
+def test_notify_address_forms() -> None:
+    assert notify_address("/run/systemd/notify") == "/run/systemd/notify"
+    assert notify_address("@/org/freedesktop/notify") == "\0/org/freedesktop/notify"
+    assert notify_address("") is None
+    assert notify_address("notify") is None
+
+
+def test_a_vanished_socket_never_raises_and_status_is_resent_when_it_is_back(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "notify"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as first:
+        first.bind(str(path))
+    path.unlink()  # systemd went away: nothing listens at the path any more
+    notifier = SystemdNotifier({"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "1000000"})
+    notifier.ready()
+    notifier.status("lost")
+    notifier.watchdog()
+    notifier.stopping()
+    abstract = SystemdNotifier({"NOTIFY_SOCKET": f"@ocrwatch-nobody-{uuid.uuid4().hex}"})
+    abstract.ready()
+    abstract.status("lost")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as second:
+        second.bind(str(path))
+        notifier.status("lost")  # it never arrived, so it is not a repeat
+        notifier.watchdog()
+        assert received(second) == ["STATUS=lost", "WATCHDOG=1"]
+
+
+def test_a_full_socket_never_blocks_the_loop(path_listener: Listener) -> None:
+    sock, address = path_listener
+    notifier = SystemdNotifier({"NOTIFY_SOCKET": address})
+    queue_limit = int(Path("/proc/sys/net/unix/max_dgram_qlen").read_text())
+    sent = queue_limit + 50
+    for n in range(sent):  # nobody reads: the receiver's queue fills up before the end
+        notifier.status(f"status {n}")
+    delivered = received(sock)
+    assert 0 < len(delivered) < sent
+    assert delivered[0] == "STATUS=status 0"
+
+
+def test_a_forked_child_does_not_speak_for_the_daemon(path_listener: Listener) -> None:
+    sock, address = path_listener
+    notifier = SystemdNotifier({"NOTIFY_SOCKET": address})
+    pid = os.fork()
+    if pid == 0:  # the child: inherited the notifier (as a worker process would)
+        notifier.ready()
+        notifier.stopping()
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert received(sock) == []
+    notifier.ready()
+    assert received(sock) == ["READY=1"]
+
+
+# ------------------------------------------------------------------------- the real daemon
+
+
+def wait_for_datagram(
+    sock: socket.socket,
+    condition: Callable[[str], bool],
+    process: subprocess.Popen[bytes],
+    log: Path,
+    *,
+    timeout_seconds: float = 30.0,
+) -> list[str]:
+    """Read datagrams until one meets ``condition``; return those that came before it."""
+    deadline = time.monotonic() + timeout_seconds
+    before: list[str] = []
+    while True:
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, f"no matching datagram; got {before}\n{log.read_text()[-3000:]}"
+        sock.settimeout(min(remaining, 0.2))
+        try:
+            message = sock.recv(65536).decode("utf-8")
+        except TimeoutError:
+            # Only once the queue is empty: an exited daemon's last datagrams still count.
+            assert process.poll() is None, f"daemon exited early:\n{log.read_text()[-3000:]}"
+            continue
+        if condition(message):
+            return before
+        before.append(message)
+
+
+def test_daemon_is_ready_only_after_start_up_then_reports_and_stops(
+    tmp_path: Path, emulator: Emulator, path_listener: Listener
+) -> None:
+    sock, address = path_listener
+    config = write_config(tmp_path, emulator.base_url, rescan_interval_seconds=3600)
+    inbox = tmp_path / "inbox"
+    (inbox / "before.png").write_bytes(make_png("there before the start"))
+    env = {k: v for k, v in os.environ.items() if k not in {"WATCHDOG_PID", "JOURNAL_STREAM"}}
+    env.update(NOTIFY_SOCKET=address, WATCHDOG_USEC="2000000")
+    log = tmp_path / "daemon.log"
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ocrwatch", "--log-format", "json", "run", "-c", str(config)],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    try:
+        before_ready = wait_for_datagram(sock, lambda m: m == "READY=1", process, log)
+        assert before_ready == [], "nothing is reported before start-up is complete"
+        # Start-up reconciled the inbox with the store before READY=1 ...
+        with Store.open(tmp_path / "state" / "state.db", readonly=True) as store:
+            assert store.history(inbox / "before.png")
+        # ... and the observers were already up: a new file is picked up without a rescan.
+        (inbox / "after.png").write_bytes(make_png("dropped after ready"))
+        until_done = wait_for_datagram(sock, lambda m: "2 done, 0 failed" in m, process, log)
+        assert "WATCHDOG=1" in until_done
+        assert any(m.startswith("STATUS=watching 1 inboxes; ") for m in until_done)
+        assert (inbox / "before.png.txt").read_text() == "there before the start"
+        assert (inbox / "after.png.txt").read_text() == "dropped after ready"
+
+        process.send_signal(signal.SIGTERM)
+        wait_for_datagram(sock, lambda m: m == "STOPPING=1", process, log)
+        assert process.wait(timeout=SHUTDOWN_GRACE_SECONDS + 10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
