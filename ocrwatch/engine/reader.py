@@ -1,0 +1,168 @@
+"""Recognise one page image with RapidOCR and the preprocessing the options ask for.
+
+The models are the ones inside the ``rapidocr`` wheel, named by path, so RapidOCR never looks
+for them on the network (it would otherwise download a model it cannot find). The text-line
+direction classifier is off: on upright lines it turns some of them upside down and garbles
+them. Fragments are put in reading order by ``layout.group_lines``.
+
+The pipeline for a page (already turned when ``rotate_degrees`` is a right angle): any other
+``rotate_degrees`` by resampling; contrast correction; binarization; deskewing by the
+estimated skew when it is at least ``_MIN_DESKEW_DEGREES`` (up to 15); recognition; then, when
+upsampling is on and the text came out small, recognition again on an enlarged copy. Boxes
+are mapped back through every step onto the turned page.
+
+Imports onnxruntime (through RapidOCR): import this module only in the worker process, after
+``ORT_DISABLE_TELEMETRY=1`` is set.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import rapidocr
+
+from ocrwatch.engine import imaging
+from ocrwatch.engine.imaging import Affine, Pixels
+from ocrwatch.engine.layout import Fragment, Quad, group_lines
+from ocrwatch.engine.values import Box, EngineOptions, PageResult, TextLine
+
+MAX_SIDE_PX = 2000  # RapidOCR shrinks larger images to this before detection
+_MIN_DESKEW_DEGREES = 0.3
+_SMALL_TEXT_PX = 20  # median line height below which upsampling re-reads the page
+_MIN_UPSCALE = 1.25
+_MAX_UPSCALE = 2.0
+
+
+def bundled_model_paths() -> dict[str, Path]:
+    """The detection, recognition and (unused) classifier models shipped in the wheel."""
+    models = Path(rapidocr.__file__).resolve().parent / "models"
+    found: dict[str, Path] = {}
+    for task in ("det", "rec", "cls"):
+        candidates = sorted(models.glob(f"*_{task}_*.onnx"))
+        if not candidates:
+            raise FileNotFoundError(f"no bundled {task} model in {models}")
+        found[task] = candidates[-1]
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class _Pass:
+    """One recognition of an image: (text, 4x2 corner array) per fragment, in its pixels."""
+
+    fragments: tuple[tuple[str, npt.NDArray[np.float64]], ...]
+    median_height_px: float | None
+
+
+class PageReader:
+    """One loaded RapidOCR; not thread-safe (a worker process reads one page at a time)."""
+
+    def __init__(self, *, threads: int) -> None:
+        models = bundled_model_paths()
+        self._ocr = rapidocr.RapidOCR(
+            params={
+                "Global.use_cls": False,
+                "Global.log_level": "error",  # its warnings repeat per page (e.g. a blank page)
+                "Global.max_side_len": MAX_SIDE_PX,
+                "Det.model_path": str(models["det"]),
+                "Rec.model_path": str(models["rec"]),
+                "Cls.model_path": str(models["cls"]),
+                "EngineConfig.onnxruntime.intra_op_num_threads": max(1, threads),
+                "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+            }
+        )
+        # RapidOCR loads each model on first use; load both now, so that "ready" means ready
+        # and the first file's time is recognition only. (The flags given to a call stick to
+        # the instance: every call passes all three.)
+        blank = np.full((48, 96, 3), 255, dtype=np.uint8)
+        self._ocr(blank, use_det=True, use_cls=False, use_rec=False)
+        self._ocr(blank, use_det=False, use_cls=False, use_rec=True)
+
+    def read(self, page: Pixels, options: EngineOptions) -> PageResult:
+        """Recognise ``page`` (or its ``options.regions``, in order) into lines of text."""
+        height, width = page.shape[:2]
+        if not options.regions:
+            lines = self._read_area(page, options, area=Box(0, 0, width, height))
+        else:
+            lines = []
+            for region in options.regions:
+                area = Box(
+                    left=min(region.left, width),
+                    top=min(region.top, height),
+                    right=min(region.right, width),
+                    bottom=min(region.bottom, height),
+                )
+                if area.width and area.height:
+                    crop = page[area.top : area.bottom, area.left : area.right]
+                    lines.extend(self._read_area(np.ascontiguousarray(crop), options, area=area))
+        return PageResult(width_px=width, height_px=height, lines=tuple(lines))
+
+    def _read_area(self, image: Pixels, options: EngineOptions, *, area: Box) -> list[TextLine]:
+        """The lines of ``image``, the part of the page at ``area``, in page pixels."""
+        to_page = np.array([[1.0, 0.0, area.left], [0.0, 1.0, area.top]])
+        if options.resampled_degrees:
+            image, back = imaging.rotate(image, options.resampled_degrees)
+            to_page = imaging.compose(to_page, back)
+        if options.contrast_correct:
+            image = imaging.correct_contrast(image)
+        if options.binarize:
+            image = imaging.binarize(image)
+        if options.skew_correct:
+            skew = imaging.estimate_skew_degrees(image)
+            if abs(skew) >= _MIN_DESKEW_DEGREES:
+                image, back = imaging.rotate(image, -skew)
+                to_page = imaging.compose(to_page, back)
+        found = self._recognise(image)
+        if options.upsample and found.median_height_px is not None:
+            factor = min(_MAX_UPSCALE, MAX_SIDE_PX / max(image.shape[:2]))
+            if found.median_height_px < _SMALL_TEXT_PX and factor >= _MIN_UPSCALE:
+                image, back = imaging.upscale(image, factor)
+                to_page = imaging.compose(to_page, back)
+                found = self._recognise(image)
+        fragments = [
+            Fragment(text=text, quad=_mapped(quad, to_page)) for text, quad in found.fragments
+        ]
+        return [
+            TextLine(
+                text=line.text,
+                box=Box(
+                    left=_clip(line.left, area.left, area.right),
+                    top=_clip(line.top, area.top, area.bottom),
+                    right=_clip(line.right, area.left, area.right),
+                    bottom=_clip(line.bottom, area.top, area.bottom),
+                ),
+            )
+            for line in group_lines(fragments)
+        ]
+
+    def _recognise(self, image: Pixels) -> _Pass:
+        output = self._ocr(image, use_det=True, use_cls=False, use_rec=True)
+        boxes = getattr(output, "boxes", None)
+        texts = getattr(output, "txts", None)
+        if boxes is None or texts is None or len(texts) == 0:
+            return _Pass(fragments=(), median_height_px=None)
+        fragments = tuple(
+            (str(text), np.asarray(box, dtype=np.float64).reshape(4, 2))
+            for box, text in zip(boxes, texts, strict=True)
+        )
+        heights = [_height(quad) for _, quad in fragments]
+        return _Pass(fragments=fragments, median_height_px=statistics.median(heights))
+
+
+def _height(quad: npt.NDArray[np.float64]) -> float:
+    left_side = float(np.linalg.norm(quad[3] - quad[0]))
+    right_side = float(np.linalg.norm(quad[2] - quad[1]))
+    return (left_side + right_side) / 2
+
+
+def _mapped(quad: npt.NDArray[np.float64], affine: Affine) -> Quad:
+    points = imaging.map_points(quad, affine)
+    corners = [(float(x), float(y)) for x, y in points]
+    return (corners[0], corners[1], corners[2], corners[3])
+
+
+def _clip(value: float, low: int, high: int) -> int:
+    return min(max(round(value), low), high)
