@@ -1,46 +1,202 @@
-"""Configure structlog once for the whole process: console on a TTY, JSON otherwise.
+"""Configure logging once for the whole process: console, JSON lines, or native journal fields.
 
-Library logs (urllib3, watchdog) go through the same renderer via the stdlib bridge, so a
-journal or a log file gets one format. Event names are stable snake_case facts with fields.
+structlog is routed through the standard library (``LoggerFactory`` + ``ProcessorFormatter``),
+so library logs (urllib3, watchdog) share the level filter and the output. Only the final
+handler depends on the format:
+
+- ``console``: ``ConsoleRenderer`` on stderr, for a person at a terminal;
+- ``json``: one JSON object per line on stderr; under systemd that lands in the journal as is;
+- ``journal``: each record goes to journald with its structlog keys as upper-case fields
+  (``journalctl TASK_ID=...``), through ``systemd.journal.send`` from the optional
+  ``systemd-python`` package. Its own ``JournalHandler`` would not do: it turns ``LogRecord``
+  attributes into fields, and structlog's keys are not attributes.
+- ``auto``: ``journal`` when stderr is the journal stream systemd set up (``$JOURNAL_STREAM``)
+  and the journal can be reached, else ``console`` on a TTY, else ``json``.
+
+Hazards: a log call must never raise, so a record the journal refuses is written as JSON to
+stderr instead. A journal field name is upper-case letters, digits and ``_``; a leading ``_``
+is reserved for fields journald sets itself, so keys are mapped onto that alphabet. Secrets
+are never logged (nothing here filters them: callers never pass them).
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
+import os
+import re
 import sys
-from typing import Literal
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal, Protocol, TextIO
 
 import structlog
 
-LogFormat = Literal["auto", "console", "json"]
+LogFormat = Literal["auto", "console", "json", "journal"]
+Output = Literal["console", "json", "journal"]
+
+SYSLOG_IDENTIFIER = "ocrwatch"
+JOURNAL_SOCKET = Path("/run/systemd/journal/socket")
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
            "error": logging.ERROR}  # fmt: skip
+_FORMATS: dict[str, LogFormat] = {
+    "auto": "auto",
+    "console": "console",
+    "json": "json",
+    "journal": "journal",
+}
+# Keys the journal records in its own way (PRIORITY, its own timestamp) or that only carry
+# structlog's bookkeeping.
+_NOT_FIELDS = frozenset({"event", "level", "timestamp", "_record", "_from_structlog"})
+# The fields every record carries; an event key of the same name is renamed, not dropped.
+_FIXED_FIELDS = frozenset(
+    {"MESSAGE", "PRIORITY", "SYSLOG_IDENTIFIER", "CODE_FILE", "CODE_LINE", "CODE_FUNC"}
+)
+_FIELD_NAME_MAX = 64  # journald's limit
+
+
+class JournalSend(Protocol):
+    """``systemd.journal.send``: one journal entry from keyword fields."""
+
+    def __call__(self, **fields: str) -> object: ...
 
 
 def log_format(name: str) -> LogFormat:
-    """Validate a format name from the command line or the config."""
-    if name == "console":
-        return "console"
-    if name == "json":
-        return "json"
-    return "auto"
+    """Validate a format name from the command line or the config (unknown means ``auto``)."""
+    return _FORMATS.get(name, "auto")
 
 
-def configure(level: str = "info", fmt: LogFormat = "auto") -> None:
-    """Route structlog and stdlib logging to stderr in the chosen format."""
+def journal_sender() -> JournalSend | None:
+    """``systemd.journal.send`` if systemd-python is installed and journald listens, else None."""
+    try:
+        # Optional (the "systemd" extra). Imported by name: the repository's systemd/ folder of
+        # unit files would otherwise pass for the package (a namespace package) with the checker.
+        journal = importlib.import_module("systemd.journal")
+    except ImportError:
+        return None
+    if not JOURNAL_SOCKET.exists():
+        return None  # send() would drop every entry without a word
+    send: JournalSend = journal.send
+    return send
+
+
+def is_journal_stream(environ: Mapping[str, str], stream: TextIO) -> bool:
+    """Whether ``stream`` is the journal connection systemd made (``$JOURNAL_STREAM=dev:inode``).
+
+    The variable is inherited by child processes whose stderr may go elsewhere, so it counts
+    only if it names the very file ``stream`` writes to.
+    """
+    device, _, inode = environ.get("JOURNAL_STREAM", "").partition(":")
+    if not (device.isdigit() and inode.isdigit()):
+        return False
+    try:
+        status = os.fstat(stream.fileno())
+    except (OSError, ValueError):  # io.UnsupportedOperation is a ValueError: no file behind it
+        return False
+    return (status.st_dev, status.st_ino) == (int(device), int(inode))
+
+
+def resolve_format(
+    fmt: LogFormat, *, stream: TextIO, environ: Mapping[str, str], has_journal: bool
+) -> Output:
+    """The output ``fmt`` stands for here; ``journal`` without a journal falls back to JSON."""
     if fmt == "auto":
-        fmt = "console" if sys.stderr.isatty() else "json"
+        if has_journal and is_journal_stream(environ, stream):
+            return "journal"
+        return "console" if stream.isatty() else "json"
+    if fmt == "journal" and not has_journal:
+        return "json"
+    return fmt
+
+
+def syslog_priority(levelno: int) -> int:
+    """The syslog priority of a logging level: 7 debug, 6 info, 4 warning, 3 error, 2 critical."""
+    if levelno >= logging.CRITICAL:
+        return 2
+    if levelno >= logging.ERROR:
+        return 3
+    if levelno >= logging.WARNING:
+        return 4
+    if levelno >= logging.INFO:
+        return 6
+    return 7
+
+
+def journal_field_name(key: str) -> str:
+    """``task_id`` -> ``TASK_ID``; anything outside ``[A-Z0-9_]`` becomes ``_``."""
+    name = re.sub(r"[^A-Z0-9_]", "_", key.upper()).lstrip("_")
+    if not name or name[0].isdigit():
+        name = "F_" + name
+    return name[:_FIELD_NAME_MAX]
+
+
+def journal_fields(event_dict: Mapping[str, object], *, levelno: int) -> dict[str, str]:
+    """The journal entry of one event: MESSAGE is the event name, each key a field."""
+    fields = {
+        "MESSAGE": str(event_dict.get("event", "")),
+        "PRIORITY": str(syslog_priority(levelno)),
+        "SYSLOG_IDENTIFIER": SYSLOG_IDENTIFIER,
+    }
+    for key, value in event_dict.items():
+        if key in _NOT_FIELDS:
+            continue
+        name = journal_field_name(key)
+        if name in _FIXED_FIELDS:
+            name = f"EVENT_{name}"
+        fields[name] = value if isinstance(value, str) else str(value)
+    return fields
+
+
+class JournalFieldsHandler(logging.Handler):
+    """Sends each record to the journal; a record it cannot send goes to ``fallback``."""
+
+    def __init__(self, send: JournalSend, *, fallback: logging.Handler) -> None:
+        super().__init__()
+        self._send = send
+        self._fallback = fallback
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if isinstance(record.msg, dict) and hasattr(record, "_logger"):
+            # From structlog: wrap_for_formatter passed the event dict as the message.
+            event: dict[str, object] = {str(k): v for k, v in record.msg.items()}
+        else:  # from another library through plain logging
+            event = {"event": record.getMessage()}
+            if record.exc_info:
+                event["exception"] = logging.Formatter().formatException(record.exc_info)
+        event.setdefault("logger", record.name)
+        fields = journal_fields(event, levelno=record.levelno)
+        fields.update(
+            CODE_FILE=record.pathname, CODE_LINE=str(record.lineno), CODE_FUNC=record.funcName
+        )
+        try:
+            self._send(**fields)
+        except (OSError, ValueError, TypeError):
+            self._fallback.emit(record)
+
+
+def configure(
+    level: str = "info",
+    fmt: LogFormat = "auto",
+    *,
+    stream: TextIO | None = None,
+    environ: Mapping[str, str] | None = None,
+    journal_send: JournalSend | None = None,
+) -> Output:
+    """Route structlog and stdlib logging to ``stream`` (stderr) or the journal; safe to repeat.
+
+    ``journal_send`` replaces ``systemd.journal.send`` (for a test, a recording function).
+    Returns the output chosen.
+    """
+    out = sys.stderr if stream is None else stream
+    env = os.environ if environ is None else environ
+    send = journal_sender() if journal_send is None else journal_send
+    output = resolve_format(fmt, stream=out, environ=env, has_journal=send is not None)
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
-    renderer: structlog.types.Processor = (
-        structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
-        if fmt == "console"
-        else structlog.processors.JSONRenderer()
-    )
     structlog.configure(
         processors=[
             *shared,
@@ -52,13 +208,31 @@ def configure(level: str = "info", fmt: LogFormat = "auto") -> None:
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(processor=renderer, foreign_pre_chain=shared)
+    renderer: structlog.types.Processor = (
+        structlog.dev.ConsoleRenderer(colors=out.isatty())
+        if output == "console"
+        else structlog.processors.JSONRenderer(default=str)  # a Path as its text, not its repr
     )
+    stream_handler = logging.StreamHandler(out)
+    stream_handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            foreign_pre_chain=shared,
+        )
+    )
+    handler: logging.Handler = stream_handler
+    if output == "journal" and send is not None:
+        handler = JournalFieldsHandler(send, fallback=stream_handler)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(_LEVELS.get(level, logging.INFO))
     # urllib3 logs full URLs at debug level; those never carry secrets here (tokens travel in
     # headers and form bodies), but its connection chatter drowns the daemon's own events.
     logging.getLogger("urllib3").setLevel(max(logging.INFO, root.level))
+    if fmt == "journal" and output != "journal":
+        structlog.get_logger(__name__).warning(
+            "journal_unavailable",
+            reason="systemd-python is not installed or journald is not listening",
+            using=output,
+        )
+    return output
