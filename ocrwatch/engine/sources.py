@@ -29,7 +29,8 @@ from ocrwatch.engine.imaging import Pixels
 PDF_DPI = 200
 _MIN_PDF_DPI = 50
 _POINTS_PER_INCH = 72
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
+_IMAGE_FORMATS = ["PNG", "JPEG", "GIF", "TIFF", "BMP"]  # what the service accepts, no guessing
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError)
 
 
 def is_pdf(data: bytes) -> bool:
@@ -49,7 +50,7 @@ def _image(data: bytes, *, max_pixels: int) -> Pixels:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image = Image.open(io.BytesIO(data), formats=_IMAGE_FORMATS)
             width, height = image.size
             if width * height > max_pixels:
                 raise EngineInputError(
@@ -57,6 +58,8 @@ def _image(data: bytes, *, max_pixels: int) -> Pixels:
                     f"limit of {max_pixels} pixels"
                 )
             rgb = _on_white(ImageOps.exif_transpose(image))
+    except Image.DecompressionBombError as exc:
+        raise EngineInputError(f"The image is too large to process: {exc}") from exc
     except UnidentifiedImageError as exc:
         raise EngineInputError(
             "The file format is not supported or the file is damaged: "
