@@ -29,7 +29,7 @@ def allowed_imports(component: str) -> set[str] | None:
         return {"model", "errors", "policy"}
     if component in BOUNDARIES:
         return CORE | {component}
-    if component in {"service", "requeue", "dispatch", "finishing"}:  # composers
+    if component in {"service", "requeue", "dispatch", "finishing", "embedded"}:  # composers
         return None
     if component in {"cli", "__main__", "__init__"}:
         return None
