@@ -1,0 +1,151 @@
+"""The embedded service end to end: the real client, over real HTTP, reading with the engine.
+
+One service per module (starting the engine loads its models); each test talks to it through
+``ocrwatch.aspose.OcrClient`` exactly as the daemon does, with the service's credentials.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from test_engine_accuracy import (
+    LABEL_TEXT,
+    character_error_rate,
+    png_bytes,
+    render_label,
+    render_text,
+)
+
+from ocrwatch.aspose import OcrClient
+from ocrwatch.embedded import EmbeddedService, supported_languages
+from ocrwatch.errors import AuthenticationError
+from ocrwatch.model import (
+    Credentials,
+    Mode,
+    RecognitionSettings,
+    Rect,
+    Region,
+    ResultType,
+    TaskResult,
+    TaskStatus,
+)
+
+
+@pytest.fixture(scope="module")
+def service() -> Iterator[EmbeddedService]:
+    with EmbeddedService(workers=1) as running:
+        yield running
+
+
+@pytest.fixture
+def client(service: EmbeddedService) -> Iterator[OcrClient]:
+    with OcrClient(service.base_url, credentials=service.credentials) as connected:
+        yield connected
+
+
+def run_task(
+    client: OcrClient, mode: Mode, data: bytes, settings: RecognitionSettings
+) -> TaskResult:
+    """Submit, then poll until the task is finished or the deadline passes."""
+    task_id = client.submit(mode, data, settings)
+    deadline = time.monotonic() + 120.0
+    while True:
+        result = client.fetch(task_id, mode=mode)
+        if result.task_status in (TaskStatus.COMPLETED, TaskStatus.ERROR):
+            return result
+        assert time.monotonic() < deadline, f"task {task_id} still {result.task_status}"
+        time.sleep(0.05)
+
+
+def test_the_service_listens_on_loopback_with_fresh_credentials(
+    service: EmbeddedService,
+) -> None:
+    assert service.base_url.startswith("http://127.0.0.1:")
+    assert len(service.credentials.client_secret) >= 32
+    assert "English" in service.supported_languages()
+    assert service.supported_languages() == supported_languages()
+
+
+def test_a_png_comes_back_as_its_text(client: OcrClient) -> None:
+    result = run_task(client, Mode.IMAGE, png_bytes(render_label()), RecognitionSettings())
+    assert result.task_status is TaskStatus.COMPLETED, result.messages
+    (text_file,) = result.results
+    assert text_file.type == "Text"
+    assert character_error_rate(text_file.data.decode("utf-8"), LABEL_TEXT) <= 0.02
+
+
+def test_regions_come_back_one_result_each_in_their_order(client: OcrClient) -> None:
+    image = render_text(
+        "Invoice 4471\n\n\n\nTotal 129.50 EUR",
+        size=(640, 420),
+        font_px=36,
+        origin=(40, 40),
+        spacing=1.8,
+    )
+    settings = RecognitionSettings(
+        regions=(
+            Region(rect=Rect(0, 0, 640, 120), order=2),
+            Region(rect=Rect(0, 260, 640, 420), order=1),
+        )
+    )
+    result = run_task(client, Mode.REGIONS, png_bytes(image), settings)
+    assert result.task_status is TaskStatus.COMPLETED, result.messages
+    texts = [item.data.decode("utf-8").strip() for item in result.results]
+    assert texts == ["Total 129.50 EUR", "Invoice 4471"]
+
+
+def test_a_pdf_gives_every_page_with_boxes_on_the_emulators_pages(client: OcrClient) -> None:
+    first_text, second_text = "Delivery note 88\nTwo boxes of paper", "Signed on receipt"
+    first, second = (
+        render_text(text, size=(850, 1100), font_px=30, origin=(80, 100), spacing=1.6)
+        for text in (first_text, second_text)
+    )
+    buffer = io.BytesIO()
+    first.save(buffer, format="PDF", save_all=True, append_images=[second], resolution=100.0)
+    settings = RecognitionSettings(result_type=ResultType.TEXT_AND_HOCR)
+    result = run_task(client, Mode.PDF, buffer.getvalue(), settings)
+    assert result.task_status is TaskStatus.COMPLETED, result.messages
+    by_type = {item.type: item.data.decode("utf-8") for item in result.results}
+    pages = by_type["Text"].split("\f")
+    assert len(pages) == 2
+    assert character_error_rate(pages[0], first_text) <= 0.02, by_type["Text"]
+    assert character_error_rate(pages[1], second_text) <= 0.02, by_type["Text"]
+    # The PDF's pages are 850x1100 pixel images; the engine read them rendered larger.
+    assert "bbox 0 0 850 1100" in by_type["Hocr"]
+
+
+def test_a_file_the_engine_cannot_read_ends_its_task_in_error(client: OcrClient) -> None:
+    garbage = b"GIF89a" + b"\xff" * 200
+    result = run_task(client, Mode.IMAGE, garbage, RecognitionSettings())
+    assert result.task_status is TaskStatus.ERROR
+    assert result.messages
+
+
+def test_other_credentials_are_refused(service: EmbeddedService) -> None:
+    wrong = Credentials(client_id=service.credentials.client_id, client_secret="not-the-secret")
+    with (
+        OcrClient(service.base_url, credentials=wrong) as stranger,
+        pytest.raises(AuthenticationError),
+    ):
+        stranger.submit(Mode.IMAGE, png_bytes(render_label()), RecognitionSettings())
+
+
+def test_stopping_ends_the_server_and_every_worker() -> None:
+    embedded = EmbeddedService(workers=1)
+    with embedded:
+        pids = embedded.pool.worker_pids
+        assert pids
+        base_url = embedded.base_url
+    assert not embedded.is_running
+    assert all(not Path(f"/proc/{pid}").exists() for pid in pids)
+    with pytest.raises(RuntimeError):
+        _ = embedded.base_url
+    with (
+        OcrClient(base_url, credentials=Credentials("x", "y")) as late,
+        pytest.raises(Exception, match=r"(?i)connect|unavailable|refused"),
+    ):
+        late.submit(Mode.IMAGE, png_bytes(render_label()), RecognitionSettings())
