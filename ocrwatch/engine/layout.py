@@ -51,10 +51,6 @@ class _Placed:
     half_height: float
 
 
-def _edge_angle(start: Point, end: Point) -> float:
-    return math.atan2(end[1] - start[1], end[0] - start[0])
-
-
 def _length(start: Point, end: Point) -> float:
     return math.hypot(end[0] - start[0], end[1] - start[1])
 
