@@ -8,12 +8,17 @@ Failures are classified here. Transient ones (network, 429, 5xx) never consume a
 attempts and feed one circuit breaker for the whole service: an outage pauses the daemon
 instead of emptying the inbox into the error folder. Only a POST whose outcome is unknown,
 or a task that vanished or overran its deadline, counts as an attempt.
+
+Each job is submitted with the settings of the profile it started with (``Profiles.for_job``),
+even after a reload changed its inbox. The workers time every API call into the metrics'
+latency histogram (``Metrics`` is safe to update from any thread).
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable
 from dataclasses import replace
 
 import structlog
@@ -32,7 +37,9 @@ from ocrwatch.errors import (
     TransientError,
 )
 from ocrwatch.finishing import Finisher, Resettle
+from ocrwatch.metrics import Metrics
 from ocrwatch.model import ErrorClass, Job, JobState, Mode, TaskResult, TaskStatus
+from ocrwatch.reload import Profiles
 from ocrwatch.schedule import (
     Breaker,
     BreakerState,
@@ -47,6 +54,7 @@ from ocrwatch.workers import Outcome, WorkerPool
 
 log = structlog.get_logger(__name__)
 
+LATENCY = "ocrwatch_api_request_duration_seconds"
 AUTH_PAUSE_SECONDS = 300.0  # refused credentials: ask again rarely (the token endpoint locks out)
 
 Step = Callable[[Job, float], None]
@@ -62,17 +70,19 @@ class Dispatcher:
         *,
         api: OcrApi,
         store: Store,
-        inboxes: Mapping[str, InboxConfig],
+        profiles: Profiles,
         finisher: Finisher,
         resettle: Resettle,
         guard: Guard,
         wake: Callable[[], None],
         rng: random.Random,
+        metrics: Metrics,
     ) -> None:
         self._service = service
         self._api = api
         self._store = store
-        self._inboxes = inboxes
+        self._profiles = profiles
+        self._metrics = metrics
         self._finisher = finisher
         self._resettle = resettle
         self._guard = guard
@@ -148,7 +158,7 @@ class Dispatcher:
         if capacity <= 0 or not self.breaker.allows_request(now):
             return
         for job in self._fair_due(JobState.QUEUED, now, capacity):
-            inbox = self._inboxes.get(job.inbox)
+            inbox = self._profiles.for_job(job)
             if inbox is None or job.error_class is not None:
                 continue  # failing already (its error move is pending), or an unknown inbox
             if not self.breaker.allows_request(now):
@@ -167,7 +177,8 @@ class Dispatcher:
     def _fair_due(self, state: JobState, now: float, limit: int) -> list[Job]:
         """Due jobs, alternating between inboxes so one busy inbox cannot starve the others."""
         per_inbox = [
-            self._store.due([state], now=now, limit=limit, inbox=name) for name in self._inboxes
+            self._store.due([state], now=now, limit=limit, inbox=name)
+            for name in self._profiles.names()
         ]
         chosen: list[Job] = []
         for round_ in range(limit):
@@ -178,17 +189,23 @@ class Dispatcher:
 
     def _upload_work(self, job: Job, inbox: InboxConfig) -> Callable[[], object]:
         api, path, fingerprint, mode = self._api, job.path, job.fingerprint, job.mode
+        metrics = self._metrics
         if fingerprint is None or mode is None:
             raise ValueError(f"job {job.id} was queued without a fingerprint and mode")
 
         def upload() -> str:
             with probe.open_for_upload(path, expected=fingerprint) as source:
-                return api.submit(mode, source, inbox.settings)
+                started = time.monotonic()
+                try:
+                    return api.submit(mode, source, inbox.settings)
+                finally:
+                    metrics.observe(LATENCY, time.monotonic() - started, operation="submit")
 
         return upload
 
     def _apply_upload(self, job: Job, outcome: Outcome[int], now: float) -> None:
         error = outcome.error
+        self._count_failure("submit", error)
         if error is None:
             task_id = str(outcome.value)
             self._service_answered(now)
@@ -202,6 +219,7 @@ class Dispatcher:
                 submitted_at=now,
                 next_attempt_at=now + first_poll_delay(self.estimate_seconds),
             )
+            self._metrics.inc("ocrwatch_tasks_submitted_total", inbox=job.inbox)
             log.info(
                 "task_submitted",
                 path=str(job.path),
@@ -238,21 +256,25 @@ class Dispatcher:
                 break
             if self._polls.is_busy_with(job.id) or job.task_id is None or job.mode is None:
                 continue
-            if job.error_class is not None or job.inbox not in self._inboxes:
+            if job.error_class is not None or self._profiles.for_job(job) is None:
                 continue
             self.breaker = self.breaker.on_request(now)
             self._polls.submit(job.id, self._poll_work(job.task_id, job.mode))
 
     def _poll_work(self, task_id: str, mode: Mode) -> Callable[[], object]:
-        api = self._api
+        api, metrics = self._api, self._metrics
         probe_first = self._service.use_status_probe and not api.is_trial
 
         def poll() -> TaskResult:
-            if probe_first:
-                status = api.status(task_id, mode=mode)
-                if status.task_status is not TaskStatus.COMPLETED:
-                    return status
-            return api.fetch(task_id, mode=mode)
+            started = time.monotonic()
+            try:
+                if probe_first:
+                    status = api.status(task_id, mode=mode)
+                    if status.task_status is not TaskStatus.COMPLETED:
+                        return status
+                return api.fetch(task_id, mode=mode)
+            finally:
+                metrics.observe(LATENCY, time.monotonic() - started, operation="poll")
 
         return poll
 
@@ -261,6 +283,7 @@ class Dispatcher:
             self.breaker = self.breaker.on_abandoned()  # it may have been the breaker's probe
             return
         error, value = outcome.error, outcome.value
+        self._count_failure("poll", error)
         if isinstance(error, AuthenticationError):
             self._auth_failed(job, error, now, state=JobState.SUBMITTED, attempts=job.attempts)
             return
@@ -353,6 +376,17 @@ class Dispatcher:
             for outcome in pool.take_finished():
                 job = self._store.get(outcome.key)
                 self._guard(job, now, _Applier(apply, outcome))
+
+    def _count_failure(self, operation: str, error: BaseException | None) -> None:
+        if isinstance(error, AuthenticationError):
+            kind = "authentication"
+        elif isinstance(error, TransientError):
+            kind = "transient"
+        elif isinstance(error, ApiRejected):
+            kind = "rejected"
+        else:
+            return  # a success, or a problem of the file rather than of the API
+        self._metrics.inc("ocrwatch_api_failures_total", operation=operation, kind=kind)
 
     def _service_answered(self, now: float) -> None:
         """The service is up. After an outage, files stop waiting out their own backoff."""

@@ -8,13 +8,17 @@ folder. Every step is idempotent, so start-up reconciliation can simply run it a
 The source is written for, moved or deleted only while it is still the file that was
 recognised (same device, inode, size and mtime); a file replaced meanwhile is settled and
 processed again as new content.
+
+A job is finished under the profile it started with (``Profiles.for_job``), even after a
+reload changed its inbox. Finishing a file counts it in the metrics and hands its hooks to
+the hook runner, which never blocks.
 """
 
 from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +28,10 @@ import structlog
 from ocrwatch import __version__, outputs, policy, sidecars
 from ocrwatch.config import InboxConfig
 from ocrwatch.errors import PermanentError
+from ocrwatch.hooks import HookEvent, HookRunner
+from ocrwatch.metrics import Metrics
 from ocrwatch.model import Disposition, ErrorClass, Fingerprint, Job, JobState
+from ocrwatch.reload import Profiles
 from ocrwatch.store import Store
 
 log = structlog.get_logger(__name__)
@@ -36,20 +43,34 @@ Resettle = Callable[[Job, float], None]
 
 
 class Finisher:
-    """Sidecars, disposal and error-folder moves for the jobs of ``inboxes``."""
+    """Sidecars, disposal and error-folder moves, each job under its own profile."""
 
     def __init__(
-        self, *, store: Store, inboxes: Mapping[str, InboxConfig], resettle: Resettle
+        self,
+        *,
+        store: Store,
+        profiles: Profiles,
+        resettle: Resettle,
+        metrics: Metrics,
+        hooks: HookRunner,
     ) -> None:
         self._store = store
-        self._inboxes = inboxes
+        self._profiles = profiles
         self._resettle = resettle
+        self._metrics = metrics
+        self._hooks = hooks
         self.done_count = 0
         self.failed_count = 0
 
+    def _profile(self, job: Job) -> InboxConfig:
+        profile = self._profiles.for_job(job)
+        if profile is None:
+            raise KeyError(f"job {job.id}: inbox {job.inbox!r} is not configured")
+        return profile
+
     def write_outputs(self, job: Job, now: float) -> None:
         """Write every sidecar from the stored results, atomically, then dispose."""
-        inbox = self._inboxes[job.inbox]
+        inbox = self._profile(job)
         if not self._is_still_the_recognised_file(job, now):
             return
         results = self._store.results_for(job.id)
@@ -94,12 +115,13 @@ class Finisher:
 
     def dispose(self, job: Job, now: float) -> None:
         """Keep, move or delete the source as the profile says; the job is then DONE."""
-        inbox = self._inboxes[job.inbox]
+        inbox = self._profile(job)
         st = _lstat(job.path)
         unchanged = st is not None and _same_file(job.fingerprint, st)
+        final: Path | None = job.path if st is not None else None
         if st is not None and unchanged and inbox.on_success is not Disposition.KEEP:
             try:
-                self._dispose_source(job, inbox)
+                final = self._dispose_source(job, inbox)
             except OSError as exc:
                 # The sidecars exist: this file is done, only its move or delete waits.
                 self._store.update(
@@ -111,25 +133,46 @@ class Finisher:
                 log.warning("disposal_postponed", job_id=job.id, path=str(job.path), error=str(exc))
                 return
         self._store.update(job.id, now=now, state=JobState.DONE)
+        self._profiles.release(job.id)
         self.done_count += 1
+        self._metrics.inc("ocrwatch_files_completed_total", inbox=inbox.name)
         log.info("file_done", job_id=job.id, path=str(job.path), task_id=job.task_id)
-        if st is not None and not unchanged:
+        self._hooks.submit(
+            inbox.hooks,
+            HookEvent(
+                event="success",
+                inbox=inbox.name,
+                job_id=job.id,
+                source=job.path,
+                final_path=final,
+                sidecars=_sidecar_paths(job, inbox),
+                task_id=job.task_id,
+                profile_hash=job.profile_hash,
+                at=now,
+            ),
+        )
+        current = self._profiles.current.get(job.inbox)
+        if st is not None and not unchanged and current is not None:
             # Replaced after its sidecars were written: the new content is a new file.
             new_job = self._store.add_job(
-                inbox=inbox.name, path=job.path, profile_hash=inbox.profile_hash, now=now
+                inbox=current.name, path=job.path, profile_hash=current.profile_hash, now=now
             )
             self._resettle(new_job, now)
 
-    def _dispose_source(self, job: Job, inbox: InboxConfig) -> None:
+    def _dispose_source(self, job: Job, inbox: InboxConfig) -> Path | None:
+        """Where the source is afterwards: moved, kept (``job.path``) or deleted (None)."""
         if inbox.on_success is Disposition.MOVE and inbox.done_dir is not None:
             target = policy.mirrored_path(
                 job.path, inbox_root=inbox.path, target_root=inbox.done_dir
             )
             final = outputs.move_file(job.path, Path(target))
             log.info("source_moved", job_id=job.id, path=str(job.path), to=str(final))
-        elif inbox.on_success is Disposition.DELETE:
+            return final
+        if inbox.on_success is Disposition.DELETE:
             outputs.delete_file(job.path)
             log.info("source_deleted", job_id=job.id, path=str(job.path))
+            return None
+        return job.path
 
     def fail(
         self,
@@ -141,7 +184,7 @@ class Finisher:
         http_status: int | None = None,
     ) -> None:
         """Move the source to the error folder with a reason file; the intent is committed first."""
-        inbox = self._inboxes[job.inbox]
+        inbox = self._profile(job)
         job = self._store.update(
             job.id, now=now, error_class=error_class, last_error=message, http_status=http_status
         )
@@ -160,7 +203,11 @@ class Finisher:
             log.warning("error_folder_unusable", job_id=job.id, error=str(exc))
             return
         self._store.update(job.id, now=now, state=JobState.FAILED)
+        self._profiles.release(job.id)
         self.failed_count += 1
+        self._metrics.inc(
+            "ocrwatch_files_failed_total", inbox=inbox.name, error_class=error_class.value
+        )
         log.error(
             "file_moved_to_error",
             job_id=job.id,
@@ -170,6 +217,22 @@ class Finisher:
             message=message,
             http_status=http_status,
             task_id=job.task_id,
+        )
+        self._hooks.submit(
+            inbox.hooks,
+            HookEvent(
+                event="failure",
+                inbox=inbox.name,
+                job_id=job.id,
+                source=job.path,
+                final_path=final,
+                task_id=job.task_id,
+                error_class=error_class.value,
+                error=message,
+                reason_file=None if final is None else outputs.reason_file_path(final),
+                profile_hash=job.profile_hash,
+                at=now,
+            ),
         )
 
     def retry_pending_failures(self, now: float) -> None:
@@ -217,6 +280,22 @@ class Finisher:
         )
         self._resettle(job, now)
         return False
+
+
+def _sidecar_paths(job: Job, inbox: InboxConfig) -> tuple[Path, ...]:
+    """Where this job's sidecars were written (for its hooks)."""
+    try:
+        targets = policy.output_paths(
+            job.path,
+            inbox_root=inbox.path,
+            output_dir=inbox.output_dir,
+            template=inbox.output_template,
+            formats=inbox.result_formats,
+            inbox_name=inbox.name,
+        )
+    except ValueError:
+        return ()
+    return tuple(Path(target) for target in targets.values())
 
 
 def _lstat(path: Path) -> os.stat_result | None:

@@ -9,6 +9,11 @@ Intent is committed before every side effect: a row is SUBMITTING before its POS
 with the task id right after, WRITING with the fetched results before any sidecar is
 written, DISPOSING before the source is moved or deleted, and carries its error class before
 the file goes to the error folder. ``reconcile`` reads those intents back after a crash.
+
+A reload (SIGHUP) is only requested by the signal handler; ``tick`` performs it on the control
+thread: the new file is validated first and the old config kept on any error; jobs already
+started keep their profile (``reload.Profiles``). Metrics are counted here and in dispatch and
+finishing, and published by ``exporter`` (a listener thread and/or a textfile).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -28,10 +33,12 @@ import structlog
 
 from ocrwatch import __version__, outputs, policy, probe
 from ocrwatch.aspose import OcrApi
-from ocrwatch.config import Config, InboxConfig
+from ocrwatch.config import Config, InboxConfig, load_config
 from ocrwatch.dispatch import Dispatcher
-from ocrwatch.errors import TransientError
+from ocrwatch.errors import ConfigError, TransientError
 from ocrwatch.finishing import Finisher
+from ocrwatch.hooks import HookRunner
+from ocrwatch.metrics import Metrics
 from ocrwatch.model import (
     DuplicatePolicy,
     ErrorClass,
@@ -40,6 +47,9 @@ from ocrwatch.model import (
     Mode,
     WatchMode,
 )
+from ocrwatch.preflight import preflight_problem
+from ocrwatch.publisher import MetricsPublisher
+from ocrwatch.reload import Profiles, effective_config, restart_only_changes
 from ocrwatch.store import Store
 from ocrwatch.watcher import Watchers, WatchSpec, filesystem_type, scan
 
@@ -52,6 +62,11 @@ SHUTDOWN_GRACE_SECONDS = 8.0
 STATUS_INTERVAL_SECONDS = 1.0
 PRUNE_INTERVAL_SECONDS = 86400.0
 FAILURE_RETRY_SECONDS = 60.0
+PIN_CHECK_SECONDS = 60.0
+PROGRESS_INTERVAL_SECONDS = 0.2
+HOOKS_GRACE_SECONDS = 1.5
+_WAITING = (JobState.SETTLING, JobState.QUEUED)
+_IN_FLIGHT = (JobState.SUBMITTING, JobState.SUBMITTED)
 
 
 class Notifier(Protocol):
@@ -89,6 +104,23 @@ class RunSummary:
     failed: int
 
 
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """Where a run stands: finished this run, still to do, and in flight at the service."""
+
+    done: int
+    failed: int
+    active: int
+    in_flight: int
+
+    @property
+    def total(self) -> int:
+        return self.done + self.failed + self.active
+
+
+OnProgress = Callable[[Progress], None]
+
+
 class Service:
     """Runs the pipeline for every inbox of ``config`` against ``api``, with state in ``store``."""
 
@@ -102,6 +134,8 @@ class Service:
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         watch: bool = True,
+        metrics: Metrics | None = None,
+        hooks: HookRunner | None = None,
     ) -> None:
         self.config = config
         self._api = api
@@ -110,19 +144,28 @@ class Service:
         self._clock = clock
         self._rng = rng or random.Random()
         self._watch = watch
-        self._inboxes = {inbox.name: inbox for inbox in config.inboxes}
+        self.metrics = metrics or Metrics()
+        self._profiles = Profiles(config.inboxes)
+        self._hooks = hooks or HookRunner(on_result=self._count_hook)
         self.intake: queue.SimpleQueue[IntakeItem] = queue.SimpleQueue()
-        self._finisher = Finisher(store=store, inboxes=self._inboxes, resettle=self._resettle)
+        self._finisher = Finisher(
+            store=store,
+            profiles=self._profiles,
+            resettle=self._resettle,
+            metrics=self.metrics,
+            hooks=self._hooks,
+        )
         self._dispatcher = Dispatcher(
             config.service,
             api=api,
             store=store,
-            inboxes=self._inboxes,
+            profiles=self._profiles,
             finisher=self._finisher,
             resettle=self._resettle,
             guard=self._guarded,
             wake=self.wake,
             rng=self._rng,
+            metrics=self.metrics,
         )
         self._settling: dict[int, _Settling] = {}
         self._stop = threading.Event()
@@ -132,7 +175,12 @@ class Service:
         self._next_failure_retry_at = 0.0
         self._next_status_at = 0.0
         self._next_prune_at = 0.0
+        self._next_pin_check_at = 0.0
+        self._next_progress_at = 0.0
         self._problems: list[str] = []
+        self._reload_requested = threading.Event()
+        self._publisher = MetricsPublisher(config.metrics, metrics=self.metrics, store=store)
+        self._publisher.declare_inboxes(self._profiles.current)
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -148,9 +196,19 @@ class Service:
         self._stop.set()
         self.intake.put(None)
 
+    def request_reload(self) -> None:
+        """Safe from a signal handler: the loop reloads the config at its next tick."""
+        self._reload_requested.set()
+        self.intake.put(None)
+
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
+
+    @property
+    def inboxes(self) -> Mapping[str, InboxConfig]:
+        """The inboxes of the config in force (after any reload)."""
+        return self._profiles.current
 
     def start(self) -> None:
         """Reconcile the store with the folders, start watching, and scan every inbox."""
@@ -158,6 +216,7 @@ class Service:
         for warning in self.config.warnings:
             log.warning("config_warning", message=warning)
         self.reconcile(now)
+        self._publisher.start()
         if self._watch:
             self._watchers = Watchers(self._watch_specs(), self._on_event)
             self._watchers.start()
@@ -165,27 +224,45 @@ class Service:
         self.rescan(now)
         self._next_rescan_at = now + self.config.rescan_interval_seconds
 
-    def run(self, *, until_idle: bool = False) -> RunSummary:
-        """The main loop; returns when stopped, or (``until_idle``) when nothing is left to do."""
-        self.start()
-        self._notifier.ready()
-        log.info("daemon_ready", inboxes=len(self._inboxes), version=__version__)
+    def run(self, *, until_idle: bool = False, on_progress: OnProgress | None = None) -> RunSummary:
+        """The main loop; returns when stopped, or (``until_idle``) when nothing is left to do.
+
+        ``on_progress`` is called on the control thread after ticks (at most every 0.2 s)
+        and once at the end.
+        """
         try:
+            self.start()
+            self._notifier.ready()
+            log.info("daemon_ready", inboxes=len(self.inboxes), version=__version__)
             while not self._stop.is_set():
                 self._wait_for_work(self._clock())
                 self.tick(self._clock())
                 self._notifier.watchdog()
-                if until_idle and self.is_idle():
+                idle = until_idle and self.is_idle()
+                if on_progress is not None and (idle or time.monotonic() >= self._next_progress_at):
+                    on_progress(self.progress())
+                    self._next_progress_at = time.monotonic() + PROGRESS_INTERVAL_SECONDS
+                if idle:
                     break
         finally:
             self.shutdown()
         return RunSummary(done=self._finisher.done_count, failed=self._finisher.failed_count)
+
+    def progress(self) -> Progress:
+        counts = self._store.count_by_state()
+        return Progress(
+            done=self._finisher.done_count,
+            failed=self._finisher.failed_count,
+            active=sum(n for state, n in counts.items() if state.is_active),
+            in_flight=sum(counts.get(state, 0) for state in _IN_FLIGHT),
+        )
 
     def shutdown(self) -> None:
         self._notifier.stopping()
         log.info("daemon_stopping")
         if self._watchers is not None:
             self._watchers.stop()
+            self._watchers = None
         # Give running calls a moment so a task id that is on its way back gets recorded;
         # stay within systemd's and the README's 10 s for a stop.
         deadline = time.monotonic() + SHUTDOWN_GRACE_SECONDS
@@ -197,6 +274,10 @@ class Service:
             # Their rows stay SUBMITTING and are resubmitted at the next start.
             log.warning("uploads_abandoned", count=self._dispatcher.uploads_running)
         self._dispatcher.close(timeout_seconds=0.5)
+        self._hooks.close(timeout_seconds=HOOKS_GRACE_SECONDS)
+        if self._publisher.is_enabled:
+            self.publish_metrics(self._clock())  # the textfile ends with the final counts
+        self._publisher.stop()
 
     def is_idle(self) -> bool:
         """Nothing is active: every file found so far is done or failed."""
@@ -223,6 +304,9 @@ class Service:
 
     def tick(self, now: float) -> None:
         """One deterministic step of the pipeline at time ``now``."""
+        if self._reload_requested.is_set():
+            self._reload_requested.clear()
+            self.reload(now)
         self._drain_intake(now)
         self._dispatcher.collect(now)
         self._check_settling(now)
@@ -243,13 +327,30 @@ class Service:
         if now >= self._next_status_at:
             self._notifier.status(self.status_line())
             self._next_status_at = now + STATUS_INTERVAL_SECONDS
+        if now >= self._next_pin_check_at:
+            self._release_finished_pins(now)
+        if self._publisher.due(now):
+            self.publish_metrics(now)
+
+    def publish_metrics(self, now: float) -> None:
+        self._publisher.publish(
+            now,
+            inboxes=self._profiles.names(),
+            breaker=self._dispatcher.breaker.state,
+            watch_problems=len(self._problems),
+        )
+
+    @property
+    def metrics_address(self) -> tuple[str, int] | None:
+        """Where the metrics listener listens (the port is known once started), if it does."""
+        return self._publisher.listen_address
 
     def status_line(self) -> str:
         counts = self._store.count_by_state()
         waiting = counts.get(JobState.SETTLING, 0) + counts.get(JobState.QUEUED, 0)
         in_flight = counts.get(JobState.SUBMITTING, 0) + counts.get(JobState.SUBMITTED, 0)
         text = (
-            f"watching {len(self._inboxes)} inboxes; {waiting} waiting, {in_flight} in flight, "
+            f"watching {len(self.inboxes)} inboxes; {waiting} waiting, {in_flight} in flight, "
             f"{self._finisher.done_count} done, {self._finisher.failed_count} failed"
         )
         if self._dispatcher.is_paused:
@@ -271,7 +372,7 @@ class Service:
             return
         with self._store.batch():
             for name, path, is_event in items:
-                inbox = self._inboxes.get(name)
+                inbox = self.inboxes.get(name)
                 if inbox is not None:
                     self._discover(inbox, path, now, is_event=is_event)
 
@@ -279,7 +380,7 @@ class Service:
 
     def rescan(self, now: float) -> None:
         """Feed every file present in every inbox through discovery (start-up and periodic)."""
-        for inbox in self._inboxes.values():
+        for inbox in self.inboxes.values():
             try:
                 with self._store.batch():
                     for path in scan(inbox.path, recursive=inbox.recursive):
@@ -328,6 +429,7 @@ class Service:
         job = self._store.add_job(
             inbox=inbox.name, path=path, profile_hash=inbox.profile_hash, now=now
         )
+        self.metrics.inc("ocrwatch_files_discovered_total", inbox=inbox.name)
         log.info("file_discovered", inbox=inbox.name, path=str(path), job_id=job.id)
         self._track_settling(job, st, now, event=is_event)
 
@@ -346,7 +448,7 @@ class Service:
 
     def _track_settling(self, job: Job, st: os.stat_result, now: float, *, event: bool) -> None:
         state = policy.observe(None, size=st.st_size, mtime_ns=st.st_mtime_ns, now=now, event=event)
-        inbox = self._inboxes[job.inbox]
+        inbox = self._profile(job)
         self._settling[job.id] = _Settling(state=state, check_at=now + inbox.settle_seconds)
 
     def _check_settling(self, now: float) -> None:
@@ -359,7 +461,7 @@ class Service:
             self._guarded(job, now, self._check_one_settling)
 
     def _check_one_settling(self, job: Job, now: float) -> None:
-        inbox = self._inboxes[job.inbox]
+        inbox = self._profile(job)
         entry = self._settling[job.id]
         try:
             self._observe_settling(job, inbox, entry, now)
@@ -432,7 +534,7 @@ class Service:
     def _admit(self, job: Job, inbox: InboxConfig, now: float) -> None:
         """A settled file: refuse it, reuse a stored result, or queue it for the service."""
         facts = probe.inspect(job.path)
-        problem, error_class = _preflight_problem(facts, inbox, trial=self._api.is_trial)
+        problem, error_class = preflight_problem(facts, inbox, trial=self._api.is_trial)
         if problem is not None:
             self._finisher.fail(job, error_class, problem, now)
             return
@@ -454,6 +556,7 @@ class Service:
                         mode=mode,
                         last_error=f"duplicate of {original.path}; skipped",
                     )
+                    self._profiles.release(job.id)
                     log.info("duplicate_skipped", path=str(job.path), original=str(original.path))
                     return
                 with self._store.batch():
@@ -509,8 +612,84 @@ class Service:
             log.info("history_pruned", rows=deleted, older_than_days=self.config.keep_history_days)
         self._next_prune_at = now + PRUNE_INTERVAL_SECONDS
 
+    def _profile(self, job: Job) -> InboxConfig:
+        """The profile ``job`` runs under: the one it started with (see ``reload.Profiles``)."""
+        profile = self._profiles.for_job(job)
+        if profile is None:
+            raise KeyError(f"job {job.id}: inbox {job.inbox!r} is not configured")
+        return profile
+
+    def _release_finished_pins(self, now: float) -> None:
+        """A safety net: jobs that ended by a path that did not release their older profile."""
+        for job_id in self._profiles.pinned_ids():
+            try:
+                finished = not self._store.get(job_id).state.is_active
+            except LookupError:
+                finished = True
+            if finished:
+                self._profiles.release(job_id)
+        self._next_pin_check_at = now + PIN_CHECK_SECONDS
+
+    def _count_hook(self, inbox: str, hook: str, result: str) -> None:
+        self.metrics.inc("ocrwatch_hook_runs_total", inbox=inbox, hook=hook, result=result)
+
+    # ----------------------------------------------------------------- reloading
+
+    def reload(self, now: float) -> bool:
+        """Re-read the config file; swap it in if valid, else keep the one in force.
+
+        Jobs already started keep their profile. What only a restart can change (the service
+        section, the state path, logging, metrics) is kept as it is, and logged.
+        """
+        source = self.config.source_path
+        if source is None:
+            log.warning("config_reload_failed", problems=["the config was not read from a file"])
+            self.metrics.inc("ocrwatch_config_reloads_total", result="failed")
+            return False
+        try:
+            new = load_config(source)
+        except ConfigError as exc:
+            log.error(  # noqa: TRY400 - the problems are the message; no traceback wanted
+                "config_reload_failed", path=str(source), problems=list(exc.problems)
+            )
+            self.metrics.inc("ocrwatch_config_reloads_total", result="failed")
+            return False
+        kept = restart_only_changes(self.config, new)
+        if kept:
+            log.warning("config_reload_needs_restart", sections=kept)
+        new = effective_config(self.config, new)
+        active = self._store.jobs([s for s in JobState if s.is_active])
+        swap = self._profiles.swap(new.inboxes, active)
+        for job in swap.orphaned:
+            self._forget(job, f"inbox {job.inbox!r} was removed from the config")
+        self.config = new
+        self._publisher.declare_inboxes(self._profiles.current)
+        for warning in new.warnings:
+            log.warning("config_warning", message=warning)
+        if self._watchers is not None:
+            # Events in the gap are caught by the rescan below.
+            self._watchers.stop()
+            self._watchers = Watchers(self._watch_specs(), self._on_event)
+            self._watchers.start()
+            self._check_watchers(now)
+        self.rescan(now)
+        self._next_rescan_at = now + new.rescan_interval_seconds
+        self.metrics.inc("ocrwatch_config_reloads_total", result="ok")
+        log.info(
+            "config_reloaded",
+            path=str(source),
+            inboxes=len(new.inboxes),
+            added=list(swap.added),
+            removed=list(swap.removed),
+            changed=list(swap.changed),
+            jobs_keeping_old_profile=swap.pinned,
+            restart_needed_for=kept,
+        )
+        return True
+
     def _forget(self, job: Job, why: str) -> None:
         self._settling.pop(job.id, None)
+        self._profiles.release(job.id)
         self._dispatcher.forget(job.id)
         self._store.delete(job.id)
         log.info("file_forgotten", job_id=job.id, path=str(job.path), reason=why)
@@ -529,7 +708,7 @@ class Service:
         log.info("reconciled", **counts)
 
     def _guarded_reconcile(self, job: Job, now: float) -> str:
-        inbox = self._inboxes.get(job.inbox)
+        inbox = self._profiles.for_job(job)
         if inbox is None:
             # Its inbox was renamed or removed from the config. Forget the row: if the file
             # is in a configured inbox, the start-up scan finds it again under that one.
@@ -580,12 +759,12 @@ class Service:
         return inbox.output_dir is None or policy.is_within(inbox.output_dir, inbox.path)
 
     def _output_directories(self) -> Iterator[Path]:
-        for inbox in self._inboxes.values():
+        for inbox in self.inboxes.values():
             yield inbox.output_dir or inbox.path
 
     def _watch_specs(self) -> list[WatchSpec]:
         specs = []
-        for inbox in self._inboxes.values():
+        for inbox in self.inboxes.values():
             mode, why = policy.choose_watch_mode(inbox.watch, filesystem_type(inbox.path))
             log.info("inbox_watch_mode", inbox=inbox.name, mode=mode.value, reason=why)
             specs.append(
@@ -610,35 +789,3 @@ class Service:
                 log.warning("inbox_not_watched", problem=problem)
         self._problems = problems
         self._next_watch_check_at = now + WATCH_CHECK_SECONDS
-
-
-def _preflight_problem(
-    facts: probe.FileFacts, inbox: InboxConfig, *, trial: bool
-) -> tuple[str | None, ErrorClass]:
-    """Refuse before paying for the API what the service would refuse anyway."""
-    kind = facts.kind
-    if kind is probe.FileKind.UNKNOWN:
-        return "not a supported image or PDF (by its content)", ErrorClass.UNREADABLE
-    if kind is probe.FileKind.PDF:
-        if facts.is_encrypted:
-            return "encrypted PDF: decrypt it first", ErrorClass.UNREADABLE
-        if inbox.mode is not Mode.IMAGE:
-            return f"PDFs can only be recognised in image inboxes (this one is {inbox.mode})", (
-                ErrorClass.UNSUPPORTED
-            )
-        if trial:
-            return "PDFs need credentials: RecognizePdf has no trial mode", ErrorClass.UNSUPPORTED
-    elif kind is probe.FileKind.TIFF and (facts.page_count or 1) > 1:
-        return (
-            f"multi-page TIFF ({facts.page_count} pages): the service takes single-page TIFF only; "
-            "convert it to PDF",
-            ErrorClass.UNSUPPORTED,
-        )
-    if facts.problem:
-        return facts.problem, ErrorClass.UNREADABLE
-    if trial and inbox.mode is not Mode.IMAGE:
-        return (
-            f"mode {inbox.mode} needs credentials; trial mode only has image",
-            ErrorClass.REJECTED,
-        )
-    return None, ErrorClass.UNREADABLE
