@@ -16,12 +16,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
-from ocrwatch import __version__, logsetup
+from ocrwatch import __version__, doctor, logsetup
 from ocrwatch.aspose import OcrClient, Timeouts
 from ocrwatch.config import Config, describe, load_config
 from ocrwatch.emulator import cli as emulator_cli
 from ocrwatch.errors import ConfigError, ExitCode, OcrwatchError
+from ocrwatch.explain import explain
 from ocrwatch.model import JobState
+from ocrwatch.progress import Progress, ProgressView
 from ocrwatch.requeue import failed_files, requeue
 from ocrwatch.service import Service
 from ocrwatch.store import Store
@@ -64,6 +66,27 @@ def build_parser() -> argparse.ArgumentParser:
     retry = with_config("retry", "move files from the error folders back to their inbox", _retry)
     retry.add_argument("paths", nargs="*", type=Path, help="files in an error folder")
     retry.add_argument("--all", action="store_true", help="every file in every error folder")
+    checkup = with_config(
+        "doctor",
+        "check folders, permissions, inotify limits, disk space and the service; "
+        "exit 1 on any problem",
+        _doctor,
+    )
+    checkup.add_argument(
+        "--min-free-mb",
+        type=int,
+        default=doctor.DEFAULT_MIN_FREE_MB,
+        help="free disk space below this is a problem (default %(default)s)",
+    )
+    checkup.add_argument("--offline", action="store_true", help="skip the service checks")
+    checkup.add_argument("--json", action="store_true", help="machine-readable output")
+    why = with_config(
+        "explain",
+        "say which inbox and rule apply to a file, its settle status and history",
+        _explain,
+    )
+    why.add_argument("path", type=Path, help="a file in an inbox (or in an error folder)")
+    why.add_argument("--json", action="store_true", help="machine-readable output")
 
     serve = commands.add_parser(
         "serve",
@@ -82,12 +105,11 @@ def _serve(args: argparse.Namespace) -> int:
     return int(emulator_cli.run(args, out=sys.stdout))
 
 
-def _load(args: argparse.Namespace) -> Config:
+def _load(args: argparse.Namespace, *, quiet: bool = False) -> Config:
+    """Load the config and set up logging; ``quiet``: warnings and errors only, unless asked."""
     config = load_config(args.config)
-    logsetup.configure(
-        args.log_level or config.log_level,
-        logsetup.log_format(args.log_format or config.log_format),
-    )
+    level = args.log_level or ("warning" if quiet else config.log_level)
+    logsetup.configure(level, logsetup.log_format(args.log_format or config.log_format))
     return config
 
 
@@ -109,9 +131,23 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _once(args: argparse.Namespace) -> int:
-    config = _load(args)
+    # On a terminal the progress bar replaces the info-level log lines, which would break it.
+    is_tty = sys.stderr.isatty()
+    config = _load(args, quiet=is_tty)
+    view = ProgressView(is_tty=is_tty)
+    last: list[Progress] = []
+
+    def show(progress: Progress) -> None:
+        last[:] = [progress]
+        text = view.update(progress, now=time.monotonic())
+        if text:
+            sys.stderr.write(text)
+            sys.stderr.flush()
+
     with _service(config, watch=False) as service:
-        summary = service.run(until_idle=True)
+        summary = service.run(until_idle=True, on_progress=show)
+    if last:
+        sys.stderr.write(view.finish(last[0]))
     print(f"{summary.done} done, {summary.failed} failed", file=sys.stderr)
     if service.stopping:
         return int(ExitCode.INTERRUPTED)
@@ -138,7 +174,11 @@ def _service(config: Config, *, watch: bool = True) -> Iterator[Service]:
         def stop(signum: int, frame: object) -> None:
             service.request_stop()  # only sets a flag and wakes the loop
 
-        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        def reload(signum: int, frame: object) -> None:
+            service.request_reload()  # only sets a flag and wakes the loop
+
+        handlers = {signal.SIGTERM: stop, signal.SIGINT: stop, signal.SIGHUP: reload}
+        previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
         try:
             yield service
         finally:
@@ -205,6 +245,59 @@ def _print_status(report: list[dict[str, Any]], out: TextIO) -> None:
         print(f"  in the error folder: {entry['in_error_folder']}", file=out)
         for error in entry["last_errors"]:
             print(f"  error: {error['path']}: [{error['class']}] {error['message']}", file=out)
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    config = _load(args, quiet=True)
+    findings = doctor.examine(
+        config, min_free_bytes=max(0, args.min_free_mb) << 20, check_service=not args.offline
+    )
+    problems = [f for f in findings if f.level is doctor.Level.PROBLEM]
+    warnings = [f for f in findings if f.level is doctor.Level.WARNING]
+    if args.json:
+        json.dump(
+            [{"subject": f.subject, "level": f.level.value, "text": f.text, "fix": f.fix}
+             for f in findings],
+            sys.stdout, indent=2, ensure_ascii=False,
+        )  # fmt: skip
+        print()
+    else:
+        for finding in findings:
+            label = (
+                finding.level.value.upper()
+                if finding.level is doctor.Level.PROBLEM
+                else (finding.level.value)
+            )
+            print(f"{label:<8} {finding.subject}: {finding.text}")
+            if finding.fix and finding.level in (doctor.Level.PROBLEM, doctor.Level.WARNING):
+                print(f"{'':<8} fix: {finding.fix}")
+        print(f"{len(problems)} problem(s), {len(warnings)} warning(s)")
+    return int(ExitCode.FAILURE if problems else ExitCode.OK)
+
+
+def _explain(args: argparse.Namespace) -> int:
+    config = _load(args, quiet=True)
+    report = explain(config, args.path)
+    if args.json:
+        json.dump(
+            {"path": report.path, "verdict": report.verdict, "facts": dict(report.facts),
+             "history": report.history},
+            sys.stdout, indent=2, ensure_ascii=False,
+        )  # fmt: skip
+        print()
+        return int(ExitCode.OK)
+    print(report.path)
+    print(f"  verdict: {report.verdict}")
+    for topic, text in report.facts:
+        print(f"  {topic}: {text}")
+    for job in report.history:
+        error = f" [{job['error_class']}] {job['last_error']}" if job["error_class"] else ""
+        task = f", task {job['task_id']}" if job["task_id"] else ""
+        print(
+            f"  job {job['job_id']}: {job['state']} (seen {job['first_seen']}, updated "
+            f"{job['updated']}, {job['attempts']} attempt(s){task}){error}"
+        )
+    return int(ExitCode.OK)
 
 
 def _retry(args: argparse.Namespace) -> int:

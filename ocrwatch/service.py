@@ -48,6 +48,7 @@ from ocrwatch.model import (
     WatchMode,
 )
 from ocrwatch.preflight import preflight_problem
+from ocrwatch.progress import Progress
 from ocrwatch.publisher import MetricsPublisher
 from ocrwatch.reload import Profiles, effective_config, restart_only_changes
 from ocrwatch.store import Store
@@ -102,20 +103,6 @@ class _Settling:
 class RunSummary:
     done: int
     failed: int
-
-
-@dataclass(frozen=True, slots=True)
-class Progress:
-    """Where a run stands: finished this run, still to do, and in flight at the service."""
-
-    done: int
-    failed: int
-    active: int
-    in_flight: int
-
-    @property
-    def total(self) -> int:
-        return self.done + self.failed + self.active
 
 
 OnProgress = Callable[[Progress], None]
