@@ -132,19 +132,21 @@ def daemon(
     log_path: Path,
     *,
     log_level: str | None = None,
-    preexec_fn: Callable[[], None] | None = None,
+    prefix: Sequence[str] = (),
     env: dict[str, str] | None = None,
 ) -> Iterator[Daemon]:
-    """Run ``ocrwatch run -c config``; killed and reaped when the block ends."""
+    """Run ``ocrwatch run -c config``; killed and reaped when the block ends.
+
+    ``prefix`` is a command that execs the rest (to run the daemon with fewer privileges).
+    """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         offset = log.tell()
         process = subprocess.Popen(
-            ocrwatch_command("run", config, log_level=log_level),
+            [*prefix, *ocrwatch_command("run", config, log_level=log_level)],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            preexec_fn=preexec_fn,  # noqa: PLW1509 - only to drop privileges, no threads touched
             env=clean_environment() if env is None else env,
         )
     running = Daemon(process, log_path, offset)
