@@ -19,7 +19,7 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from ocrwatch import outputs, policy, probe
-from ocrwatch.config import Config, InboxConfig
+from ocrwatch.config import RESULT_TYPE_NAMES, Config, InboxConfig
 from ocrwatch.errors import OcrwatchError
 from ocrwatch.model import Fingerprint, Job, JobState
 from ocrwatch.preflight import preflight_problem
@@ -117,10 +117,11 @@ def _add_reason(path: Path, report: Explanation) -> None:
 
 def _inside(config: Config, inbox: InboxConfig, path: Path, report: Explanation, now: float) -> str:
     hooks = "hooks set" if not inbox.hooks.is_empty else "no hooks"
+    names = {fmt: name for name, fmt in RESULT_TYPE_NAMES.items()}
     report.add(
         "inbox",
         f"{inbox.name} ({inbox.path}): mode {inbox.mode}, result types "
-        f"{', '.join(f.value for f in inbox.result_formats)}, settle {inbox.settle_seconds:g} s, "
+        f"{', '.join(names[f] for f in inbox.result_formats)}, settle {inbox.settle_seconds:g} s, "
         f"profile {inbox.profile_hash[:12]}, {hooks}",
     )
     relpath = PurePath(path.relative_to(inbox.path))

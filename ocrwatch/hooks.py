@@ -122,11 +122,14 @@ class HookRunner:
         self,
         *,
         on_result: OnResult | None = None,
+        on_idle: Callable[[], None] | None = None,
         environ: Mapping[str, str] | None = None,
         workers: int = WORKERS,
         queue_limit: int = QUEUE_LIMIT,
     ) -> None:
         self._on_result = on_result or (lambda inbox, hook, result: None)
+        self._on_idle = on_idle or (lambda: None)
+        self._pending = 0  # submitted and not yet finished (queued or running)
         self._environment = base_environment(os.environ if environ is None else environ)
         self._workers = workers
         self._queue: queue.Queue[_Item] = queue.Queue(maxsize=queue_limit)
@@ -143,9 +146,15 @@ class HookRunner:
         if self._closing.is_set():
             self._dropped(hooks, event, why="shutting down")
             return
-        try:
-            self._queue.put_nowait((hooks, event))
-        except queue.Full:
+        with self._lock:
+            try:
+                self._queue.put_nowait((hooks, event))
+            except queue.Full:
+                full = True
+            else:
+                full = False
+                self._pending += 1
+        if full:
             self._dropped(hooks, event, why="too many hooks waiting")
             return
         with self._lock:
@@ -155,6 +164,12 @@ class HookRunner:
                 )
                 self._threads.append(thread)
                 thread.start()
+
+    @property
+    def is_idle(self) -> bool:
+        """No hook is queued or running."""
+        with self._lock:
+            return self._pending == 0
 
     def close(self, *, timeout_seconds: float) -> None:
         """Let running hooks finish within ``timeout_seconds``, then kill them; drop the rest."""
@@ -167,6 +182,8 @@ class HookRunner:
                 break
             if item is not None:
                 dropped += 1
+                with self._lock:
+                    self._pending -= 1
                 self._dropped(*item, why="shutting down")
         for _ in self._threads:
             self._queue.put(None)
@@ -194,6 +211,11 @@ class HookRunner:
                 self._run_hooks(hooks, event)
             except Exception:  # the unit of work is one event's hooks; the worker carries on
                 log.exception("hook_crashed", inbox=event.inbox, job_id=event.job_id)
+            with self._lock:
+                self._pending -= 1
+                idle = self._pending == 0
+            if idle:
+                self._on_idle()
 
     def _run_hooks(self, hooks: HookConfig, event: HookEvent) -> None:
         command = hooks.on_success if event.event == "success" else hooks.on_failure

@@ -133,7 +133,7 @@ class Service:
         self._watch = watch
         self.metrics = metrics or Metrics()
         self._profiles = Profiles(config.inboxes)
-        self._hooks = hooks or HookRunner(on_result=self._count_hook)
+        self._hooks = hooks or HookRunner(on_result=self._count_hook, on_idle=self.wake)
         self.intake: queue.SimpleQueue[IntakeItem] = queue.SimpleQueue()
         self._finisher = Finisher(
             store=store,
@@ -267,8 +267,8 @@ class Service:
         self._publisher.stop()
 
     def is_idle(self) -> bool:
-        """Nothing is active: every file found so far is done or failed."""
-        if self._dispatcher.busy_count or not self.intake.empty():
+        """Nothing is active: every file found so far is done or failed, and its hooks ran."""
+        if self._dispatcher.busy_count or not self.intake.empty() or not self._hooks.is_idle:
             return False
         counts = self._store.count_by_state()
         return not any(n for state, n in counts.items() if state.is_active)
