@@ -31,6 +31,7 @@ from ocrwatch.engine.layout import Fragment, Quad, group_lines
 from ocrwatch.engine.values import Box, EngineOptions, PageResult, TextLine
 
 MAX_SIDE_PX = 2000  # RapidOCR shrinks larger images to this before detection
+DETECTION_MIN_SIDE_PX = 736  # the detector enlarges images until their short side is this
 _MIN_DESKEW_DEGREES = 0.3
 _SMALL_TEXT_PX = 20  # median line height below which upsampling re-reads the page
 _MIN_UPSCALE = 1.25
@@ -68,6 +69,8 @@ class PageReader:
                 "Global.log_level": "error",  # its warnings repeat per page (e.g. a blank page)
                 "Global.max_side_len": MAX_SIDE_PX,
                 "Det.model_path": str(models["det"]),
+                "Det.limit_type": "min",
+                "Det.limit_side_len": DETECTION_MIN_SIDE_PX,
                 "Rec.model_path": str(models["rec"]),
                 "Cls.model_path": str(models["cls"]),
                 "EngineConfig.onnxruntime.intra_op_num_threads": max(1, threads),
@@ -139,7 +142,7 @@ class PageReader:
         ]
 
     def _recognise(self, image: Pixels) -> _Pass:
-        output = self._ocr(image, use_det=True, use_cls=False, use_rec=True)
+        output = self._ocr(_padded_for_detection(image), use_det=True, use_cls=False, use_rec=True)
         boxes = getattr(output, "boxes", None)
         texts = getattr(output, "txts", None)
         if boxes is None or texts is None or len(texts) == 0:
@@ -150,6 +153,23 @@ class PageReader:
         )
         heights = [_height(quad) for _, quad in fragments]
         return _Pass(fragments=fragments, median_height_px=statistics.median(heights))
+
+
+def _padded_for_detection(image: Pixels) -> Pixels:
+    """``image`` with white added below or to the right, so its short side is not too short.
+
+    The detector scales an image until its short side is ``DETECTION_MIN_SIDE_PX``: a strip
+    (a label, a region) 640x120 would be read at 3925x736, six times the text size and as
+    slow as a page. Padded to 640x640, it is read at 736x736. The origin does not move, so
+    the boxes stay valid.
+    """
+    height, width = image.shape[:2]
+    target = min(max(height, width), DETECTION_MIN_SIDE_PX)
+    if min(height, width) >= target:
+        return image
+    padded = np.full((max(height, target), max(width, target), 3), 255, dtype=np.uint8)
+    padded[:height, :width] = image
+    return padded
 
 
 def _height(quad: npt.NDArray[np.float64]) -> float:
