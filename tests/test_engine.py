@@ -15,6 +15,7 @@ import zlib
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -49,8 +50,8 @@ def pool() -> Iterator[EnginePool]:
         yield running
 
 
-def read_label(pool: EnginePool, image: Image.Image, **options: object) -> EngineResult:
-    return pool.recognize(png_bytes(image), EngineOptions(**options))  # type: ignore[arg-type]
+def read_label(pool: EnginePool, image: Image.Image, **options: Any) -> EngineResult:
+    return pool.recognize(png_bytes(image), EngineOptions(**options))
 
 
 @pytest.mark.parametrize(
@@ -245,6 +246,15 @@ def test_stopping_the_pool_ends_a_recognition_in_progress_and_every_worker() -> 
     assert not Path(f"/proc/{pid}").exists()
     with pytest.raises(EngineStopped):
         engine.recognize(png_bytes(render_label()))
+
+
+def test_several_workers_serve_several_callers_at_once() -> None:
+    label = png_bytes(render_label())
+    with EnginePool(workers=2, threads_per_worker=1) as two:
+        assert len(set(two.worker_pids)) == 2
+        with ThreadPoolExecutor(max_workers=4) as executor:
+            results = list(executor.map(lambda _: two.recognize(label), range(4)))
+    assert all(character_error_rate(result.text, LABEL_TEXT) <= 0.02 for result in results)
 
 
 def test_the_page_text_is_the_known_page(pool: EnginePool) -> None:
