@@ -125,6 +125,13 @@ def _probe(subject: str, role: str, folder: Path) -> Finding:
     shown = outputs.display_path(folder)
     if not folder.is_dir():
         parent = _existing_ancestor(folder)
+        if not parent.is_dir():
+            return Finding(
+                subject,
+                Level.PROBLEM,
+                f"{role} {shown} cannot be created: {parent} is not a folder",
+                f"point the {role} somewhere else, or move {parent} away",
+            )
         if os.access(parent, os.W_OK | os.X_OK):
             return Finding(subject, Level.OK, f"{role} {shown}: will be created in {parent}")
         return Finding(
