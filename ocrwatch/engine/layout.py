@@ -7,7 +7,9 @@ width-weighted median of their baseline angles), project every fragment's centre
 across the text, cluster fragments whose extents on that axis overlap into lines, then sort
 the lines along that axis and the fragments of a line along the text.
 
-Pure functions over plain numbers; the skew is in degrees, positive when the text runs
+Hazard: fragments side by side at the same height always make one line, so a page set in two
+columns is read row by row across both columns (as a table must be); there is no column
+analysis. Pure functions over plain numbers; the skew is in degrees, positive when the text runs
 downhill to the right (image y grows downwards).
 """
 

@@ -18,6 +18,7 @@ Imports onnxruntime (through RapidOCR): import this module only in the worker pr
 from __future__ import annotations
 
 import statistics
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 import rapidocr
 
-from ocrwatch.engine import imaging
+from ocrwatch.engine import imaging, sources
 from ocrwatch.engine.imaging import Affine, Pixels
 from ocrwatch.engine.layout import Fragment, Quad, group_lines
 from ocrwatch.engine.values import Box, EngineOptions, PageResult, TextLine
@@ -83,6 +84,13 @@ class PageReader:
         blank = np.full((48, 96, 3), 255, dtype=np.uint8)
         self._ocr(blank, use_det=True, use_cls=False, use_rec=False)
         self._ocr(blank, use_det=False, use_cls=False, use_rec=True)
+
+    def read_file(
+        self, data: bytes, options: EngineOptions, *, max_pixels: int
+    ) -> Iterator[PageResult]:
+        """Each page of an image or PDF file, recognised, as soon as it is done."""
+        for page in sources.read_pages(data, max_pixels=max_pixels):
+            yield self.read(imaging.turn_quarters(page, options.quarter_turns), options)
 
     def read(self, page: Pixels, options: EngineOptions) -> PageResult:
         """Recognise ``page`` (or its ``options.regions``, in order) into lines of text."""

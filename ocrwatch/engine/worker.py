@@ -53,9 +53,6 @@ def _load_reader(threads: int) -> PageReader:
 
 
 def _serve(reader: PageReader, *, reply_fd: int, max_pixels: int) -> None:
-    from ocrwatch.engine import sources  # noqa: PLC0415 - needs NumPy, as the reader does
-    from ocrwatch.engine.imaging import turn_quarters  # noqa: PLC0415
-
     while True:
         try:
             request = channel.read_message(REQUEST_FD)
@@ -64,8 +61,7 @@ def _serve(reader: PageReader, *, reply_fd: int, max_pixels: int) -> None:
             return
         options = EngineOptions.from_wire(request["options"])
         try:
-            for page in sources.read_pages(data, max_pixels=max_pixels):
-                result = reader.read(turn_quarters(page, options.quarter_turns), options)
+            for result in reader.read_file(data, options, max_pixels=max_pixels):
                 channel.write_message(reply_fd, {"kind": "page", "page": result.to_wire()})
         except EngineInputError as exc:
             channel.write_message(reply_fd, {"kind": "error", "input": True, "message": str(exc)})
