@@ -39,7 +39,9 @@ from ocrwatch.engine import (
     EngineResult,
     EngineStopped,
     EngineTimeout,
+    EngineUnavailable,
     UnsupportedLanguage,
+    missing_modules,
     supported_languages,
 )
 
@@ -246,6 +248,19 @@ def test_stopping_the_pool_ends_a_recognition_in_progress_and_every_worker() -> 
     assert not Path(f"/proc/{pid}").exists()
     with pytest.raises(EngineStopped):
         engine.recognize(png_bytes(render_label()))
+
+
+def test_a_missing_engine_is_reported_at_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The worker inherits PYTHONPATH: a rapidocr that cannot be imported stands in for none.
+    (tmp_path / "rapidocr.py").write_text('raise ImportError("No module named rapidocr")\n')
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    engine = EnginePool(workers=1)
+    with pytest.raises(EngineUnavailable, match="cannot start: ImportError"):
+        engine.start()
+    assert engine.worker_pids == ()
+    assert missing_modules() == ()  # the real packages are there: only the worker was fooled
 
 
 def test_several_workers_serve_several_callers_at_once() -> None:
