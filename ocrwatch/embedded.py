@@ -15,9 +15,12 @@ it), and reads the whole page otherwise, leaving the emulator to pick each regio
 their centres. Boxes of PDF pages are scaled from the rendered page to the emulator's page.
 
 Hazards: an engine error reaches the emulator as a ``DocumentError`` raised by ``recognize``;
-the task ends in ``Error``. ``stop()`` ends the engine first, so recognitions in progress end
-at once (their tasks fail) instead of holding the emulator's slots: stop the daemon's polling
-before stopping the service.
+the task ends in ``Error`` (with the emulator's generic message until its ``process`` maps a
+recognizer's ``DocumentError`` to the task's message). The recogniser cannot tell the
+resource: regions sent to RecognizeImage (which ignores them) would still be cut out; the
+daemon's client sends regions only in regions mode. ``stop()`` ends the engine first, so
+recognitions in progress end at once (their tasks fail) instead of holding the emulator's
+slots: stop the daemon's polling before stopping the service.
 """
 
 from __future__ import annotations
