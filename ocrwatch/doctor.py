@@ -1,7 +1,7 @@
 """``ocrwatch doctor``: check what a config depends on, and say how to fix each problem.
 
 Read-only apart from the permission probes, which create, rename and delete one hidden file
-(``.ocrwatch-*.tmp``, a name the daemon ignores) in each folder that exists and leave
+(``.probe.ocrwatch-*.tmp``, a name the daemon ignores) in each folder that exists and leave
 nothing behind, even when a step fails. A folder that does not exist yet is never created;
 its nearest existing parent is checked instead. The state database is not opened, so the
 doctor runs safely beside a running daemon.
