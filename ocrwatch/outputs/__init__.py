@@ -190,11 +190,24 @@ def move_to_error(source: Path, target: Path, *, reason: Mapping[str, Any]) -> P
 
 
 def remove_stale_temp_files(
-    directory: Path, *, older_than_seconds: float, now: float
+    directory: Path, *, older_than_seconds: float, now: float, recursive: bool = False
 ) -> list[Path]:
-    """Remove this package's temp files in ``directory`` (not below) older than the cutoff."""
+    """Remove this package's temp files in ``directory`` older than the cutoff.
+
+    With ``recursive``, every folder below is cleaned too (mirrored subfolders of an output,
+    error or done folder); symlinked folders are not entered. Folders that vanish or cannot
+    be read are skipped.
+    """
+    if not recursive:
+        return _remove_stale_temp_files_in(directory, cutoff=now - older_than_seconds)
     removed: list[Path] = []
-    cutoff = now - older_than_seconds
+    for folder, _subfolders, _files in os.walk(directory, followlinks=False):
+        removed += _remove_stale_temp_files_in(Path(folder), cutoff=now - older_than_seconds)
+    return removed
+
+
+def _remove_stale_temp_files_in(directory: Path, *, cutoff: float) -> list[Path]:
+    removed: list[Path] = []
     try:
         entries = list(os.scandir(directory))
     except FileNotFoundError:
