@@ -7,6 +7,7 @@ in-process; ``entry_point`` is the console script.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
 import sys
@@ -19,6 +20,7 @@ from typing import Any, TextIO
 from ocrwatch import __version__, doctor, logsetup
 from ocrwatch.aspose import OcrClient, Timeouts
 from ocrwatch.config import Config, describe, load_config
+from ocrwatch.embedded import EmbeddedService, missing_modules, supported_languages
 from ocrwatch.emulator import cli as emulator_cli
 from ocrwatch.errors import ConfigError, ExitCode, OcrwatchError
 from ocrwatch.explain import explain
@@ -115,6 +117,8 @@ def _load(args: argparse.Namespace, *, quiet: bool = False) -> Config:
 
 def _check(args: argparse.Namespace) -> int:
     config = _load(args)
+    if config.service.is_embedded:
+        _check_embedded(config)
     json.dump(describe(config), sys.stdout, indent=2, ensure_ascii=False, default=str)
     print()
     for warning in config.warnings:
@@ -155,20 +159,50 @@ def _once(args: argparse.Namespace) -> int:
 
 
 @contextmanager
-def _service(config: Config, *, watch: bool = True) -> Iterator[Service]:
+def _api_client(config: Config) -> Iterator[OcrClient]:
+    """The API client: to Aspose Cloud, or to the embedded server with the local engine."""
     service_config = config.service
-    with (
-        Store.open(config.state_path) as store,
-        OcrClient(
-            service_config.url,
-            credentials=service_config.credentials,
-            timeouts=Timeouts(
-                connect_seconds=service_config.connect_timeout_seconds,
-                read_seconds=service_config.read_timeout_seconds,
-            ),
-            pool_size=service_config.upload_concurrency + service_config.poll_concurrency,
-        ) as client,
-    ):
+    with contextlib.ExitStack() as stack:
+        base_url, credentials = service_config.url, service_config.credentials
+        if service_config.is_embedded:
+            _check_embedded(config)
+            embedded = stack.enter_context(EmbeddedService())
+            base_url, credentials = embedded.base_url, embedded.credentials
+        yield stack.enter_context(
+            OcrClient(
+                base_url,
+                credentials=credentials,
+                timeouts=Timeouts(
+                    connect_seconds=service_config.connect_timeout_seconds,
+                    read_seconds=service_config.read_timeout_seconds,
+                ),
+                pool_size=service_config.upload_concurrency + service_config.poll_concurrency,
+            )
+        )
+
+
+def _check_embedded(config: Config) -> None:
+    """The local engine must be installed and read every inbox's language."""
+    missing = missing_modules()
+    if missing:
+        raise ConfigError(
+            "service.url is embedded, but the local OCR engine is not installed (missing: "
+            f"{', '.join(missing)}): pip install 'ocrwatch[engine]'"
+        )
+    readable = supported_languages()
+    problems = [
+        f"inboxes ({inbox.name}).language: the local engine cannot read "
+        f"{inbox.settings.language}; it reads {', '.join(sorted(readable))}"
+        for inbox in config.inboxes
+        if inbox.settings.language not in readable
+    ]
+    if problems:
+        raise ConfigError(problems)
+
+
+@contextmanager
+def _service(config: Config, *, watch: bool = True) -> Iterator[Service]:
+    with Store.open(config.state_path) as store, _api_client(config) as client:
         service = Service(config, api=client, store=store, notifier=SystemdNotifier(), watch=watch)
 
         def stop(signum: int, frame: object) -> None:
