@@ -338,13 +338,10 @@ def test_the_example_config_loads_once_its_inbox_exists(
         tmp_path / "inbox",
         tmp_path / "errors",
     )
-    assert config.service.url == "https://api.aspose.cloud"
+    assert config.service.is_embedded, "the example runs offline on the local engine"
     assert config.service.credentials is None
     assert config.state_path == tmp_path / "home/.local/state/ocrwatch/state.db"
-    assert config.warnings == (
-        "inbox scans: PDFs need credentials (RecognizePdf has no trial); "
-        "PDFs dropped here will go to the error folder",
-    )
+    assert config.warnings == ()
 
 
 def test_the_example_config_documents_every_key() -> None:
