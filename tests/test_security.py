@@ -113,7 +113,8 @@ def test_the_server_creates_no_task_for_a_daemon_with_wrong_credentials(
         drop(tmp_path / "inbox" / "doc.png", make_png("not for strangers"))
         run_until(service, lambda: "paused" in service.status_line())
         (job,) = store.jobs([JobState.QUEUED])
-        assert "credentials" in (job.last_error or "").lower() or job.last_error
+        assert "refused the credentials" in (job.last_error or "")
+        assert job.attempts == 0, "a refused login does not count as an attempt"
     stats = emulator.stats()
     assert stats.total_submits == 0
     assert 1 <= stats.token_failures <= 2, "refused credentials are not hammered"
