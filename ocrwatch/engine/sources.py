@@ -26,7 +26,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from ocrwatch.engine.failures import EngineInputError
 from ocrwatch.engine.imaging import Pixels
 
-PDF_DPI = 200
+PDF_DPI = 170  # an A4 or Letter page stays under the recogniser's 2000-pixel side at this
 _MIN_PDF_DPI = 50
 _POINTS_PER_INCH = 72
 _IMAGE_FORMATS = ["PNG", "JPEG", "GIF", "TIFF", "BMP"]  # what the service accepts, no guessing
