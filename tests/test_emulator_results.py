@@ -13,7 +13,7 @@ from conftest import EmulatorApi
 from PIL import Image
 
 from ocrwatch.emulator import Box, Emulator, Line, PageText, Recognition, samples
-from ocrwatch.emulator.document import Document
+from ocrwatch.emulator.document import Document, DocumentError
 from ocrwatch.emulator.pdfinfo import read_pdf
 from ocrwatch.emulator.recognizer import derived_text
 from ocrwatch.model import RecognitionSettings
@@ -311,6 +311,18 @@ def test_a_crashing_recognizer_fails_the_task_not_the_server(
     api = emulator_api(make_emulator(recognizer=_BrokenRecognizer(), slots=1))
     assert "internal error" in _error_of(api, "RecognizeImage", PNG, {})
     assert "internal error" in _error_of(api, "RecognizeImage", PNG, {})  # the slot lives on
+
+
+class _RefusingRecognizer:
+    def recognize(self, document: Document, *, settings: RecognitionSettings) -> Recognition:
+        raise DocumentError("the engine cannot read Klingon")
+
+
+def test_a_recognizers_refusal_is_the_tasks_error_message(
+    make_emulator: Callable[..., Emulator], emulator_api: ApiFactory
+) -> None:
+    api = emulator_api(make_emulator(recognizer=_RefusingRecognizer(), slots=1))
+    assert _error_of(api, "RecognizeImage", PNG, {}) == "the engine cannot read Klingon"
 
 
 def test_a_large_request_body_is_read_whole(api: EmulatorApi) -> None:

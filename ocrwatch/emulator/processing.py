@@ -131,7 +131,12 @@ def process(submission: Submission, *, recognizer: Recognizer, max_pixels: int) 
             _check_regions(document, settings.regions)
     except DocumentError as exc:
         return Outcome(error=str(exc))
-    recognition = recognizer.recognize(document, settings=settings)
+    try:
+        recognition = recognizer.recognize(document, settings=settings)
+    except DocumentError as exc:
+        # A recognizer's own refusal (an engine timeout, a crash, a language it cannot read)
+        # is the task's message, as the service reports processing failures.
+        return Outcome(error=str(exc))
     if len(recognition.pages) != len(document.pages):
         return Outcome(error="The recognizer returned a different number of pages")
     if submission.resource.is_trial:
