@@ -11,9 +11,11 @@ the rest. Figures are printed (run with ``-s``) and recorded in docs/reliability
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import random
+import socket
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import EmulatorApi
 from crash_harness import (
     Document,
     SidecarAuditor,
@@ -36,6 +39,7 @@ from daemon_harness import running_service, write_config
 from daemon_process import daemon, run_once
 
 from ocrwatch.emulator import Emulator, Faults
+from ocrwatch.emulator.samples import make_png
 from ocrwatch.model import JobState
 from ocrwatch.outputs import remove_stale_temp_files
 from ocrwatch.outputs.moves import TEMP_PATTERN, temp_name
@@ -289,3 +293,22 @@ def test_temp_files_a_crash_left_anywhere_ocrwatch_writes_are_removed_at_start(
     with running_service(config, watch=False):
         pass
     assert [path for path in leftovers if path.exists()] == []
+
+
+def test_an_upload_cut_off_mid_body_creates_no_task(
+    emulator: Emulator, emulator_api: Callable[[Emulator], EmulatorApi]
+) -> None:
+    """What the server sees of a daemon killed while sending a body: it must not bill a task."""
+    token = emulator_api(emulator).token()
+    body = json.dumps({"image": base64.b64encode(make_png("cut off")).decode(), "settings": {}})
+    head = (
+        "POST /v5.0/ocr/RecognizeImage HTTP/1.1\r\n"
+        f"Host: 127.0.0.1:{emulator.port}\r\nAuthorization: Bearer {token}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", emulator.port), timeout=30) as connection:
+        connection.sendall(head.encode() + body[: len(body) // 2].encode())
+        connection.shutdown(socket.SHUT_WR)  # what the kernel does for a killed process
+        while connection.recv(65536):  # the server has given up on it once it closes
+            pass
+    assert emulator.stats().total_submits == 0
