@@ -203,7 +203,14 @@ def _check_embedded(config: Config) -> None:
 @contextmanager
 def _service(config: Config, *, watch: bool = True) -> Iterator[Service]:
     with Store.open(config.state_path) as store, _api_client(config) as client:
-        service = Service(config, api=client, store=store, notifier=SystemdNotifier(), watch=watch)
+        service = Service(
+            config,
+            api=client,
+            store=store,
+            notifier=SystemdNotifier(),
+            watch=watch,
+            validate=_check_embedded if config.service.is_embedded else None,
+        )
 
         def stop(signum: int, frame: object) -> None:
             service.request_stop()  # only sets a flag and wakes the loop

@@ -24,6 +24,7 @@ from pathlib import Path
 from ocrwatch import outputs, policy
 from ocrwatch.aspose import OcrClient, Timeouts
 from ocrwatch.config import Config, InboxConfig
+from ocrwatch.embedded import missing_modules, supported_languages
 from ocrwatch.errors import (
     ApiRejected,
     ApiUnavailable,
@@ -300,7 +301,7 @@ def _disk_findings(config: Config, *, min_free_bytes: int) -> Iterator[Finding]:
 def _service_findings(config: Config) -> Iterator[Finding]:
     service = config.service
     if service.is_embedded:
-        yield Finding("service", Level.OK, "embedded local engine: no credentials or network")
+        yield from _engine_findings(config)
         return
     if service.credentials is None:
         yield Finding(
@@ -322,6 +323,30 @@ def _service_findings(config: Config) -> Iterator[Finding]:
         Level.SKIPPED,
         "clock skew not checked: the API client does not expose the server's Date header",
     )
+
+
+def _engine_findings(config: Config) -> Iterator[Finding]:
+    missing = missing_modules()
+    if missing:
+        yield Finding(
+            "service",
+            Level.PROBLEM,
+            f"the embedded local engine is not installed (missing: {', '.join(missing)})",
+            "pip install 'ocrwatch[engine]' (or set service.url to the Aspose Cloud API)",
+        )
+        return
+    yield Finding(
+        "service", Level.OK, "embedded local engine installed: no credentials or network needed"
+    )
+    readable = supported_languages()
+    for inbox in config.inboxes:
+        if inbox.settings.language not in readable:
+            yield Finding(
+                f"inbox {inbox.name}",
+                Level.PROBLEM,
+                f"the local engine cannot read {inbox.settings.language}",
+                f"set language to one of: {', '.join(sorted(readable))}",
+            )
 
 
 def _probe_service(config: Config) -> Iterator[Finding]:

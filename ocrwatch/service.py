@@ -123,6 +123,7 @@ class Service:
         watch: bool = True,
         metrics: Metrics | None = None,
         hooks: HookRunner | None = None,
+        validate: Callable[[Config], None] | None = None,
     ) -> None:
         self.config = config
         self._api = api
@@ -132,6 +133,7 @@ class Service:
         self._rng = rng or random.Random()
         self._watch = watch
         self.metrics = metrics or Metrics()
+        self._validate = validate  # extra checks of a reloaded config; raises ConfigError
         self._profiles = Profiles(config.inboxes)
         self._hooks = hooks or HookRunner(on_result=self._count_hook, on_idle=self.wake)
         self.intake: queue.SimpleQueue[IntakeItem] = queue.SimpleQueue()
@@ -635,6 +637,8 @@ class Service:
             return False
         try:
             new = load_config(source)
+            if self._validate is not None:
+                self._validate(new)
         except ConfigError as exc:
             log.error(  # noqa: TRY400 - the problems are the message; no traceback wanted
                 "config_reload_failed", path=str(source), problems=list(exc.problems)

@@ -13,6 +13,7 @@ from daemon_harness import write_config
 
 from ocrwatch import doctor
 from ocrwatch.config import load_config
+from ocrwatch.embedded import missing_modules
 from ocrwatch.emulator import Emulator
 
 
@@ -183,3 +184,29 @@ def test_inotify_limits_are_compared_with_the_folders_to_watch(
     assert inotify[0].text == "4 folders to watch but max_user_watches is 3"
     assert "sysctl fs.inotify.max_user_watches=" in str(inotify[0].fix)
     assert "sysctl fs.inotify.max_user_instances=" in str(inotify[1].fix)
+
+
+@pytest.mark.skipif(bool(missing_modules()), reason="the local engine is not installed")
+def test_the_embedded_engine_is_checked_instead_of_the_network(tmp_path: Path) -> None:
+    (tmp_path / "other").mkdir()
+    config = write_config(
+        tmp_path,
+        "embedded",
+        credentials=False,
+        inboxes=[
+            {"name": "scans", "path": "inbox", "error_dir": "errors"},
+            {"name": "arabic", "path": "other", "error_dir": "errors2", "language": "Arabic"},
+        ],
+    )
+
+    result = ocrwatch("doctor", "-c", str(config), "--json")
+
+    service = [f for f in findings(result) if f["subject"] == "service"]
+    assert [f["text"] for f in service] == [
+        "embedded local engine installed: no credentials or network needed"
+    ]
+    (unreadable,) = [f for f in findings(result) if f["level"] == "problem"]
+    assert unreadable["subject"] == "inbox arabic"
+    assert unreadable["text"] == "the local engine cannot read Arabic"
+    assert "English" in str(unreadable["fix"])
+    assert result.returncode == 1
