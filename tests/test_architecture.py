@@ -33,7 +33,7 @@ def allowed_imports(component: str) -> set[str] | None:
     if component in BOUNDARIES:
         return CORE | {component}
     composers = {"service", "requeue", "dispatch", "finishing", "preflight", "publisher"}
-    if component in composers | {"doctor", "explain", "embedded"}:
+    if component in composers | {"doctor", "checkup", "explain", "embedded"}:
         return None
     if component in {"cli", "__main__", "__init__"}:
         return None
