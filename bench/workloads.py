@@ -179,6 +179,7 @@ def _measure(
         overflows = watch.overflows
     samples = client_sampler.samples()
     done = {sidecars[sidecar]: at for sidecar, at in arrivals.items()}
+    _write_timeline(inbox.parent / "timeline.csv", names, dropped_at, done)
     latencies = [done[name] - dropped_at[name] for name in names if name in done]
     completions = sorted(at - first_drop for at in done.values())
     makespan = completions[-1] if completions else None
@@ -249,6 +250,18 @@ def _drop(staged: Sequence[Path], inbox: Path, rate: float | None) -> dict[str, 
         path.rename(inbox / path.name)
         dropped[path.name] = time.monotonic()
     return dropped
+
+
+def _write_timeline(
+    path: Path, names: Sequence[str], dropped: dict[str, float], done: dict[str, float]
+) -> None:
+    """Each file's drop and sidecar time as wall-clock seconds, to line up with the logs."""
+    offset = time.time() - time.monotonic()
+    with path.open("w") as out:
+        out.write("name,dropped_at,sidecar_at\n")
+        for name in names:
+            sidecar = f"{done[name] + offset:.6f}" if name in done else ""
+            out.write(f"{name},{dropped[name] + offset:.6f},{sidecar}\n")
 
 
 def _quantiles(values: Sequence[float]) -> dict[str, float | None]:
