@@ -35,7 +35,7 @@ from ocrwatch import __version__, outputs, policy, probe
 from ocrwatch.aspose import OcrApi
 from ocrwatch.config import Config, InboxConfig, load_config
 from ocrwatch.dispatch import Dispatcher
-from ocrwatch.errors import ConfigError, TransientError
+from ocrwatch.errors import ConfigError, InputFileError, TransientError
 from ocrwatch.finishing import Finisher
 from ocrwatch.hooks import HookRunner
 from ocrwatch.metrics import Metrics
@@ -456,6 +456,9 @@ class Service:
             self._observe_settling(job, inbox, entry, now)
         except FileNotFoundError:
             self._forget(job, "vanished while settling")
+        except InputFileError as exc:  # e.g. permission denied: an expected, permanent outcome
+            self._settling.pop(job.id, None)
+            self._finisher.fail(job, ErrorClass.UNREADABLE, str(exc), now)
         except (OSError, TransientError) as exc:
             # Busy, stale or still changing (a share hiccup, a writer that paused): look
             # again later; max_settle_seconds still bounds the wait.
@@ -469,6 +472,11 @@ class Service:
         refusal = probe.refusal(job.path, inbox_root=inbox.path)
         if refusal == "vanished":
             self._forget(job, "vanished while settling")
+            return
+        if refusal == "outside the inbox":
+            # A folder on its path was swapped for a link: the file now lives elsewhere and
+            # is not ours to move. Forget the job; what is really in the inbox is found again.
+            self._forget(job, "its path now leads outside the inbox")
             return
         if refusal is not None:
             self._finisher.fail(job, ErrorClass.UNSUPPORTED, f"refused: {refusal}", now)
@@ -693,9 +701,13 @@ class Service:
         for job in list(self._store.jobs([s for s in JobState if s.is_active])):
             action = self._guarded_reconcile(job, now)
             counts[action] = counts.get(action, 0) + 1
+        # A crash can leave temp files wherever ocrwatch writes: sidecars (beside the sources
+        # or in the output folder), reason files in the error folder, copies in the done one.
         for directory in self._output_directories():
             with contextlib.suppress(OSError):
-                outputs.remove_stale_temp_files(directory, older_than_seconds=0.0, now=now)
+                outputs.remove_stale_temp_files(
+                    directory, older_than_seconds=0.0, now=now, recursive=True
+                )
         log.info("reconciled", **counts)
 
     def _guarded_reconcile(self, job: Job, now: float) -> str:
@@ -750,8 +762,12 @@ class Service:
         return inbox.output_dir is None or policy.is_within(inbox.output_dir, inbox.path)
 
     def _output_directories(self) -> Iterator[Path]:
+        seen: set[Path] = set()
         for inbox in self.inboxes.values():
-            yield inbox.output_dir or inbox.path
+            for directory in (inbox.output_dir or inbox.path, inbox.error_dir, inbox.done_dir):
+                if directory is not None and directory not in seen:
+                    seen.add(directory)
+                    yield directory
 
     def _watch_specs(self) -> list[WatchSpec]:
         specs = []

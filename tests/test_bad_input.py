@@ -313,12 +313,6 @@ def test_an_unreadable_file_goes_to_the_error_folder_as_permission_denied(
     assert "permission denied" in failed["message"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: service.py _check_one_settling does not catch the InputFileError that "
-    "probe.sniff raises for an unreadable file: logged as job_step_crashed with a traceback, "
-    "and the reason says 'internal error: permission denied'",
-)
 def test_an_unreadable_file_is_an_expected_outcome_not_an_internal_error(
     tmp_path: Path, emulator: Emulator
 ) -> None:

@@ -22,7 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 from conftest import EmulatorApi
 from crash_harness import (
     Document,
@@ -255,11 +254,6 @@ def test_stale_temp_files_are_removed_in_every_folder_below_but_not_through_link
     assert all(path.exists() for path in kept)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: service.py reconcile removes temp files only at the top of each output "
-    "folder: temps a crash left in the error folder, the done folder or mirrored subfolders stay",
-)
 def test_temp_files_a_crash_left_anywhere_ocrwatch_writes_are_removed_at_start(
     tmp_path: Path, emulator: Emulator
 ) -> None:

@@ -197,11 +197,14 @@ def test_a_certificate_no_ca_signed_is_refused(
 ) -> None:
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
-    with OcrClient(
-        self_signed_server,
-        credentials=Credentials(CLIENT_ID, SECRET),
-        timeouts=Timeouts(connect_seconds=5, read_seconds=5),
-    ) as client, pytest.raises(ApiUnavailable, match="TLS") as caught:
+    with (
+        OcrClient(
+            self_signed_server,
+            credentials=Credentials(CLIENT_ID, SECRET),
+            timeouts=Timeouts(connect_seconds=5, read_seconds=5),
+        ) as client,
+        pytest.raises(ApiUnavailable, match="TLS") as caught,
+    ):
         client.submit(Mode.IMAGE, make_png("over tls"), RecognitionSettings())
     assert SECRET not in str(caught.value)
 
@@ -370,11 +373,6 @@ def test_a_symlinked_file_is_refused_and_its_target_untouched(
     assert emulator_submits(emulator) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: service.py _observe_settling moves a file refused as 'outside the inbox' "
-    "to the error folder, taking it from outside the inbox",
-)
 def test_a_subfolder_swapped_for_a_symlink_while_settling_leaves_the_outside_untouched(
     tmp_path: Path, emulator: Emulator
 ) -> None:
