@@ -28,6 +28,7 @@ import errno
 import os
 import re
 import stat
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath
@@ -220,6 +221,11 @@ class Watchers:
 
     def start(self) -> None:
         """Start watching every inbox that exists; the others are retried by ``check``."""
+        # watchdog's shared inotify instance warns when a restarted watch reuses a callback
+        # id (ids are recycled object ids) and overwrites the stale one, which is right.
+        warnings.filterwarnings(
+            "ignore", message="Callback with id", category=RuntimeWarning, module="watchdog"
+        )
         for inbox in self._inboxes:
             if inbox.running is None:
                 self._start(inbox)
