@@ -46,7 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="overrides logging.level of the config",
     )
     parser.add_argument(
-        "--log-format", choices=["auto", "console", "json"], help="overrides logging.format"
+        "--log-format",
+        choices=["auto", "console", "json", "journal"],
+        help="overrides logging.format",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 

@@ -133,7 +133,7 @@ def test_unit_has_every_required_directive(
     for key, expected in {**SUPERVISION, **HARDENING}.items():
         assert value(unit, "Service", key) == expected, key
     assert value(unit, "Service", "ExecStart") == f"/usr/local/bin/ocrwatch run --config {config}"
-    assert value(unit, "Service", "ExecReload") is None, "there is no SIGHUP reload to call"
+    assert value(unit, "Service", "ExecReload") == "/bin/kill -HUP $MAINPID", "SIGHUP reloads"
     assert value(unit, "Service", "DynamicUser") is None
     assert value(unit, "Service", "StateDirectory") == state_directory
     assert value(unit, "Service", "LoadCredential") == f"{SYSTEMD_CREDENTIAL}:{secret}"

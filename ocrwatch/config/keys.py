@@ -36,7 +36,7 @@ RESULT_TYPE_NAMES: dict[str, ResultFormat] = {
 }
 TEMPLATE_PLACEHOLDERS = ("name", "stem", "suffix", "ext", "inbox")
 LOG_LEVELS = ("debug", "info", "warning", "error")
-LOG_FORMATS = ("auto", "console", "json")
+LOG_FORMATS = ("auto", "console", "json", "journal")
 INBOX_MODES = (Mode.IMAGE, Mode.LABEL, Mode.REGIONS)  # PDFs in an image inbox go to RecognizePdf
 
 _TOP_KEYS = (
