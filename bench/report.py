@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from bench.breakdown import STAGES
 from bench.server import REPO_ROOT
 
 DOC = REPO_ROOT / "docs" / "benchmarks.md"
@@ -58,6 +59,10 @@ def render(results: dict[str, Any]) -> None:
         *_run_table(runs),
         "",
         *_start_table(runs),
+        "",
+        "Where the time goes inside the daemon, p50 / p95 in seconds (`bench/breakdown.py`):",
+        "",
+        *_stage_table(runs),
         "",
         "### Against the tutorial client",
         "",
@@ -232,6 +237,20 @@ def _start_table(runs: dict[str, dict[str, Any]]) -> list[str]:
             f"{run['empty_start']['ready_seconds']} s | {full['cpu_seconds_to_ready']} | "
             f"{full['peak_rss_mib_at_ready']} | {full['load_before']} |"
         )
+    return rows
+
+
+def _stage_table(runs: dict[str, dict[str, Any]]) -> list[str]:
+    stages = STAGES
+    rows = [
+        "| run | " + " | ".join(stages) + " |",
+        "|---|" + "---|" * len(stages),
+    ]
+    for name, run in runs.items():
+        found = run.get("stages_seconds")
+        if found:
+            cells = [f"{found[s]['p50']} / {found[s]['p95']}" for s in stages]
+            rows.append(f"| {name} | " + " | ".join(cells) + " |")
     return rows
 
 

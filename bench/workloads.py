@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bench import images, procstat
+from bench.breakdown import stage_breakdown
 from bench.daemon import (
     CLIENT_ID,
     ClientProcess,
@@ -114,6 +115,13 @@ def run_workload(workload: Workload, setup: Setup, *, work: Path, pool: Path) ->
             )
             client.terminate()
             result["client_exit_code"] = client.returncode
+    if workload.client == "daemon":
+        result["stages_seconds"] = stage_breakdown(
+            work / "client.log",
+            work / "timeline.csv",
+            settle_seconds=setup.daemon.settle_seconds,
+            processing_seconds=setup.processing_seconds,
+        )
     result.update(
         name=workload.name,
         workload=asdict(workload),
