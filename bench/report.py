@@ -216,7 +216,7 @@ def _run_table(runs: dict[str, dict[str, Any]]) -> list[str]:
             f"{run['overhead_seconds']['p50']} / {run['overhead_seconds']['p95']} | "
             f"{per_file.get('submits')} / {per_file.get('polls')} / {per_file.get('tokens')} | "
             f"{cpu * 1000:.1f} | {run['client_peak_rss_mib']} | "
-            f"{run['client_rss_slope_mib_per_minute']} | "
+            f"{_or_na(run['client_rss_slope_mib_per_minute'])} | "
             f"{run['load_during']['mean']} / {run['load_during']['max']} |"
         )
     return rows
@@ -224,7 +224,7 @@ def _run_table(runs: dict[str, dict[str, Any]]) -> list[str]:
 
 def _start_table(runs: dict[str, dict[str, Any]]) -> list[str]:
     rows = [
-        "| start-up | rows + files | to READY | empty start | CPU s to READY | RSS at READY MiB"
+        "| start-up | rows + files | to READY | empty start | CPU s to READY | peak RSS MiB"
         " | load before |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -327,30 +327,44 @@ def _plots(runs: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib import ticker
 
     made: list[tuple[str, str]] = []
 
-    backlogs = [n for n in runs if "backlog" in n]
-    if backlogs:
-        fig, ax = plt.subplots(figsize=(8, 4.5))
-        capacity = 0.0
-        for name in backlogs:
-            points = runs[name]["series"]["completions"]
-            ax.plot([p[0] for p in points], [p[1] for p in points], label=name)
-            capacity = runs[name]["setup"]["capacity_per_second"]
-            files = runs[name]["files"]
-            ax.plot(
-                [0, files / capacity],
-                [0, files],
-                linestyle=":",
-                color="grey",
-                label=None,
+    daemon_backlogs = [n for n in runs if n.startswith("backlog")]
+    baseline_backlog = next((n for n in runs if n.startswith("baseline-backlog")), None)
+    if daemon_backlogs:
+        fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+        for name in daemon_backlogs:
+            run = runs[name]
+            ideal = run["files"] / run["setup"]["capacity_per_second"]
+            points = run["series"]["completions"]
+            left.plot(
+                [p[0] / ideal for p in points],
+                [p[1] / run["files"] for p in points],
+                label=f"{name} (ideal {ideal:.0f} s)",
             )
-        ax.set_xscale("symlog", linthresh=10)
-        ax.set_xlabel("seconds since the drop (dotted: the server's capacity)")
-        ax.set_ylabel("sidecars written")
-        ax.set_title(f"Backlogs: files done over time (capacity {capacity:g} files/s)")
-        ax.legend()
+        left.plot([0, 1], [0, 1], linestyle=":", color="grey", label="the server's capacity")
+        left.set_xlabel("time since the drop / (files / capacity)")
+        left.set_ylabel("fraction of the backlog done")
+        left.set_title("Daemon: backlog done over time")
+        left.legend()
+        if baseline_backlog is not None:
+            base = runs[baseline_backlog]
+            count = base["files"]
+            for name in [*daemon_backlogs[:1], baseline_backlog]:
+                points = [p for p in runs[name]["series"]["completions"] if p[1] <= count]
+                right.plot([p[0] for p in points], [p[1] for p in points], label=name)
+            right.set_xscale("log")
+            right.xaxis.set_major_formatter(ticker.ScalarFormatter())
+            right.xaxis.set_minor_formatter(ticker.NullFormatter())
+            right.set_xticks([1, 2, 5, 10, 20, 50, 100, 200])
+            right.set_xlabel("seconds since the drop (log)")
+            right.set_ylabel("sidecars written")
+            right.set_title(f"The first {count} files: daemon and tutorial client")
+            right.legend()
+        else:
+            right.set_axis_off()
         fig.tight_layout()
         fig.savefig(PLOTS / "backlog.png", dpi=100)
         plt.close(fig)
@@ -365,6 +379,9 @@ def _plots(runs: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
         inherent = runs[streams[0]]["inherent_seconds"]
         ax.axvline(inherent, linestyle=":", color="grey")
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(ticker.ScalarFormatter())
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+        ax.set_xticks([1, 1.5, 2, 3, 5, 10, 20, 50])
         ax.set_xlabel(f"drop-to-sidecar latency, s (dotted: settle + processing = {inherent:g} s)")
         ax.set_ylabel("fraction of files")
         ax.set_title("Streams: latency distribution")
@@ -390,3 +407,7 @@ def _plots(runs: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
         plt.close(fig)
         made.append(("rss.png", "Daemon RSS over time"))
     return made
+
+
+def _or_na(value: object) -> str:
+    return "n/a" if value is None else str(value)

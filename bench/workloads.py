@@ -306,10 +306,13 @@ def _steady_throughput(completions: Sequence[float]) -> float | None:
 
 
 def _rss_slope(samples: Sequence[procstat.Sample], first_drop: float) -> float | None:
-    """MiB per minute over the run, leaving out its first 10 % (start-up and warm-up)."""
-    if len(samples) < 10:
+    """MiB per minute over the run, leaving out its first 10 % (start-up and warm-up).
+
+    None for a run shorter than a minute: its slope would say nothing about growth.
+    """
+    span = samples[-1].at - first_drop if samples else 0.0
+    if span < 60.0:
         return None
-    span = samples[-1].at - first_drop
     kept = [s for s in samples if s.at - first_drop >= 0.1 * span]
     value = slope([s.at / 60 for s in kept], [s.rss_kib / 1024 for s in kept])
     return rounded(value, 4)
