@@ -205,7 +205,7 @@ def test_throttling_and_server_errors_only_delay_files(
 ) -> None:
     emulator = make_emulator(
         seed=7,
-        faults=Faults(too_many_requests=0.3, server_error=0.3, retry_after_seconds=1),
+        faults=Faults(too_many_requests=0.15, server_error=0.15, retry_after_seconds=1),
     )
     config = write_config(tmp_path, emulator.base_url, service={"breaker_threshold": 50})
     with running_service(config) as (service, store, _):
