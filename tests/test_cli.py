@@ -165,3 +165,21 @@ def test_run_without_a_config_file_is_a_config_error(tmp_path: Path) -> None:
     result = ocrwatch("run", "-c", str(tmp_path / "nope.yaml"))
     assert result.returncode == 78
     assert "nope.yaml" in result.stderr
+
+
+def test_check_refuses_a_language_the_local_engine_cannot_read(tmp_path: Path) -> None:
+    (tmp_path / "inbox").mkdir()
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "service": {"url": "embedded"},
+                "state": {"path": str(tmp_path / "state.db")},
+                "inboxes": [{"name": "ru", "path": "inbox", "language": "Russian"}],
+            }
+        )
+    )
+    result = ocrwatch("check", "-c", str(config))
+    assert result.returncode == 78
+    assert "cannot read Russian" in result.stderr
+    assert "English" in result.stderr, "the message lists what it can read"
