@@ -70,7 +70,9 @@ def test_task_goes_pending_processing_completed_over_time(
             if body["taskStatus"] != "Completed":
                 assert body["responseStatusCode"] == "NotReady"
                 assert body["results"] is None
-    assert seen[first] == ["Processing", "Completed"]
+    # The slot may not have picked the first task up yet when it is first read (a loaded
+    # machine): it is then Pending, but it always goes through Processing to Completed.
+    assert seen[first] in (["Processing", "Completed"], ["Pending", "Processing", "Completed"])
     # With one slot the second task waits for the first: it is seen Pending first.
     assert seen[second] == ["Pending", "Processing", "Completed"]
 
