@@ -89,9 +89,10 @@ def _run(args: argparse.Namespace) -> int:
         )
         print(f"{scenario.name}: starting (load {quiet['load']})", flush=True)
         started = time.monotonic()
+        started_at = datetime.now(UTC).isoformat(timespec="seconds")
         outcome = _run_one(scenario, setup, keep=args.keep)
         outcome["quiet_wait"] = quiet
-        outcome["started_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+        outcome["started_at"] = started_at
         outcome["wall_seconds"] = round(time.monotonic() - started, 1)
         results.setdefault("runs", {})[scenario.name] = outcome
         _save(results_path, results)

@@ -231,7 +231,9 @@ def _measure(
         "client_rss_mib_before": rounded(memory_before[0] / 1024, 1),
         "client_rss_mib_after": rounded(memory_after[0] / 1024, 1),
         "client_peak_rss_mib": rounded(memory_after[1] / 1024, 1),
-        "client_rss_slope_mib_per_minute": _rss_slope(window, first_drop),
+        "client_rss_slope_mib_per_minute": _rss_slope(window, first_drop, after_fraction=0.1),
+        # The second half alone: growth that has levelled off is warm-up, not a leak.
+        "client_rss_slope_late_mib_per_minute": _rss_slope(window, first_drop, after_fraction=0.5),
         "load_before": load_before,
         "load_during": _load(window),
         "series": {
@@ -305,15 +307,17 @@ def _steady_throughput(completions: Sequence[float]) -> float | None:
     return (int(len(completions) * 0.9) - int(len(completions) * 0.1)) / (high - low)
 
 
-def _rss_slope(samples: Sequence[procstat.Sample], first_drop: float) -> float | None:
-    """MiB per minute over the run, leaving out its first 10 % (start-up and warm-up).
+def _rss_slope(
+    samples: Sequence[procstat.Sample], first_drop: float, *, after_fraction: float
+) -> float | None:
+    """MiB per minute over the run, leaving out its first ``after_fraction`` (warm-up).
 
     None for a run shorter than a minute: its slope would say nothing about growth.
     """
     span = samples[-1].at - first_drop if samples else 0.0
     if span < 60.0:
         return None
-    kept = [s for s in samples if s.at - first_drop >= 0.1 * span]
+    kept = [s for s in samples if s.at - first_drop >= after_fraction * span]
     value = slope([s.at / 60 for s in kept], [s.rss_kib / 1024 for s in kept])
     return rounded(value, 4)
 
