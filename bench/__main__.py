@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -93,6 +94,8 @@ def _run(args: argparse.Namespace) -> int:
         outcome = _run_one(scenario, setup, keep=args.keep)
         outcome["quiet_wait"] = quiet
         outcome["started_at"] = started_at
+        outcome["command"] = " ".join(["python -m bench", *sys.argv[1:]])
+        outcome["commit"] = results["machine"]["commit"]
         outcome["wall_seconds"] = round(time.monotonic() - started, 1)
         results.setdefault("runs", {})[scenario.name] = outcome
         _save(results_path, results)

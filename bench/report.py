@@ -84,10 +84,18 @@ def render(results: dict[str, Any]) -> None:
 
 def _machine(results: dict[str, Any]) -> list[str]:
     m = results.get("machine", {})
+    default = results.get("command", "python -m bench run")
+    commands: list[str] = []
+    for run in results.get("runs", {}).values():
+        command = run.get("command", default)
+        if command not in commands:
+            commands.append(command)
+    shown = " then ".join(f"`.venv/bin/{c}`" for c in commands)
     return [
         f"Machine: {m.get('cores')} cores ({m.get('cpu_model')}), {m.get('memory_gib')} GiB "
         f"RAM, Linux {m.get('kernel')}, Python {m.get('python')}; ocrwatch at commit "
-        f"`{m.get('commit')}`. Command: `.venv/bin/{results.get('command')}`.",
+        f"`{m.get('commit')}`. Commands: {shown}. Each run's start time, the load before it "
+        "and its wall time are in `bench/results/full.json`.",
     ]
 
 
