@@ -44,10 +44,10 @@ from ocrwatch.schedule import (
     Breaker,
     BreakerState,
     PollAction,
+    ProcessingEstimate,
     decide_poll,
     first_poll_delay,
     retry_at,
-    updated_estimate,
 )
 from ocrwatch.store import Store
 from ocrwatch.workers import Outcome, WorkerPool
@@ -96,7 +96,7 @@ class Dispatcher:
         self.breaker = Breaker(
             threshold=service.breaker_threshold, probe_seconds=service.breaker_probe_seconds
         )
-        self.estimate_seconds: float | None = None
+        self.estimate = ProcessingEstimate()
         self._poll_counts: dict[int, int] = {}
         self._transient_failures: dict[int, int] = {}
         # Jobs whose next poll is late for reasons other than the service (a restart):
@@ -217,7 +217,7 @@ class Dispatcher:
                 state=JobState.SUBMITTED,
                 task_id=task_id,
                 submitted_at=now,
-                next_attempt_at=now + first_poll_delay(self.estimate_seconds),
+                next_attempt_at=now + first_poll_delay(self.estimate.seconds),
             )
             self._metrics.inc("ocrwatch_tasks_submitted_total", inbox=job.inbox)
             log.info(
@@ -315,14 +315,13 @@ class Dispatcher:
             not had_failures and not resumed and lateness < max(0.5, 0.25 * (now - submitted_at))
         )
         if on_schedule and result.task_status is not TaskStatus.NOT_EXIST:
-            estimate = updated_estimate(
-                self.estimate_seconds,
+            # Whatever happens, the first poll must come well before the deadline.
+            self.estimate = self.estimate.observe(
                 elapsed_seconds=now - submitted_at,
                 finished=result.task_status.is_finished,
                 polls=polls,
+                cap_seconds=self._service.task_deadline_seconds / 4,
             )
-            # Whatever happens, the first poll must come well before the deadline.
-            self.estimate_seconds = min(estimate, self._service.task_deadline_seconds / 4)
         decision = decide_poll(
             result.task_status,
             now=now,
@@ -331,7 +330,7 @@ class Dispatcher:
             attempts=job.attempts,
             max_attempts=self._service.max_attempts,
             deadline_seconds=self._service.task_deadline_seconds,
-            estimate_seconds=self.estimate_seconds,
+            estimate_seconds=self.estimate.seconds,
         )
         log.debug(
             "task_polled", job_id=job.id, task_id=job.task_id, status=result.task_status.value

@@ -66,6 +66,10 @@ FAILURE_RETRY_SECONDS = 60.0
 PIN_CHECK_SECONDS = 60.0
 PROGRESS_INTERVAL_SECONDS = 0.2
 HOOKS_GRACE_SECONDS = 1.5
+# One tick discovers, and checks for settling, at most this many files each, so a drop of
+# thousands of files never holds up the uploads and polls of the files ahead of it.
+MAX_DISCOVERIES_PER_TICK = 100
+MAX_SETTLE_CHECKS_PER_TICK = 100
 _WAITING = (JobState.SETTLING, JobState.QUEUED)
 _IN_FLIGHT = (JobState.SUBMITTING, JobState.SUBMITTED)
 
@@ -350,7 +354,7 @@ class Service:
 
     def _drain_intake(self, now: float) -> None:
         items: list[tuple[str, Path, bool]] = []
-        while True:
+        while len(items) < MAX_DISCOVERIES_PER_TICK:  # the rest wait for the next tick
             try:
                 item = self.intake.get_nowait()
             except queue.Empty:
@@ -442,7 +446,7 @@ class Service:
 
     def _check_settling(self, now: float) -> None:
         due = [job_id for job_id, entry in self._settling.items() if entry.check_at <= now]
-        for job_id in due:
+        for job_id in due[:MAX_SETTLE_CHECKS_PER_TICK]:  # the rest are due at the next tick
             job = self._store.get(job_id)
             if job.state is not JobState.SETTLING:
                 self._settling.pop(job_id, None)
@@ -698,7 +702,8 @@ class Service:
     def reconcile(self, now: float) -> None:
         """Decide the fate of every active row left by the previous run, before READY."""
         counts: dict[str, int] = {}
-        for job in list(self._store.jobs([s for s in JobState if s.is_active])):
+        # Paged: a row is only ever updated or deleted after its page was read, never added.
+        for job in self._store.iter_jobs([s for s in JobState if s.is_active]):
             action = self._guarded_reconcile(job, now)
             counts[action] = counts.get(action, 0) + 1
         # A crash can leave temp files wherever ocrwatch writes: sidecars (beside the sources

@@ -47,6 +47,7 @@ from watchdog.events import (
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.inotify import InotifyEmitter
 from watchdog.observers.inotify_c import InotifyFD
+from watchdog.observers.inotify_move_event_grouper import InotifyMoveEventGrouper
 from watchdog.observers.polling import PollingObserverVFS
 
 from ocrwatch import policy
@@ -64,6 +65,14 @@ _EVENT_FILTER: list[type[FileSystemEvent]] = [
 _POLLING_FILTER: list[type[FileSystemEvent]] = [
     FileModifiedEvent, FileMovedEvent, FileCreatedEvent, DirCreatedEvent, DirMovedEvent,
 ]  # fmt: skip
+# watchdog holds every IN_MOVED_FROM for ``delay`` (0.5 s) to pair it with its IN_MOVED_TO,
+# and its reader sleeps the whole delay out even once the pair has arrived, holding up every
+# event behind it. The kernel queues both halves of one rename(2) together, so a short window
+# pairs them just as well; an unpaired half (a move out of the inbox, or in from outside) is
+# reported as a delete or a create, which discovery handles the same. Without this, the
+# daemon's own renames (sidecars beside the sources, sources moved out) would delay the
+# notice of new files by up to half a second, in bursts.
+MOVE_PAIRING_SECONDS = 0.02
 _LIMIT_HINTS = {
     errno.ENOSPC: ("watch", "fs.inotify.max_user_watches=524288"),
     errno.EMFILE: ("instance", "fs.inotify.max_user_instances=512"),
@@ -335,6 +344,7 @@ class Watchers:
             )
             event_filter = _POLLING_FILTER
         else:
+            InotifyMoveEventGrouper.delay = MOVE_PAIRING_SECONDS  # read by each new watch
             inotify = InotifyFD()  # an inotify instance of our own, to check its thread
             inotify.start()
             observer = BaseObserver(InotifyEmitter, inotify_fd=inotify)

@@ -6,15 +6,16 @@ import pytest
 
 from ocrwatch.model import ErrorClass, TaskStatus
 from ocrwatch.schedule import (
+    POLL_MIN_SECONDS,
     Breaker,
     BreakerState,
     PollAction,
+    ProcessingEstimate,
     backoff_seconds,
     decide_poll,
     first_poll_delay,
     next_poll_delay,
     retry_at,
-    updated_estimate,
 )
 
 
@@ -40,32 +41,73 @@ def test_retry_after_from_the_service_is_a_floor() -> None:
     assert retry_at(100.0, failures=1, jitter=0.0, retry_after_seconds=None) == 101.0
 
 
-def simulate_first_polls(processing_seconds: float, rounds: int = 200) -> tuple[float, float]:
-    """Feed the estimator what first polls would see for tasks of a fixed duration."""
-    estimate: float | None = None
+def simulate_first_polls(
+    processing_seconds: float, rounds: int = 300, start: ProcessingEstimate | None = None
+) -> tuple[ProcessingEstimate, float, list[float]]:
+    """Feed the estimator what first polls (and the polls after a miss) see for fixed tasks."""
+    estimate = start or ProcessingEstimate()
     hits = 0
+    lateness: list[float] = []
     for _ in range(rounds):
-        wait = first_poll_delay(estimate)
-        finished = wait >= processing_seconds
+        seen_at = first_poll_delay(estimate.seconds)
+        polls = 1
+        finished = seen_at >= processing_seconds
         hits += finished
-        estimate = updated_estimate(estimate, elapsed_seconds=wait, finished=finished, polls=1)
-    assert estimate is not None
-    return estimate, hits / rounds
+        estimate = estimate.observe(
+            elapsed_seconds=seen_at, finished=finished, polls=1, cap_seconds=1e9
+        )
+        while not finished:
+            seen_at += next_poll_delay(polls, estimate_seconds=estimate.seconds)
+            polls += 1
+            finished = seen_at >= processing_seconds
+            estimate = estimate.observe(
+                elapsed_seconds=seen_at, finished=finished, polls=polls, cap_seconds=1e9
+            )
+        lateness.append(seen_at - processing_seconds)
+    return estimate, hits / rounds, lateness
 
 
 @pytest.mark.parametrize("processing_seconds", [0.3, 1.0, 4.0, 12.0])
 def test_first_polls_converge_near_the_real_processing_time(processing_seconds: float) -> None:
-    estimate, hit_rate = simulate_first_polls(processing_seconds)
-    assert processing_seconds * 0.8 <= estimate <= processing_seconds * 1.3
-    assert hit_rate > 0.6, "most first polls find the task finished"
-    assert first_poll_delay(estimate) < processing_seconds * 1.5 + 0.3
+    estimate, hit_rate, lateness = simulate_first_polls(processing_seconds)
+    assert processing_seconds * 0.9 <= estimate.seconds <= processing_seconds * 1.15
+    assert 0.6 < hit_rate < 0.85, "most first polls find the task finished"
+    settled = sorted(lateness[100:])
+    # Once settled, a task is seen finished within about 5 % of its processing time, and
+    # a miss costs at most a tenth of it more (or the shortest poll interval).
+    assert settled[len(settled) // 2] < processing_seconds * 0.06
+    assert max(settled) < max(processing_seconds * 0.16, POLL_MIN_SECONDS * 1.01)
 
 
-def test_later_polls_back_off_geometrically_up_to_a_cap() -> None:
-    delays = [next_poll_delay(n, estimate_seconds=4.0) for n in range(1, 12)]
+@pytest.mark.parametrize("start_seconds", [0.2, 20.0])
+def test_an_estimate_far_off_comes_to_the_real_time_within_a_few_dozen_tasks(
+    start_seconds: float,
+) -> None:
+    estimate, _, lateness = simulate_first_polls(
+        2.0, rounds=60, start=ProcessingEstimate(seconds=start_seconds)
+    )
+    assert 1.8 <= estimate.seconds <= 2.3
+    assert max(lateness[-10:]) < 0.3
+
+
+def test_an_estimate_stays_between_the_floor_and_the_cap() -> None:
+    low = ProcessingEstimate(seconds=POLL_MIN_SECONDS, hit_streak=100)
+    assert low.observe(elapsed_seconds=0.1, finished=True, polls=1, cap_seconds=60).seconds == (
+        POLL_MIN_SECONDS
+    )
+    high = ProcessingEstimate(seconds=14.0)
+    assert high.observe(elapsed_seconds=300, finished=True, polls=5, cap_seconds=15).seconds == 15
+    unfinished = high.observe(elapsed_seconds=30, finished=False, polls=3, cap_seconds=60)
+    assert unfinished == high, "an unfinished later poll teaches nothing new"
+
+
+def test_the_second_poll_comes_soon_and_later_ones_back_off_geometrically_up_to_a_cap() -> None:
+    delays = [next_poll_delay(n, estimate_seconds=4.0) for n in range(1, 14)]
+    assert delays[0] == pytest.approx(0.4)
+    assert delays[1] == pytest.approx(1.0)
     assert delays == sorted(delays)
-    assert delays[0] == pytest.approx(1.0)
     assert delays[-1] == 30.0
+    assert next_poll_delay(1, estimate_seconds=0.2) == POLL_MIN_SECONDS
 
 
 def test_breaker_opens_after_threshold_and_half_opens_for_one_probe() -> None:

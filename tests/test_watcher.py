@@ -11,9 +11,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from watchdog.observers.inotify_move_event_grouper import InotifyMoveEventGrouper
 
 from ocrwatch.model import WatchMode
-from ocrwatch.watcher import Watchers, WatchSpec, filesystem_type, scan
+from ocrwatch.watcher import MOVE_PAIRING_SECONDS, Watchers, WatchSpec, filesystem_type, scan
 
 IS_ROOT = os.geteuid() == 0
 DEADLINE_SECONDS = 10.0
@@ -114,6 +115,24 @@ def test_a_file_renamed_in_from_a_temp_name_arrives_with_its_final_name(
     temp.write_bytes(b"%PDF-1.4 ...")
     temp.rename(inbox / "scan.pdf")
     intake.wait_for(inbox / "scan.pdf")
+
+
+def test_a_move_out_of_the_inbox_is_paired_within_a_short_window(
+    inbox: Path, tmp_path: Path, intake: Intake, start_watching: Callable[..., Watchers]
+) -> None:
+    """watchdog's reader sleeps out its move-pairing delay before any later event; the
+    daemon's own sidecar renames and moves out would hold new files up by 0.5 s each."""
+    start_watching(inbox, WatchMode.EVENTS)
+    # The knob is read by every new watch group; if watchdog renames it this fails.
+    assert InotifyMoveEventGrouper()._queue.delay == MOVE_PAIRING_SECONDS <= 0.05
+    leaving = inbox / "done.png"
+    leaving.write_bytes(b"done")
+    intake.wait_for(leaving)
+    leaving.rename(tmp_path / "done.png")  # an unpaired IN_MOVED_FROM
+    arriving = tmp_path / "new.png"
+    arriving.write_bytes(b"new")
+    arriving.rename(inbox / "new.png")
+    intake.wait_for(inbox / "new.png")
 
 
 @pytest.mark.parametrize("mode", MODES)
