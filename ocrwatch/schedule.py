@@ -76,11 +76,15 @@ class ProcessingEstimate:
     ) -> ProcessingEstimate:
         """The estimate after one on-schedule poll that saw ``finished`` at its ``polls``-th."""
         elapsed_seconds = max(0.0, elapsed_seconds)
+        # Each step is taken from the poll's own elapsed time, not from the estimate: a burst
+        # of polls scheduled with the same estimate (a backlog keeps dozens in flight) moves
+        # it once, not once per poll.
         if finished and polls <= 1:
             streak = self.hit_streak + 1
-            seconds = self.seconds * ESTIMATE_SHRINK ** (1 + streak // STREAK_ACCELERATION)
+            shrink = ESTIMATE_SHRINK ** (1 + streak // STREAK_ACCELERATION)
+            seconds = min(self.seconds, elapsed_seconds * shrink)
         elif polls <= 1:
-            streak, seconds = 0, self.seconds * ESTIMATE_GROWTH
+            streak, seconds = 0, max(self.seconds, elapsed_seconds * ESTIMATE_GROWTH)
         elif finished:
             streak, seconds = 0, self.seconds
             if elapsed_seconds > self.seconds * 1.5:  # tasks got much slower: catch up now

@@ -90,6 +90,19 @@ def test_an_estimate_far_off_comes_to_the_real_time_within_a_few_dozen_tasks(
     assert max(lateness[-10:]) < 0.3
 
 
+def test_a_burst_of_polls_scheduled_together_moves_the_estimate_once() -> None:
+    """A backlog keeps dozens of tasks in flight, all polled with the same estimate."""
+    estimate = ProcessingEstimate(seconds=2.0)
+    misses = estimate
+    for _ in range(32):
+        misses = misses.observe(elapsed_seconds=2.0, finished=False, polls=1, cap_seconds=60)
+    assert misses.seconds == pytest.approx(2.0 * 1.05)
+    hits = estimate
+    for _ in range(32):
+        hits = hits.observe(elapsed_seconds=2.0, finished=True, polls=1, cap_seconds=60)
+    assert 2.0 * 0.98**5 <= hits.seconds < 2.0 * 0.98
+
+
 def test_an_estimate_stays_between_the_floor_and_the_cap() -> None:
     low = ProcessingEstimate(seconds=POLL_MIN_SECONDS, hit_streak=100)
     assert low.observe(elapsed_seconds=0.1, finished=True, polls=1, cap_seconds=60).seconds == (
