@@ -27,13 +27,15 @@ def wait_for(
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
     interval_seconds: float = 0.05,
     what: str = "condition",
-) -> None:
-    """Poll ``condition`` until it is true; fail with ``what`` at the deadline."""
+) -> object:
+    """Poll ``condition`` until it is true and return its value; fail with ``what`` at the
+    deadline."""
     deadline = time.monotonic() + timeout_seconds
-    while not condition():
+    while not (value := condition()):
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not reached within {timeout_seconds} s")
         time.sleep(interval_seconds)
+    return value
 
 
 def ocrwatch_command(

@@ -5,17 +5,14 @@ from __future__ import annotations
 import http.server
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from daemon_harness import CLIENT_SECRET, write_config
+from daemon_process import daemon, wait_for
 
 from ocrwatch.config import HookConfig
 from ocrwatch.emulator import Emulator
@@ -43,14 +40,6 @@ def ocrwatch(
         stdin=subprocess.DEVNULL,
         env={**os.environ, **(env or {})},
     )
-
-
-def wait_for(condition: Callable[[], object], *, timeout_seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout_seconds} s")
-        time.sleep(0.05)
 
 
 def events(stderr: str, name: str) -> list[dict[str, Any]]:
@@ -147,23 +136,6 @@ def test_a_hook_past_its_timeout_is_killed_and_logged(tmp_path: Path, emulator: 
     wait_for(lambda: not Path(f"/proc/{pid}").exists(), timeout_seconds=10)
 
 
-@contextmanager
-def daemon(config: Path, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "ocrwatch", "--log-format", "json", "run", "-c", str(config)],
-            stdout=subprocess.DEVNULL,
-            stderr=log_file,
-            stdin=subprocess.DEVNULL,
-        )
-        try:
-            yield process
-        finally:
-            if process.poll() is None:
-                process.kill()
-            process.wait()
-
-
 def test_a_hanging_hook_never_holds_up_files_and_dies_with_the_daemon(
     tmp_path: Path, emulator: Emulator
 ) -> None:
@@ -189,14 +161,13 @@ def test_a_hanging_hook_never_holds_up_files_and_dies_with_the_daemon(
         ],
     )
     names = [f"f{n}.png" for n in range(5)]  # more files than hook workers
-    with daemon(config, tmp_path / "daemon.log") as process:
+    with daemon(config, tmp_path / "daemon.log") as running:
         for name in names:
             (tmp_path / "inbox" / name).write_bytes(make_png(name))
         # Every sidecar is written while the hooks hang (far within their 240 s timeout).
         wait_for(lambda: all((tmp_path / "inbox" / f"{n}.txt").exists() for n in names))
         wait_for(lambda: len(list(pids.iterdir())) == 2)  # two hook workers, both stuck
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=15) == 0
+        assert running.terminate(timeout_seconds=15) == 0
     for pid_path in pids.iterdir():
         wait_for(lambda p=pid_path: not Path(f"/proc/{p.name}").exists(), timeout_seconds=10)
     log = (tmp_path / "daemon.log").read_text()

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import re
-import signal
-import subprocess
-import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import requests
 from daemon_harness import write_config
+from daemon_process import Daemon, daemon, wait_for
 
 from ocrwatch.emulator import Emulator
 from ocrwatch.emulator.samples import make_png
@@ -116,52 +110,9 @@ def test_renders_taken_while_threads_update_are_always_consistent() -> None:
 # --- a real daemon ---------------------------------------------------------------------------
 
 
-@contextmanager
-def daemon(config: Path, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "ocrwatch", "--log-format", "json", "run", "-c", str(config)],
-            stdout=subprocess.DEVNULL,
-            stderr=log_file,
-            stdin=subprocess.DEVNULL,
-        )
-        try:
-            yield process
-        finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-
-
-def wait_for(condition: Callable[[], object], *, timeout_seconds: float = 30.0) -> object:
-    deadline = time.monotonic() + timeout_seconds
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout_seconds} s")
-        time.sleep(0.05)
-
-
-def log_events(log_path: Path) -> list[dict[str, object]]:
-    events = []
-    for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines():
-        if line.startswith("{"):
-            try:
-                events.append(json.loads(line))
-            except ValueError:
-                continue  # a line still being written
-    return events
-
-
-def listening_port(log_path: Path) -> int:
+def listening_port(running: Daemon) -> int:
     def port() -> int | None:
-        for event in log_events(log_path):
+        for event in running.events():
             if event.get("event") == "metrics_listening":
                 return int(str(event["port"]))
         return None
@@ -186,9 +137,8 @@ def test_a_running_daemon_serves_its_metrics_and_writes_the_textfile(
         emulator.base_url,
         metrics={"listen": "127.0.0.1:0", "textfile": str(textfile), "interval_seconds": 0.2},
     )
-    log_path = tmp_path / "daemon.log"
-    with daemon(config, log_path):
-        port = listening_port(log_path)
+    with daemon(config, tmp_path / "daemon.log") as running:
+        port = listening_port(running)
         before = scrape(port)
         assert sample(before, "ocrwatch_files_discovered_total", inbox="scans") == 0
         assert sample(before, "ocrwatch_circuit_breaker_state", state="closed") in (None, 1)

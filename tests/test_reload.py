@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import signal
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from daemon_harness import emulator_submits, run_until, running_service, write_config
+from daemon_process import Daemon, daemon, wait_for
 
 from ocrwatch.config import load_config
 from ocrwatch.emulator import Emulator
@@ -27,58 +23,14 @@ def inbox(**extra: Any) -> list[dict[str, Any]]:
     return [{"name": "scans", "path": "inbox", "error_dir": "errors", **extra}]
 
 
-@contextmanager
-def daemon(config: Path, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "ocrwatch", "--log-format", "json", "run", "-c", str(config)],
-            stdout=subprocess.DEVNULL,
-            stderr=log_file,
-            stdin=subprocess.DEVNULL,
-        )
-        try:
-            yield process
-        finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+def named(running: Daemon, name: str) -> list[dict[str, Any]]:
+    return [event for event in running.events() if event.get("event") == name]
 
 
-def wait_for(condition: Callable[[], object], *, timeout_seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout_seconds} s")
-        time.sleep(0.05)
-
-
-def log_events(log_path: Path) -> list[dict[str, Any]]:
-    found = []
-    for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines():
-        if line.startswith("{"):
-            try:
-                found.append(json.loads(line))
-            except ValueError:
-                continue  # still being written
-    return found
-
-
-def named(log_path: Path, name: str) -> list[dict[str, Any]]:
-    return [event for event in log_events(log_path) if event.get("event") == name]
-
-
-def ready(log_path: Path) -> None:
-    wait_for(lambda: named(log_path, "daemon_ready"))
-
-
-def hangup_and_wait(process: subprocess.Popen[bytes], log_path: Path, event: str) -> None:
-    before = len(named(log_path, event))
-    process.send_signal(signal.SIGHUP)
-    wait_for(lambda: len(named(log_path, event)) > before)
+def hangup_and_wait(running: Daemon, event: str) -> None:
+    before = len(named(running, event))
+    running.process.send_signal(signal.SIGHUP)
+    wait_for(lambda: len(named(running, event)) > before)
 
 
 # --- through the CLI --------------------------------------------------------------------------
@@ -86,10 +38,9 @@ def hangup_and_wait(process: subprocess.Popen[bytes], log_path: Path, event: str
 
 def test_sighup_applies_new_result_types_to_new_files(tmp_path: Path, emulator: Emulator) -> None:
     config = write_config(tmp_path, emulator.base_url, inboxes=inbox(result_types=["text"]))
-    log_path = tmp_path / "daemon.log"
     drop = tmp_path / "inbox"
-    with daemon(config, log_path) as process:
-        ready(log_path)
+    with daemon(config, tmp_path / "daemon.log") as running:
+        running.wait_for_event("daemon_ready")
         (drop / "before.png").write_bytes(make_png("before the reload"))
         wait_for((drop / "before.png.txt").exists)
 
@@ -99,16 +50,16 @@ def test_sighup_applies_new_result_types_to_new_files(tmp_path: Path, emulator: 
             inboxes=inbox(result_types=["text", "hocr"]),
             service={"max_in_flight": 3},  # only a restart can change this
         )
-        hangup_and_wait(process, log_path, "config_reloaded")
+        hangup_and_wait(running, "config_reloaded")
         (drop / "after.png").write_bytes(make_png("after the reload"))
         wait_for(lambda: (drop / "after.png.hocr").exists() and (drop / "after.png.txt").exists())
 
-        assert process.poll() is None
+        assert running.is_running()
     assert (drop / "after.png.txt").read_text() == "after the reload"
     assert not (drop / "before.png.hocr").exists()
-    (reloaded,) = named(log_path, "config_reloaded")
+    (reloaded,) = named(running, "config_reloaded")
     assert reloaded["changed"] == ["scans"] and reloaded["restart_needed_for"] == ["service"]
-    (restart,) = named(log_path, "config_reload_needs_restart")
+    (restart,) = named(running, "config_reload_needs_restart")
     assert restart["sections"] == ["service"]
 
 
@@ -116,22 +67,21 @@ def test_sighup_with_a_broken_config_keeps_the_old_one_running(
     tmp_path: Path, emulator: Emulator
 ) -> None:
     config = write_config(tmp_path, emulator.base_url, inboxes=inbox(result_types=["text"]))
-    log_path = tmp_path / "daemon.log"
     drop = tmp_path / "inbox"
-    with daemon(config, log_path) as process:
-        ready(log_path)
+    with daemon(config, tmp_path / "daemon.log") as running:
+        running.wait_for_event("daemon_ready")
         write_config(tmp_path, emulator.base_url, inboxes=inbox(language="Englsh"))
-        hangup_and_wait(process, log_path, "config_reload_failed")
+        hangup_and_wait(running, "config_reload_failed")
         config.write_text("inboxes: [unclosed\n")
-        hangup_and_wait(process, log_path, "config_reload_failed")
+        hangup_and_wait(running, "config_reload_failed")
 
         (drop / "still.png").write_bytes(make_png("old config still in force"))
         wait_for((drop / "still.png.txt").exists)
-        assert process.poll() is None, "a broken config never stops the daemon"
-    first, second = named(log_path, "config_reload_failed")
+        assert running.is_running(), "a broken config never stops the daemon"
+    first, second = named(running, "config_reload_failed")
     assert any("Englsh" in problem for problem in first["problems"])
     assert any("not valid YAML" in problem for problem in second["problems"])
-    assert not named(log_path, "config_reloaded")
+    assert not named(running, "config_reloaded")
     assert (drop / "still.png.txt").read_text() == "old config still in force"
 
 
@@ -140,21 +90,20 @@ def test_a_task_in_flight_keeps_the_profile_it_started_with(
 ) -> None:
     emulator = make_emulator(processing_seconds=(4.0, 4.0))
     config = write_config(tmp_path, emulator.base_url, inboxes=inbox(result_types=["text"]))
-    log_path = tmp_path / "daemon.log"
     drop = tmp_path / "inbox"
-    with daemon(config, log_path) as process:
-        ready(log_path)
+    with daemon(config, tmp_path / "daemon.log") as running:
+        running.wait_for_event("daemon_ready")
         (drop / "early.png").write_bytes(make_png("submitted under the old profile"))
         wait_for(lambda: emulator_submits(emulator) == 1)
         write_config(tmp_path, emulator.base_url, inboxes=inbox(result_types=["text", "hocr"]))
-        hangup_and_wait(process, log_path, "config_reloaded")
+        hangup_and_wait(running, "config_reloaded")
         (drop / "late.png").write_bytes(make_png("found under the new profile"))
         wait_for(lambda: (drop / "late.png.hocr").exists() and (drop / "early.png.txt").exists())
-    events = [e["event"] for e in log_events(log_path)]
+    events = [e["event"] for e in running.events()]
     assert events.index("config_reloaded") < events.index("task_completed"), "reloaded mid-task"
     assert (drop / "early.png.txt").read_text() == "submitted under the old profile"
     assert not (drop / "early.png.hocr").exists()
-    (reloaded,) = named(log_path, "config_reloaded")
+    (reloaded,) = named(running, "config_reloaded")
     assert reloaded["jobs_keeping_old_profile"] == 1
 
 
