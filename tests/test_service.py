@@ -14,6 +14,7 @@ from daemon_harness import emulator_submits, run_until, running_service, write_c
 from ocrwatch.emulator import Emulator, Faults
 from ocrwatch.emulator.samples import make_jpeg, make_pdf, make_png, make_tiff
 from ocrwatch.model import JobState
+from ocrwatch.service import MAX_DISCOVERIES_PER_TICK, MAX_SETTLE_CHECKS_PER_TICK
 
 MakeEmulator = Callable[..., Emulator]
 
@@ -414,3 +415,27 @@ def test_an_outage_of_a_full_minute_loses_nothing(
         assert store.count_by_state()[JobState.DONE] == 20
     for n in range(10):
         assert (tmp_path / "inbox" / f"during{n}.png.txt").read_text() == f"during {n}"
+
+
+def test_one_tick_discovers_and_settle_checks_a_bounded_number_of_files(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    """A drop of thousands of files must not hold up the submits and polls of one tick."""
+    files = MAX_DISCOVERIES_PER_TICK * 2 + 50
+    config = write_config(tmp_path, emulator.base_url)
+    with running_service(config, watch=False) as (service, store, _):
+        for n in range(files):
+            path = tmp_path / "inbox" / f"{n:04}.png"
+            path.write_bytes(make_png(f"file {n}"))
+            service.intake.put(("scans", path, True))  # as the watcher reports them
+        now = service.now()
+        service.tick(now)
+        assert store.count_by_state()[JobState.SETTLING] == MAX_DISCOVERIES_PER_TICK
+        service.tick(now)
+        service.tick(now)
+        assert store.count_by_state()[JobState.SETTLING] == files
+        service.tick(now + 5.0)  # every file is due for its settle check now
+        assert store.count_by_state()[JobState.SETTLING] == files - MAX_SETTLE_CHECKS_PER_TICK
+        run_until(
+            service, lambda: store.count_by_state()[JobState.DONE] == files, timeout_seconds=120
+        )
