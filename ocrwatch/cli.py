@@ -20,8 +20,8 @@ from typing import Any, TextIO
 from ocrwatch import __version__, doctor, logsetup
 from ocrwatch.aspose import OcrClient, Timeouts
 from ocrwatch.config import Config, describe, load_config
-from ocrwatch.embedded import EmbeddedService, missing_modules, supported_languages
 from ocrwatch.emulator import cli as emulator_cli
+from ocrwatch.engine import missing_modules, supported_languages
 from ocrwatch.errors import ConfigError, ExitCode, OcrwatchError
 from ocrwatch.explain import explain
 from ocrwatch.model import JobState
@@ -168,6 +168,9 @@ def _api_client(config: Config) -> Iterator[OcrClient]:
         base_url, credentials = service_config.url, service_config.credentials
         if service_config.is_embedded:
             _check_embedded(config)
+            # The server and the engine's pool: loaded only for the embedded service.
+            from ocrwatch.embedded import EmbeddedService  # noqa: PLC0415
+
             embedded = stack.enter_context(EmbeddedService())
             base_url, credentials = embedded.base_url, embedded.credentials
         yield stack.enter_context(

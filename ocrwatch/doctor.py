@@ -16,7 +16,7 @@ from pathlib import Path
 from ocrwatch.aspose import OcrClient, Timeouts
 from ocrwatch.checkup import INOTIFY, Finding, Level, local_findings
 from ocrwatch.config import Config
-from ocrwatch.embedded import missing_modules, supported_languages
+from ocrwatch.engine import missing_modules, supported_languages
 from ocrwatch.errors import (
     ApiRejected,
     ApiUnavailable,

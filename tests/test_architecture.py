@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import ast
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -81,3 +84,33 @@ def test_module_imports_follow_the_layering(path: Path) -> None:
 def test_no_grab_bag_modules() -> None:
     names = {p.stem for p in MODULES}
     assert not names & {"utils", "helpers", "common", "misc"}
+
+
+# What only `serve` and the embedded service need. Each module the daemon imports keeps
+# its names in CPython's interned-string table for the life of the process, and that table's
+# size decides whether RSS steps up during a long stream (docs/benchmarks.md, "What limits it").
+NOT_FOR_THE_DAEMON = (
+    "ocrwatch.embedded",
+    "ocrwatch.emulator.server",
+    "ocrwatch.emulator.recognizer",
+    "ocrwatch.emulator.api",
+)
+
+
+def test_the_daemon_command_line_does_not_load_the_server() -> None:
+    probe = "import json, sys, ocrwatch.cli; print(json.dumps(sorted(sys.modules)))"
+    loaded = set(json.loads(subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout))  # fmt: skip
+    assert "ocrwatch.service" in loaded  # the probe saw the daemon's imports
+    assert not loaded & set(NOT_FOR_THE_DAEMON), sorted(loaded & set(NOT_FOR_THE_DAEMON))
+
+
+def test_the_emulator_package_loads_its_names_on_first_use() -> None:
+    from ocrwatch import emulator
+    from ocrwatch.emulator.server import Emulator
+
+    assert set(emulator.__all__) == set(emulator._EXPORTS)
+    assert emulator.Emulator is Emulator
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        _ = emulator.Nope

@@ -7,17 +7,38 @@ happened. ``samples`` makes documents whose text the fixture recognizer knows.
 
 from __future__ import annotations
 
-from ocrwatch.emulator.config import EmulatorConfig, Faults
-from ocrwatch.emulator.recognizer import (
-    Box,
-    FixtureRecognizer,
-    Line,
-    PageText,
-    Recognition,
-    Recognizer,
-)
-from ocrwatch.emulator.server import Emulator
-from ocrwatch.emulator.stats import EmulatorStats
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ocrwatch.emulator.config import EmulatorConfig, Faults
+    from ocrwatch.emulator.recognizer import (
+        Box,
+        FixtureRecognizer,
+        Line,
+        PageText,
+        Recognition,
+        Recognizer,
+    )
+    from ocrwatch.emulator.server import Emulator
+    from ocrwatch.emulator.stats import EmulatorStats
+
+# Loaded on first use, so that ``ocrwatch run`` (whose command line knows ``serve``) does not
+# import the server, its recognizer and their libraries. Every module a long-running daemon
+# imports keeps its identifiers in CPython's interned-string table; see docs/benchmarks.md
+# ("What limits it") for why that table's size matters to the RSS over a long stream.
+_EXPORTS = {
+    "Box": "recognizer",
+    "Emulator": "server",
+    "EmulatorConfig": "config",
+    "EmulatorStats": "stats",
+    "Faults": "config",
+    "FixtureRecognizer": "recognizer",
+    "Line": "recognizer",
+    "PageText": "recognizer",
+    "Recognition": "recognizer",
+    "Recognizer": "recognizer",
+}
 
 __all__ = [
     "Box",
@@ -31,3 +52,12 @@ __all__ = [
     "Recognition",
     "Recognizer",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

@@ -19,7 +19,6 @@ from typing import TextIO
 import structlog
 
 from ocrwatch.emulator.config import EmulatorConfig, Faults
-from ocrwatch.emulator.server import Emulator
 from ocrwatch.errors import ConfigError
 from ocrwatch.model import Credentials
 
@@ -164,6 +163,9 @@ def run(args: argparse.Namespace, *, out: TextIO) -> int:
     if is_main_thread:
         for signum in (signal.SIGTERM, signal.SIGINT):
             previous[signum] = signal.signal(signum, request_stop)
+    # Only here: the daemon's command line imports this module for its arguments.
+    from ocrwatch.emulator.server import Emulator  # noqa: PLC0415
+
     emulator = Emulator(config)
     try:
         try:
