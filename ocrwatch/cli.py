@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
-from ocrwatch import __version__, doctor, logsetup
+from ocrwatch import __version__, allocator, doctor, logsetup
 from ocrwatch.aspose import OcrClient, Timeouts
 from ocrwatch.config import Config, describe, load_config
 from ocrwatch.emulator import cli as emulator_cli
@@ -131,6 +131,7 @@ def _check(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     config = _load(args)
+    allocator.keep_large_blocks_mapped()  # before the daemon's heap churn starts
     with _service(config) as service:
         service.run()
     return int(ExitCode.OK)
