@@ -93,10 +93,22 @@ def _machine(results: dict[str, Any]) -> list[str]:
     shown = " then ".join(f"`.venv/bin/{c}`" for c in commands)
     return [
         f"Machine: {m.get('cores')} cores ({m.get('cpu_model')}), {m.get('memory_gib')} GiB "
-        f"RAM, Linux {m.get('kernel')}, Python {m.get('python')}; ocrwatch at commit "
-        f"`{m.get('commit')}`. Commands: {shown}. Each run's start time, the load before it "
-        "and its wall time are in `bench/results/full.json`.",
+        f"RAM, Linux {m.get('kernel')}, Python {m.get('python')}; {_commits(results)}. "
+        f"Commands: {shown}. Each run's start time, the load before it and its wall time "
+        "are in `bench/results/full.json`.",
     ]
+
+
+def _commits(results: dict[str, Any]) -> str:
+    """Which commit of ocrwatch each run measured (a re-run of some scenarios mixes them)."""
+    by_commit: dict[str, list[str]] = {}
+    for name, run in results.get("runs", {}).items():
+        commit = run.get("commit") or results.get("machine", {}).get("commit")
+        by_commit.setdefault(str(commit), []).append(name)
+    if len(by_commit) <= 1:
+        return f"ocrwatch at commit `{next(iter(by_commit), None)}`"
+    parts = [f"`{commit}` for {', '.join(names)}" for commit, names in by_commit.items()]
+    return "ocrwatch at commit " + "; ".join(parts)
 
 
 def _targets(runs: dict[str, dict[str, Any]]) -> list[str]:
