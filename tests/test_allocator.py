@@ -38,13 +38,19 @@ def _glibc() -> bool:
 pytestmark = pytest.mark.skipif(not _glibc(), reason="glibc only")
 
 
+# glibc's own tunables would change what the second test sees.
+CLEAN_ENVIRONMENT = {
+    k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"
+}
+
+
 def run_child(mode: str, **env: str) -> tuple[str, int]:
     done = subprocess.run(
         [sys.executable, "-c", CHILD, mode],
         capture_output=True,
         text=True,
         check=True,
-        env={**os.environ, **env},
+        env={**CLEAN_ENVIRONMENT, **env},
     )
     answer, grown = done.stdout.split()
     return answer, int(grown)
