@@ -94,24 +94,22 @@ class ProcessingEstimate:
         return ProcessingEstimate(min(cap_seconds, max(POLL_MIN_SECONDS, seconds)), streak)
 
 
-def first_poll_delay(estimate_seconds: float | None) -> float:
+def first_poll_delay(estimate_seconds: float) -> float:
     """The first poll comes when the estimate says most tasks are finished."""
-    estimate = DEFAULT_PROCESSING_ESTIMATE_SECONDS if estimate_seconds is None else estimate_seconds
-    return max(POLL_MIN_SECONDS, estimate)
+    return max(POLL_MIN_SECONDS, estimate_seconds)
 
 
-def next_poll_delay(polls_done: int, *, estimate_seconds: float | None) -> float:
+def next_poll_delay(polls_done: int, *, estimate_seconds: float) -> float:
     """The wait after the ``polls_done``-th poll found the task unfinished.
 
     A first poll misses only by a little when the estimate is right, so the second comes
     soon (a tenth of the estimate); later polls back off geometrically from a quarter of
     the estimate, up to a cap.
     """
-    estimate = DEFAULT_PROCESSING_ESTIMATE_SECONDS if estimate_seconds is None else estimate_seconds
     if polls_done <= 1:
-        delay = estimate * SECOND_POLL_FRACTION
+        delay = estimate_seconds * SECOND_POLL_FRACTION
     else:
-        delay = estimate * LATER_POLL_FRACTION * POLL_GROWTH ** (polls_done - 2)
+        delay = estimate_seconds * LATER_POLL_FRACTION * POLL_GROWTH ** (polls_done - 2)
     return min(POLL_CAP_SECONDS, max(POLL_MIN_SECONDS, delay))
 
 
@@ -190,7 +188,7 @@ def decide_poll(
     attempts: int,
     max_attempts: int,
     deadline_seconds: float,
-    estimate_seconds: float | None,
+    estimate_seconds: float,
 ) -> PollDecision:
     """What one poll's task status means for the job."""
     if status is TaskStatus.COMPLETED:
