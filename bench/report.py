@@ -13,7 +13,6 @@ from typing import Any
 
 from bench.breakdown import STAGES
 from bench.server import REPO_ROOT
-from bench.stats import slope
 
 DOC = REPO_ROOT / "docs" / "benchmarks.md"
 PLOTS = REPO_ROOT / "docs" / "benchmarks"
@@ -179,7 +178,7 @@ def _targets(runs: dict[str, dict[str, Any]]) -> list[str]:
         )
     if stream:
         slope = stream["client_rss_slope_mib_per_minute"]
-        late = late_slope(stream)
+        late = stream["client_rss_slope_late_mib_per_minute"]
         minutes = stream["makespan_seconds"] / 60
         rows.append(
             _row(
@@ -432,19 +431,6 @@ def _plots(runs: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
     return made
 
 
-def late_slope(run: dict[str, Any]) -> float:
-    """The RSS slope (MiB/min) over the second half of a run, from its stored series."""
-    found = run.get("client_rss_slope_late_mib_per_minute")
-    if found is not None:
-        return float(found)
-    points = run["series"]["rss"]
-    half = points[-1][0] / 2
-    kept = [p for p in points if p[0] >= half]
-    value = slope([p[0] / 60 for p in kept], [p[1] for p in kept])
-    return 0.0 if value is None else value
-
-
 def _late_or_na(run: dict[str, Any]) -> str:
-    if run.get("client_rss_slope_mib_per_minute") is None:
-        return "n/a"
-    return f"{late_slope(run):+.4f}"
+    late = run.get("client_rss_slope_late_mib_per_minute")
+    return "n/a" if late is None else f"{late:+.4f}"
