@@ -18,6 +18,10 @@ from __future__ import annotations
 import ctypes
 import os
 
+import structlog
+
+log = structlog.get_logger(__name__)
+
 # mallopt's parameter number, from glibc's malloc.h.
 M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD_BYTES = 128 * 1024  # glibc's own starting value
@@ -27,13 +31,17 @@ ENVIRONMENT_OVERRIDE = "MALLOC_MMAP_THRESHOLD_"
 def keep_large_blocks_mapped() -> bool:
     """Fix glibc's mmap threshold at 128 KiB; False if not glibc or the operator set it."""
     if ENVIRONMENT_OVERRIDE in os.environ:
+        log.debug("allocator_left_alone", reason=f"{ENVIRONMENT_OVERRIDE} is set")
         return False
     try:
         libc = ctypes.CDLL(None)
         libc.gnu_get_libc_version  # noqa: B018 (only glibc has it; musl has a mallopt too)
         mallopt = libc.mallopt
     except (OSError, AttributeError):
+        log.debug("allocator_left_alone", reason="the C library is not glibc")
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
-    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
+    done = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
+    log.debug("allocator_set", mmap_threshold_bytes=MMAP_THRESHOLD_BYTES, accepted=done)
+    return done

@@ -5,8 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from daemon_harness import write_config
+from daemon_process import daemon
+
+from ocrwatch import allocator
+from ocrwatch.emulator import Emulator
 
 # Allocate, touch and free 4 MiB three times; print how much the RSS grew (KiB).
 CHILD = """
@@ -52,7 +58,7 @@ def run_child(mode: str, **env: str) -> tuple[str, int]:
         check=True,
         env={**CLEAN_ENVIRONMENT, **env},
     )
-    answer, grown = done.stdout.split()
+    answer, grown = done.stdout.splitlines()[-2:]  # after the module's own log line
     return answer, int(grown)
 
 
@@ -72,3 +78,13 @@ def test_without_it_glibc_keeps_a_freed_large_block_in_the_heap() -> None:
 def test_an_operators_own_setting_is_left_alone() -> None:
     answer, _ = run_child("set", MALLOC_MMAP_THRESHOLD_="8388608")
     assert answer == "False"
+
+
+def test_ocrwatch_run_sets_it_before_the_daemon_starts(tmp_path: Path, emulator: Emulator) -> None:
+    config = write_config(tmp_path, emulator.base_url)
+    with daemon(config, tmp_path / "daemon.log", log_level="debug") as running:
+        running.wait_for_event("daemon_ready")
+        set_at = [e for e in running.events() if e["event"] == "allocator_set"]
+        assert set_at == [
+            {**set_at[0], "mmap_threshold_bytes": allocator.MMAP_THRESHOLD_BYTES, "accepted": True}
+        ]
