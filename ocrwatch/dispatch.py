@@ -33,6 +33,7 @@ from ocrwatch.errors import (
     InputFileError,
     PermanentError,
     SourceChanged,
+    SourceVanished,
     SubmitOutcomeUnknown,
     TransientError,
 )
@@ -108,6 +109,10 @@ class Dispatcher:
     @property
     def busy_count(self) -> int:
         return self._uploads.busy_count + self._polls.busy_count
+
+    @property
+    def running_count(self) -> int:
+        return self._uploads.running_count + self._polls.running_count
 
     @property
     def is_paused(self) -> bool:
@@ -194,7 +199,11 @@ class Dispatcher:
             raise ValueError(f"job {job.id} was queued without a fingerprint and mode")
 
         def upload() -> str:
-            with probe.open_for_upload(path, expected=fingerprint) as source:
+            try:
+                opened = probe.open_for_upload(path, expected=fingerprint)
+            except (FileNotFoundError, NotADirectoryError) as exc:
+                raise SourceVanished(f"{path} is no longer there") from exc
+            with opened as source:
                 started = time.monotonic()
                 try:
                     return api.submit(mode, source, inbox.settings)
@@ -228,7 +237,15 @@ class Dispatcher:
                 attempt=job.attempts,
             )
             return
-        if isinstance(error, SourceChanged):
+        if isinstance(error, SourceVanished):
+            # Deleted, or its folder renamed, after it settled: nothing to fail. If it lives
+            # on under another name in an inbox, discovery finds it there as a new file.
+            self.breaker = self.breaker.on_abandoned()
+            self.forget(job.id)
+            self._profiles.release(job.id)
+            self._store.delete(job.id)
+            log.info("file_vanished", job_id=job.id, path=str(job.path), state=job.state.value)
+        elif isinstance(error, SourceChanged):
             self.breaker = self.breaker.on_abandoned()
             job = self._store.update(
                 job.id, now=now, state=JobState.SETTLING, attempts=job.attempts - 1

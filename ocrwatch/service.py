@@ -272,6 +272,11 @@ class Service:
             self.publish_metrics(self._clock())  # the textfile ends with the final counts
         self._publisher.stop()
 
+    @property
+    def calls_running(self) -> int:
+        """Uploads and polls still running on the worker pools (a test waits for them)."""
+        return self._dispatcher.running_count
+
     def is_idle(self) -> bool:
         """Nothing is active: every file found so far is done or failed, and its hooks ran."""
         if self._dispatcher.busy_count or not self.intake.empty() or not self._hooks.is_idle:

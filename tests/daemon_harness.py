@@ -106,3 +106,32 @@ def sidecar_text(path: Path) -> str:
 
 def emulator_submits(emulator: Emulator) -> int:
     return sum(emulator.stats().submits.values())
+
+
+class FakeClock:
+    """A clock that moves only when the test says so: ``Service(clock=...)`` and ``tick(now)``."""
+
+    def __init__(self, start: float = 1_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> float:
+        self.now += seconds
+        return self.now
+
+
+def tick_settled(service: Service, now: float, *, timeout_seconds: float = 30.0) -> None:
+    """Tick at ``now``, wait (real time) for the calls it started, and tick again to apply them.
+
+    The service's clock stays at ``now``: what the workers brought back is applied at the same
+    moment, so a scenario's times are exact whatever the machine's load.
+    """
+    service.tick(now)
+    deadline = time.monotonic() + timeout_seconds
+    while service.calls_running:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"calls still running after {timeout_seconds} s")
+        time.sleep(0.01)
+    service.tick(now)
