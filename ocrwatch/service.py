@@ -65,6 +65,7 @@ PRUNE_INTERVAL_SECONDS = 86400.0
 FAILURE_RETRY_SECONDS = 60.0
 PIN_CHECK_SECONDS = 60.0
 PROGRESS_INTERVAL_SECONDS = 0.2
+WAITING_LOG_INTERVAL_SECONDS = 60.0  # file_waiting_incomplete, per file
 HOOKS_GRACE_SECONDS = 1.5
 # One tick discovers, and checks for settling, at most this many files each, so a drop of
 # thousands of files never holds up the uploads and polls of the files ahead of it.
@@ -101,6 +102,10 @@ class NullNotifier:
 class _Settling:
     state: policy.SettleState
     check_at: float
+    # Set while the file is quiet but looks incomplete: why, and when it will be failed.
+    incomplete_reason: str | None = None
+    fails_at: float | None = None
+    next_waiting_log_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,7 +253,29 @@ class Service:
             failed=self._finisher.failed_count,
             active=sum(n for state, n in counts.items() if state.is_active),
             in_flight=sum(counts.get(state, 0) for state in _IN_FLIGHT),
+            waiting_for=self._waiting_for(),
         )
+
+    def _waiting_for(self) -> str | None:
+        """What the oldest file held back as incomplete is waiting for (``once`` says it)."""
+        held = [
+            (entry.state.first_seen_at, job_id, entry)
+            for job_id, entry in self._settling.items()
+            if entry.incomplete_reason is not None
+        ]
+        if not held:
+            return None
+        _, job_id, entry = min(held, key=lambda item: item[:2])
+        try:
+            job = self._store.get(job_id)
+            bound = self._profile(job).incomplete_after_seconds
+        except LookupError:
+            return None
+        text = (
+            f"{job.path.name}: {entry.incomplete_reason} "
+            f"(fails as incomplete once unchanged for {bound:g} s)"
+        )
+        return text if len(held) == 1 else f"{text} (and {len(held) - 1} more)"
 
     def shutdown(self) -> None:
         self._notifier.stopping()
@@ -510,9 +537,21 @@ class Service:
             now=now,
             settle_seconds=inbox.settle_seconds,
             max_settle_seconds=inbox.max_settle_seconds,
+            incomplete_after_seconds=inbox.incomplete_after_seconds,
             looks_complete=looks_complete,
             incomplete_reason=incomplete,
         )
+        entry.incomplete_reason = verdict.reason if verdict.fails_at is not None else None
+        entry.fails_at = verdict.fails_at
+        if verdict.fails_at is not None and now >= entry.next_waiting_log_at:
+            entry.next_waiting_log_at = now + WAITING_LOG_INTERVAL_SECONDS
+            log.info(
+                "file_waiting_incomplete",
+                job_id=job.id,
+                path=str(job.path),
+                reason=verdict.reason,
+                fails_in_seconds=round(verdict.fails_at - now, 1),
+            )
         if verdict.kind == "wait":
             # Never sooner than MIN_RECHECK_SECONDS: with settle_seconds 0 and a file that
             # looks incomplete, "check again now" would spin the loop re-reading it.
@@ -524,6 +563,9 @@ class Service:
         self._settling.pop(job.id, None)
         if verdict.kind == "never_settled":
             self._finisher.fail(job, ErrorClass.NEVER_SETTLED, verdict.reason, now)
+            return
+        if verdict.kind == "incomplete":
+            self._finisher.fail(job, ErrorClass.INCOMPLETE, verdict.reason, now)
             return
         self._on_settled(job, inbox, now)
 

@@ -19,10 +19,11 @@ from daemon_harness import (
     tick_settled,
     write_config,
 )
+from daemon_process import run_once
 from structlog.testing import capture_logs
 
 from ocrwatch.emulator import Emulator, Faults
-from ocrwatch.emulator.samples import make_png
+from ocrwatch.emulator.samples import make_jpeg, make_pdf, make_png
 from ocrwatch.model import JobState
 from ocrwatch.service import Service
 from ocrwatch.store import Store
@@ -137,3 +138,81 @@ def test_a_failed_task_of_an_unchanged_file_still_goes_to_the_error_folder(
         run_ticks(service, clock, step_seconds=0.5, until=reason_file.exists)
     assert json.loads(reason_file.read_text())["class"] == "task_error"
     assert (tmp_path / "errors" / "doc.png").exists()
+
+
+# ----------------------------------------------------------------- B.4 broken files
+
+
+def test_broken_files_fail_as_incomplete_in_minutes_not_an_hour(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    # The defaults (settle 5 s, max_settle 3600 s, and no incomplete_after_seconds given).
+    config = write_config(
+        tmp_path,
+        emulator.base_url,
+        defaults={},
+        inboxes=[{"name": "s", "path": "inbox", "error_dir": "errors"}],
+    )
+    inbox = tmp_path / "inbox"
+    jpeg, pdf = make_jpeg("cut short"), make_pdf(["no end"])
+    (inbox / "empty.png").touch()
+    drop(inbox / "cut.jpg", jpeg[: len(jpeg) // 2])
+    drop(inbox / "bad.pdf", pdf[: len(pdf) - 40])
+    clock = FakeClock()
+    errors = tmp_path / "errors"
+    with (
+        capture_logs() as logs,
+        running_service(config, watch=False, clock=clock) as (service, _, _),
+    ):
+        started = clock.now
+        tick_settled(service, clock.advance(6.0))
+        waiting = service.progress().waiting_for or ""
+        assert "incomplete" in waiting or "empty file" in waiting, waiting
+        run_ticks(
+            service,
+            clock,
+            step_seconds=5.0,
+            until=lambda: len(list(errors.glob("*.error.json"))) == 3,
+            limit=120,  # ten minutes of fake time
+        )
+        assert clock.now - started <= 600.0
+    reasons = {
+        name: json.loads((errors / f"{name}.error.json").read_text())
+        for name in ("empty.png", "cut.jpg", "bad.pdf")
+    }
+    assert {r["class"] for r in reasons.values()} == {"incomplete"}
+    assert "empty file" in reasons["empty.png"]["message"]
+    assert "JPEG" in reasons["cut.jpg"]["message"]
+    assert "PDF" in reasons["bad.pdf"]["message"]
+    assert emulator_submits(emulator) == 0
+    waits = events(logs, "file_waiting_incomplete")
+    assert {entry["path"] for entry in waits} == {
+        str(inbox / name) for name in ("empty.png", "cut.jpg", "bad.pdf")
+    }
+    assert len(waits) <= 3 * 6, "logged while waiting, but not at every check"
+
+
+def test_once_says_which_file_it_waits_for_and_why(tmp_path: Path, emulator: Emulator) -> None:
+    config = write_config(
+        tmp_path,
+        emulator.base_url,
+        inboxes=[
+            {
+                "name": "s",
+                "path": "inbox",
+                "error_dir": "errors",
+                "settle_seconds": 0.2,
+                "incomplete_after_seconds": 1.5,
+            }
+        ],
+    )
+    jpeg = make_jpeg("cut short")
+    drop(tmp_path / "inbox" / "cut.jpg", jpeg[: len(jpeg) // 2])
+    drop(tmp_path / "inbox" / "good.png", make_png("good"))
+    result = run_once(config, timeout_seconds=120)
+    assert result.returncode == 1, result.stderr
+    assert "waiting for cut.jpg: incomplete JPEG (no end marker)" in result.stderr
+    assert "1 done, 1 failed" in result.stderr
+    reason = json.loads((tmp_path / "errors" / "cut.jpg.error.json").read_text())
+    assert reason["class"] == "incomplete"
+    assert (tmp_path / "inbox" / "good.png.txt").read_text() == "good"

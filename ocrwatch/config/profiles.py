@@ -12,7 +12,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ocrwatch.config.keys import EMBEDDED_URL
+from ocrwatch.config.keys import DEFAULT_INCOMPLETE_AFTER_SECONDS, EMBEDDED_URL
 from ocrwatch.model import (
     Credentials,
     Disposition,
@@ -93,6 +93,8 @@ class InboxConfig:
     polling_interval_seconds: float = 5.0
     settle_seconds: float = 5.0
     max_settle_seconds: float = 3600.0
+    # A file unchanged this long and still incomplete is broken, not slow: it fails.
+    incomplete_after_seconds: float = DEFAULT_INCOMPLETE_AFTER_SECONDS
     duplicates: DuplicatePolicy = DuplicatePolicy.REUSE
     hooks: HookConfig = HookConfig()
 
