@@ -25,6 +25,7 @@ from structlog.testing import capture_logs
 from ocrwatch.emulator import Emulator, Faults
 from ocrwatch.emulator.samples import make_jpeg, make_pdf, make_png
 from ocrwatch.model import JobState
+from ocrwatch.schedule import HEALTHY_RETRY_CAP_SECONDS
 from ocrwatch.service import Service
 from ocrwatch.store import Store
 
@@ -216,3 +217,86 @@ def test_once_says_which_file_it_waits_for_and_why(tmp_path: Path, emulator: Emu
     reason = json.loads((tmp_path / "errors" / "cut.jpg.error.json").read_text())
     assert reason["class"] == "incomplete"
     assert (tmp_path / "inbox" / "good.png.txt").read_text() == "good"
+
+
+# ----------------------------------------------------------------- E.9 Retry-After after a release
+
+
+def test_no_poll_comes_before_its_retry_after_even_when_the_breaker_releases_the_queue(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    # One upload and one poll at a time, so the fault each request meets is the one set
+    # just before its tick.
+    config = write_config(
+        tmp_path,
+        emulator.base_url,
+        service={"breaker_threshold": 2, "upload_concurrency": 1, "poll_concurrency": 1},
+    )
+    for name in ("a", "b", "c"):
+        drop(tmp_path / "inbox" / f"{name}.png", make_png(f"file {name}"))
+    clock = FakeClock()
+    with running_service(config, watch=False, clock=clock) as (service, store, _):
+        run_ticks(
+            service,
+            clock,
+            step_seconds=0.3,
+            until=lambda: len(store.jobs([JobState.SUBMITTED])) == 3,
+        )
+        a, b, _c = sorted(
+            store.jobs([JobState.SUBMITTED]), key=lambda job: job.next_attempt_at or 0
+        )
+        # a's poll meets a 429 with Retry-After 5 s; b's a 500, which opens the breaker.
+        emulator.set_faults(Faults(too_many_requests=1.0, retry_after_seconds=5))
+        clock.now = max(clock.now, a.next_attempt_at or 0.0)
+        tick_settled(service, clock.now)
+        throttled_at = clock.now
+        assert store.get(a.id).http_status == 429
+        emulator.set_faults(Faults(server_error=1.0))
+        clock.now = max(clock.now, b.next_attempt_at or 0.0)
+        tick_settled(service, clock.now)
+        assert service.status_line().endswith("service unavailable, paused")
+        # The service is back: b and c succeed, the breaker closes and releases the queue.
+        emulator.set_faults(Faults())
+        while clock.now < throttled_at + 5.0 - 0.1:
+            tick_settled(service, clock.advance(0.1))
+            if clock.now < throttled_at + 5.0:
+                assert store.get(a.id).state is JobState.SUBMITTED, (
+                    f"a was polled {clock.now - throttled_at:.2f} s after its Retry-After of 5 s"
+                )
+        assert not service.status_line().endswith("paused"), "the breaker closed meanwhile"
+        run_ticks(service, clock, step_seconds=0.1, until=service.is_idle)
+    assert (tmp_path / "inbox" / "a.png.txt").read_text() == "file a"
+
+
+# ----------------------------------------------------------------- E.11 backoff while healthy
+
+
+def test_while_the_service_answers_no_file_waits_more_than_a_few_seconds(
+    tmp_path: Path, make_emulator: Any
+) -> None:
+    # Half the requests fail, the other half succeed: the service is demonstrably answering,
+    # so however often one file is unlucky, it is tried again within a few seconds.
+    emulator = make_emulator(seed=3, faults=Faults(server_error=0.5))
+    config = write_config(
+        tmp_path,
+        emulator.base_url,
+        service={"breaker_threshold": 50, "upload_concurrency": 1, "poll_concurrency": 1},
+    )
+    for n in range(8):
+        drop(tmp_path / "inbox" / f"f{n}.png", make_png(f"file {n}"))
+    clock = FakeClock()
+    with (
+        capture_logs() as logs,
+        running_service(config, watch=False, clock=clock) as (service, store, _),
+    ):
+        run_ticks(
+            service,
+            clock,
+            step_seconds=0.25,
+            until=lambda: store.count_by_state().get(JobState.DONE, 0) == 8,
+            limit=2000,
+        )
+    retries = events(logs, "retry_scheduled")
+    assert retries, "the faults struck"
+    worst = max(entry["retry_in_seconds"] for entry in retries)
+    assert worst <= HEALTHY_RETRY_CAP_SECONDS, f"a file was sent {worst} s away"

@@ -40,7 +40,7 @@ class ServiceConfig:
     task_deadline_seconds: float = 3600.0  # kept below retention_seconds
     retention_seconds: float = 86400.0  # how long the service keeps results
     breaker_threshold: int = 5  # consecutive transient failures that open the breaker
-    breaker_probe_seconds: float = 30.0
+    breaker_probe_seconds: float = 1.5  # the longest wait between probes while it is down
     use_status_probe: bool = False  # poll GetTaskStatus first, fetch results once completed
 
     @property
