@@ -791,6 +791,25 @@ class Service:
         if job.state is JobState.SETTLING:
             self._resettle(job, now)
             return "settling"
+        if job.state in _IN_FLIGHT and self.config.service.is_embedded:
+            # The embedded server lives and dies with the daemon: its tasks ended with the
+            # previous run. Submit again at once, and give back the attempt the lost task
+            # took, since losing it was not the file's fault.
+            self._store.update(
+                job.id,
+                now=now,
+                state=JobState.QUEUED,
+                task_id=None,
+                attempts=max(0, job.attempts - 1),
+                next_attempt_at=None,
+            )
+            log.warning(
+                "task_lost_with_embedded_service",
+                job_id=job.id,
+                path=str(job.path),
+                task_id=job.task_id,
+            )
+            return "resubmit_lost"
         if job.state is JobState.SUBMITTING:
             # The POST may or may not have reached the service; no task id was recorded.
             self._store.update(job.id, now=now, state=JobState.QUEUED, next_attempt_at=None)

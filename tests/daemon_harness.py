@@ -64,13 +64,19 @@ def running_service(
     clock: Callable[[], float] = time.time,
     notifier: Notifier | None = None,
     start: bool = True,
+    base_url: str | None = None,
 ) -> Iterator[tuple[Service, Store, Config]]:
-    """A service on the real client and store; started (unless ``start`` is False)."""
+    """A service on the real client and store; started (unless ``start`` is False).
+
+    ``base_url`` overrides the config's URL: an emulator standing in for the embedded
+    service (which is the emulator with the engine as its recogniser) of a config whose
+    ``service.url`` is ``embedded``.
+    """
     config = load_config(config_path, environ={})
     with (
         Store.open(config.state_path) as store,
         OcrClient(
-            config.service.url,
+            base_url or config.service.url,
             credentials=config.service.credentials,
             timeouts=Timeouts(connect_seconds=2.0, read_seconds=10.0),
         ) as client,

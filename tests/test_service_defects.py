@@ -300,3 +300,42 @@ def test_while_the_service_answers_no_file_waits_more_than_a_few_seconds(
     assert retries, "the faults struck"
     worst = max(entry["retry_in_seconds"] for entry in retries)
     assert worst <= HEALTHY_RETRY_CAP_SECONDS, f"a file was sent {worst} s away"
+
+
+# ----------------------------------------------------------------- E.13 embedded restarts
+
+
+def test_a_restart_in_embedded_mode_resubmits_without_consuming_attempts(
+    tmp_path: Path, make_emulator: Any
+) -> None:
+    # max_attempts 1: the lost task's submission must not count, or the file fails.
+    config = write_config(tmp_path, "embedded", service={"max_attempts": 1})
+    source = drop(tmp_path / "inbox" / "scan.png", make_png("after a restart"))
+    clock = FakeClock()
+    # The first run's embedded server: the task is still being read when the daemon stops.
+    first = make_emulator(processing_seconds=(60.0, 60.0))
+    with running_service(config, watch=False, clock=clock, base_url=first.base_url) as (
+        service,
+        store,
+        _,
+    ):
+        tick_settled(service, clock.advance(0.5))
+        (submitted,) = store.jobs([JobState.SUBMITTED])
+    first.stop()  # the embedded server ends with the daemon, and its tasks with it
+    # The next run starts a new embedded server that never heard of that task.
+    second = make_emulator()
+    with (
+        capture_logs() as logs,
+        running_service(config, watch=False, clock=clock, base_url=second.base_url) as (
+            service,
+            store,
+            _,
+        ),
+    ):
+        run_ticks(service, clock, step_seconds=0.5, until=service.is_idle)
+        (done,) = store.history(source)
+        assert done.state is JobState.DONE
+        assert done.attempts == 1, "the lost task's submission was not counted"
+    assert (tmp_path / "inbox" / "scan.png.txt").read_text() == "after a restart"
+    assert emulator_submits(second) == 1
+    assert [e["job_id"] for e in events(logs, "task_lost_with_embedded_service")] == [submitted.id]
