@@ -44,6 +44,8 @@ def write_config(
     if credentials:
         service_section.update(client_id=CLIENT_ID, client_secret_file=str(secret))
     service_section.update(service or {})
+    # None removes a key, so the setting's default applies.
+    service_section = {key: value for key, value in service_section.items() if value is not None}
     document: dict[str, Any] = {
         "service": service_section,
         "state": {"path": str(tmp_path / "state" / "state.db")},

@@ -339,3 +339,43 @@ def test_a_restart_in_embedded_mode_resubmits_without_consuming_attempts(
     assert (tmp_path / "inbox" / "scan.png.txt").read_text() == "after a restart"
     assert emulator_submits(second) == 1
     assert [e["job_id"] for e in events(logs, "task_lost_with_embedded_service")] == [submitted.id]
+
+
+# ----------------------------------------------------------------- E.10 recovery, end to end
+
+
+def test_work_resumes_within_seconds_when_the_service_comes_back_flaky(
+    tmp_path: Path, make_emulator: Any
+) -> None:
+    # The breaker's defaults; one request at a time, so the seeded faults strike in order.
+    emulator = make_emulator(seed=5)
+    config = write_config(
+        tmp_path,
+        emulator.base_url,
+        service={"breaker_probe_seconds": None, "upload_concurrency": 1, "poll_concurrency": 1},
+    )
+    for n in range(6):
+        drop(tmp_path / "inbox" / f"f{n}.png", make_png(f"file {n}"))
+    emulator.stop()
+    clock = FakeClock()
+    with running_service(config, watch=False, clock=clock) as (service, store, _):
+        outage_ends = clock.now + 12.0
+        while clock.now < outage_ends:
+            tick_settled(service, clock.advance(0.1))
+        assert service.status_line().endswith("service unavailable, paused")
+        assert not store.count_by_state().get(JobState.DONE)
+        emulator.start()
+        emulator.set_faults(Faults(server_error=0.2))
+        back_at = clock.now
+        run_ticks(
+            service,
+            clock,
+            step_seconds=0.1,
+            until=lambda: not service.status_line().endswith("paused"),
+        )
+        resumed_after = clock.now - back_at
+        run_ticks(service, clock, step_seconds=0.1, until=service.is_idle, limit=2000)
+        assert store.count_by_state().get(JobState.DONE) == 6
+    print(f"resumed {resumed_after:.2f} s after the service was back")
+    assert resumed_after <= 5.0, f"work resumed {resumed_after:.1f} s after the service was back"
+    assert not (tmp_path / "errors").exists()
