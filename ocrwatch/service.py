@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
 from typing import Protocol
 
@@ -817,7 +818,12 @@ class Service:
             return "resubmit"
         if job.state is JobState.SUBMITTED:
             self._dispatcher.resume(job.id)
-            self._store.update(job.id, now=now, next_attempt_at=now)
+            # Poll at once, unless its last answer was a 429: the time stored for its next
+            # poll honours that Retry-After, which a restart must not cut short.
+            when = now
+            if job.http_status == HTTPStatus.TOO_MANY_REQUESTS and job.next_attempt_at:
+                when = max(now, job.next_attempt_at)
+            self._store.update(job.id, now=now, next_attempt_at=when)
             return "resume_polling"
         if job.state is JobState.WRITING:
             self._guarded(job, now, self._finisher.write_outputs)

@@ -379,3 +379,30 @@ def test_work_resumes_within_seconds_when_the_service_comes_back_flaky(
     print(f"resumed {resumed_after:.2f} s after the service was back")
     assert resumed_after <= 5.0, f"work resumed {resumed_after:.1f} s after the service was back"
     assert not (tmp_path / "errors").exists()
+
+
+def test_a_restart_does_not_bring_a_poll_before_its_retry_after(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    config = write_config(tmp_path, emulator.base_url)
+    drop(tmp_path / "inbox" / "a.png", make_png("file a"))
+    clock = FakeClock()
+    with running_service(config, watch=False, clock=clock) as (service, store, _):
+        tick_settled(service, clock.advance(0.5))
+        (job,) = store.jobs([JobState.SUBMITTED])
+        emulator.set_faults(Faults(too_many_requests=1.0, retry_after_seconds=5))
+        clock.now = max(clock.now, job.next_attempt_at or 0.0)
+        tick_settled(service, clock.now)
+        throttled_at = clock.now
+        assert store.get(job.id).http_status == 429
+    emulator.set_faults(Faults())
+    clock.advance(1.0)  # a quick restart
+    with running_service(config, watch=False, clock=clock) as (service, store, _):
+        while clock.now < throttled_at + 5.0 - 0.1:
+            tick_settled(service, clock.advance(0.1))
+            if clock.now < throttled_at + 5.0:
+                assert store.get(job.id).state is JobState.SUBMITTED, (
+                    f"polled {clock.now - throttled_at:.2f} s after a Retry-After of 5 s"
+                )
+        run_ticks(service, clock, step_seconds=0.1, until=service.is_idle)
+    assert (tmp_path / "inbox" / "a.png.txt").read_text() == "file a"
