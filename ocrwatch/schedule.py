@@ -239,7 +239,9 @@ class Breaker:
             return replace(self, open_until=until)
         failures = self.probe_failures + 1
         if self.probe_successes == 0 or (failures >= 2 and failures > self.probe_successes):
-            return self._open(now, retry_after_seconds, consecutive_failures=failures)
+            return self._open(
+                now, retry_after_seconds, consecutive_failures=self.consecutive_failures + 1
+            )
         return replace(
             self, probes_in_flight=max(0, self.probes_in_flight - 1), probe_failures=failures
         )
