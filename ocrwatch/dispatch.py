@@ -33,6 +33,7 @@ from ocrwatch.errors import (
     InputFileError,
     PermanentError,
     SourceChanged,
+    SourceVanished,
     SubmitOutcomeUnknown,
     TransientError,
 )
@@ -45,8 +46,10 @@ from ocrwatch.schedule import (
     BreakerState,
     PollAction,
     ProcessingEstimate,
+    ServiceHealth,
     decide_poll,
     first_poll_delay,
+    release_at,
     retry_at,
 )
 from ocrwatch.store import Store
@@ -97,8 +100,12 @@ class Dispatcher:
             threshold=service.breaker_threshold, probe_seconds=service.breaker_probe_seconds
         )
         self.estimate = ProcessingEstimate()
+        self.health = ServiceHealth()
         self._poll_counts: dict[int, int] = {}
         self._transient_failures: dict[int, int] = {}
+        # The end of the Retry-After each job's last answer carried: nothing sends its next
+        # request earlier, not even the release after an outage.
+        self._not_before: dict[int, float] = {}
         # Jobs whose next poll is late for reasons other than the service (a restart):
         # what that poll sees must not teach the processing-time estimate.
         self._unlearnable: set[int] = set()
@@ -108,6 +115,10 @@ class Dispatcher:
     @property
     def busy_count(self) -> int:
         return self._uploads.busy_count + self._polls.busy_count
+
+    @property
+    def running_count(self) -> int:
+        return self._uploads.running_count + self._polls.running_count
 
     @property
     def is_paused(self) -> bool:
@@ -120,6 +131,7 @@ class Dispatcher:
     def forget(self, job_id: int) -> None:
         self._poll_counts.pop(job_id, None)
         self._transient_failures.pop(job_id, None)
+        self._not_before.pop(job_id, None)
         self._unlearnable.discard(job_id)
 
     @property
@@ -133,7 +145,9 @@ class Dispatcher:
     def next_due_at(self, now: float, *, horizon: float) -> float:
         """When the next submission or poll falls due, up to ``horizon``."""
         if not self.breaker.allows_request(now):
-            return min(horizon, max(now, self.breaker.open_until))
+            if self.breaker.state is BreakerState.OPEN:
+                return min(horizon, max(now, self.breaker.open_until))
+            return horizon  # half-open with its probes out: their answers wake the loop
         # Only work that could start now counts; a finishing worker wakes the loop anyway.
         states = [JobState.SUBMITTED] if self._polls.capacity > 0 else []
         if self._uploads.capacity > 0 and (
@@ -194,7 +208,11 @@ class Dispatcher:
             raise ValueError(f"job {job.id} was queued without a fingerprint and mode")
 
         def upload() -> str:
-            with probe.open_for_upload(path, expected=fingerprint) as source:
+            try:
+                opened = probe.open_for_upload(path, expected=fingerprint)
+            except (FileNotFoundError, NotADirectoryError) as exc:
+                raise SourceVanished(f"{path} is no longer there") from exc
+            with opened as source:
                 started = time.monotonic()
                 try:
                     return api.submit(mode, source, inbox.settings)
@@ -210,6 +228,7 @@ class Dispatcher:
             task_id = str(outcome.value)
             self._service_answered(now)
             self._transient_failures.pop(job.id, None)
+            self._not_before.pop(job.id, None)
             self._poll_counts[job.id] = 0
             self._store.update(
                 job.id,
@@ -228,7 +247,15 @@ class Dispatcher:
                 attempt=job.attempts,
             )
             return
-        if isinstance(error, SourceChanged):
+        if isinstance(error, SourceVanished):
+            # Deleted, or its folder renamed, after it settled: nothing to fail. If it lives
+            # on under another name in an inbox, discovery finds it there as a new file.
+            self.breaker = self.breaker.on_abandoned()
+            self.forget(job.id)
+            self._profiles.release(job.id)
+            self._store.delete(job.id)
+            log.info("file_vanished", job_id=job.id, path=str(job.path), state=job.state.value)
+        elif isinstance(error, SourceChanged):
             self.breaker = self.breaker.on_abandoned()
             job = self._store.update(
                 job.id, now=now, state=JobState.SETTLING, attempts=job.attempts - 1
@@ -305,6 +332,7 @@ class Dispatcher:
     def _apply_task_status(self, job: Job, result: TaskResult, now: float) -> None:
         # A poll delayed by failures or an outage says nothing about processing time.
         had_failures = self._transient_failures.pop(job.id, None) is not None
+        self._not_before.pop(job.id, None)
         resumed = job.id in self._unlearnable
         self._unlearnable.discard(job.id)
         polls = self._poll_counts.get(job.id, 0) + 1
@@ -388,20 +416,33 @@ class Dispatcher:
         self._metrics.inc("ocrwatch_api_failures_total", operation=operation, kind=kind)
 
     def _service_answered(self, now: float) -> None:
-        """The service is up. After an outage, files stop waiting out their own backoff."""
-        was_open = self.breaker.state is not BreakerState.CLOSED
+        """The service answered. Once it is back, files stop waiting out their own backoff."""
+        was_paused = self.breaker.state is not BreakerState.CLOSED
+        was_answering = self.health.is_answering(now)
         self.breaker = self.breaker.on_success()
-        if not was_open:
-            return
-        waiting = [
-            job
-            for job in self._store.jobs([JobState.QUEUED, JobState.SUBMITTED])
-            if job.next_attempt_at is not None and job.next_attempt_at > now
-        ]
+        self.health = self.health.on_success(now)
+        if self.breaker.state is BreakerState.CLOSED and (was_paused or not was_answering):
+            self._release_backoffs(now, after_outage=was_paused)
+
+    def _release_backoffs(self, now: float, *, after_outage: bool) -> None:
+        """Bring the files waiting out a failure's backoff forward, never past a Retry-After."""
+        released = 0
         with self._store.batch():
-            for job in waiting:
-                self._store.update(job.id, now=now, next_attempt_at=now)
-        log.info("service_recovered", released=len(waiting))
+            for job_id in list(self._transient_failures):
+                try:
+                    job = self._store.get(job_id)
+                except LookupError:
+                    continue
+                if job.state not in (JobState.QUEUED, JobState.SUBMITTED):
+                    continue
+                when = release_at(
+                    now, scheduled_at=job.next_attempt_at, not_before=self._not_before.get(job_id)
+                )
+                if when is not None:
+                    self._store.update(job_id, now=now, next_attempt_at=when)
+                    released += 1
+        if after_outage:
+            log.info("service_recovered", released=released)
 
     def _transient(
         self, job: Job, error: TransientError, now: float, *, state: JobState, counts_attempt: bool
@@ -429,7 +470,10 @@ class Dispatcher:
             failures=failures,
             jitter=self._rng.random(),
             retry_after_seconds=error.retry_after_seconds,
+            service_answering=self.health.is_answering(now),
         )
+        if error.retry_after_seconds is not None:
+            self._not_before[job.id] = now + error.retry_after_seconds
         self._store.update(
             job.id,
             now=now,

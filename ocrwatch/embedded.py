@@ -20,7 +20,9 @@ recognizer's ``DocumentError`` to the task's message). The recogniser cannot tel
 resource: regions sent to RecognizeImage (which ignores them) would still be cut out; the
 daemon's client sends regions only in regions mode. ``stop()`` ends the engine first, so
 recognitions in progress end at once (their tasks fail) instead of holding the emulator's
-slots: stop the daemon's polling before stopping the service.
+slots: stop the daemon's polling before stopping the service. Tasks live only as long as the
+server: a daemon restarted in embedded mode queues its in-flight files again (``Service``'s
+start-up reconciliation), without counting the lost tasks against ``max_attempts``.
 """
 
 from __future__ import annotations

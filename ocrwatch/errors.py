@@ -123,5 +123,13 @@ class SourceChanged(InputFileError):
     """The file is no longer the one that settled (rewritten, replaced): settle it again."""
 
 
+class SourceVanished(OcrwatchError):
+    """The file is no longer at its path (deleted, or a folder on its way renamed): forget it.
+
+    Not an ``InputFileError``: nothing is wrong with any file, so nothing goes to the error
+    folder and no failure is counted.
+    """
+
+
 class StateStoreError(OcrwatchError):
     exit_code = ExitCode.STATE

@@ -170,7 +170,11 @@ def _settle_status(
     )
     report.add("complete", "looks complete" if incomplete is None else f"no: {incomplete}")
     if incomplete is not None:
-        return f"waiting: {incomplete} (up to max_settle_seconds {inbox.max_settle_seconds:g})"
+        return (
+            f"waiting: {incomplete} (fails as incomplete once unchanged for "
+            f"incomplete_after_seconds {inbox.incomplete_after_seconds:g}, or after "
+            f"max_settle_seconds {inbox.max_settle_seconds:g})"
+        )
     if quiet_seconds < inbox.settle_seconds:
         return f"settling: {inbox.settle_seconds - quiet_seconds:.1f} s more without a change"
     trial = config.service.credentials is None and not config.service.is_embedded

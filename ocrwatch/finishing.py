@@ -183,8 +183,16 @@ class Finisher:
         *,
         http_status: int | None = None,
     ) -> None:
-        """Move the source to the error folder with a reason file; the intent is committed first."""
+        """Move the source to the error folder with a reason file; the intent is committed first.
+
+        Only the content that failed goes there: a file replaced since it was fingerprinted
+        (renamed over, rewritten in place) is a new file, processed as such.
+        """
         inbox = self._profile(job)
+        st = _lstat(job.path)
+        if job.fingerprint is not None and st is not None and not _same_file(job.fingerprint, st):
+            self._record_replaced_failure(job, error_class, message, now, http_status=http_status)
+            return
         job = self._store.update(
             job.id, now=now, error_class=error_class, last_error=message, http_status=http_status
         )
@@ -234,6 +242,44 @@ class Finisher:
                 at=now,
             ),
         )
+
+    def _record_replaced_failure(
+        self,
+        job: Job,
+        error_class: ErrorClass,
+        message: str,
+        now: float,
+        *,
+        http_status: int | None,
+    ) -> None:
+        """The failed content is gone from the path: keep its failure in the history only.
+
+        Nothing is moved, no hook runs and no failure is counted, since no file is left to
+        act on; whatever is at the path now is settled and processed as a new file.
+        """
+        self._store.update(
+            job.id,
+            now=now,
+            state=JobState.FAILED,
+            error_class=error_class,
+            last_error=f"{message} (not moved: the file was replaced meanwhile)",
+            http_status=http_status,
+        )
+        self._profiles.release(job.id)
+        log.info(
+            "failed_content_replaced",
+            job_id=job.id,
+            path=str(job.path),
+            error_class=error_class.value,
+            message=message,
+            task_id=job.task_id,
+        )
+        current = self._profiles.current.get(job.inbox)
+        if current is not None:
+            new_job = self._store.add_job(
+                inbox=current.name, path=job.path, profile_hash=current.profile_hash, now=now
+            )
+            self._resettle(new_job, now)
 
     def retry_pending_failures(self, now: float) -> None:
         """Error moves that could not be done yet (the error folder was unusable)."""

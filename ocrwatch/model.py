@@ -375,6 +375,7 @@ class ErrorClass(enum.StrEnum):
     UNREADABLE = "unreadable"  # the file could not be read or is not a supported, complete file
     UNSUPPORTED = "unsupported"  # a format or file type ocrwatch refuses (symlink, FIFO, ...)
     NEVER_SETTLED = "never_settled"  # still changing after max_settle_seconds
+    INCOMPLETE = "incomplete"  # unchanged for incomplete_after_seconds, still not a whole file
     ATTEMPTS_EXHAUSTED = "attempts_exhausted"  # transient failures or expiries beyond the limit
     DEADLINE = "deadline"  # the task did not finish before its deadline, attempts used up
     OUTPUT_FAILED = "output_failed"  # a sidecar could not be written

@@ -24,6 +24,8 @@ class Progress:
     failed: int
     active: int
     in_flight: int
+    # A file held back because it looks incomplete, and why (None: nothing is held back).
+    waiting_for: str | None = None
 
     @property
     def finished(self) -> int:
@@ -35,11 +37,14 @@ class Progress:
 
 
 def describe(progress: Progress) -> str:
-    """``13/40 files: 12 done, 1 failed, 3 in flight``."""
-    return (
+    """``13/40 files: 12 done, 1 failed, 3 in flight`` (``; waiting for NAME: WHY``)."""
+    text = (
         f"{progress.finished}/{progress.total} files: {progress.done} done, "
         f"{progress.failed} failed, {progress.in_flight} in flight"
     )
+    if progress.waiting_for is not None:
+        text += f"; waiting for {progress.waiting_for}"
+    return text
 
 
 def bar(progress: Progress, *, width: int = BAR_WIDTH) -> str:

@@ -18,6 +18,14 @@ from ocrwatch.model import ErrorClass, TaskStatus
 
 RETRY_BASE_SECONDS = 2.0
 RETRY_CAP_SECONDS = 300.0
+# While the service answers other requests, no file's own failures push it further out.
+HEALTHY_RETRY_CAP_SECONDS = 4.0
+HEALTH_WINDOW_SECONDS = 30.0
+# The breaker's first probe comes this soon after it opens; each probe that finds the service
+# still down doubles the wait, up to ``breaker_probe_seconds``.
+FIRST_PROBE_SECONDS = 0.25
+HALF_OPEN_PROBES = 3  # in flight at once, once one probe has succeeded
+HALF_OPEN_SUCCESSES = 2  # needed to close, and at least as many as the failures
 POLL_MIN_SECONDS = 0.1
 POLL_CAP_SECONDS = 30.0
 POLL_GROWTH = 1.5
@@ -45,13 +53,51 @@ def backoff_seconds(
 
 
 def retry_at(
-    now: float, *, failures: int, jitter: float, retry_after_seconds: float | None
+    now: float,
+    *,
+    failures: int,
+    jitter: float,
+    retry_after_seconds: float | None,
+    service_answering: bool = False,
 ) -> float:
-    """When to try again after a transient failure; the service's Retry-After is a floor."""
-    delay = backoff_seconds(failures, jitter=jitter)
+    """When to try again after a transient failure; the service's Retry-After is a floor.
+
+    While the service is answering other requests, one file's run of bad luck says nothing
+    about the service, so its backoff is capped at a few seconds instead of growing to
+    minutes (the breaker, not each file, protects a service that is down).
+    """
+    cap_seconds = HEALTHY_RETRY_CAP_SECONDS if service_answering else RETRY_CAP_SECONDS
+    delay = backoff_seconds(failures, jitter=jitter, cap_seconds=cap_seconds)
     if retry_after_seconds is not None:
         delay = max(delay, retry_after_seconds)
     return now + delay
+
+
+def release_at(now: float, *, scheduled_at: float | None, not_before: float | None) -> float | None:
+    """When a job waiting out its backoff runs once the service is back (None: leave it).
+
+    A release brings waits forward to ``now`` but never before ``not_before``, the end of the
+    ``Retry-After`` the job's last answer carried: no request may precede its Retry-After.
+    """
+    target = now if not_before is None else max(now, not_before)
+    if scheduled_at is None or scheduled_at <= target:
+        return None
+    return target
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceHealth:
+    """Whether the service is answering: it succeeded within ``HEALTH_WINDOW_SECONDS``."""
+
+    last_success_at: float | None = None
+
+    def on_success(self, now: float) -> ServiceHealth:
+        return ServiceHealth(last_success_at=now)
+
+    def is_answering(self, now: float) -> bool:
+        return self.last_success_at is not None and now - self.last_success_at <= (
+            HEALTH_WINDOW_SECONDS
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,52 +162,110 @@ def next_poll_delay(polls_done: int, *, estimate_seconds: float) -> float:
 class BreakerState(enum.StrEnum):
     CLOSED = "closed"  # requests flow
     OPEN = "open"  # the service looks down: no requests until ``open_until``
-    HALF_OPEN = "half_open"  # one probe request is allowed to find out if it is back
+    HALF_OPEN = "half_open"  # a few probe requests find out whether it is back
 
 
 @dataclass(frozen=True, slots=True)
 class Breaker:
-    """A circuit breaker over consecutive transient failures, as an immutable value."""
+    """A circuit breaker over consecutive transient failures, as an immutable value.
+
+    Open, it waits ``FIRST_PROBE_SECONDS`` and doubles the wait each time a probe finds the
+    service still down, up to ``probe_seconds``: a service that stays down gets one request
+    per ``probe_seconds``, one that comes back is found within that. Half-open, one probe
+    goes first; once one succeeds, up to ``HALF_OPEN_PROBES`` go at a time, and the breaker
+    closes on ``HALF_OPEN_SUCCESSES`` answers that are at least as many as the failures, so
+    a service that comes back answering 5xx now and then is not shut out again by one of
+    them. It reopens when the failures outweigh the successes, soon if the service has
+    just answered, later if nothing has.
+    """
 
     threshold: int
     probe_seconds: float
     state: BreakerState = BreakerState.CLOSED
     consecutive_failures: int = 0
     open_until: float = 0.0
-    probe_in_flight: bool = False
+    probes_in_flight: int = 0
+    probe_successes: int = 0
+    probe_failures: int = 0
+    # Open periods in a row whose probes found nothing answering: the next wait doubles.
+    silent_openings: int = 0
 
     def allows_request(self, now: float) -> bool:
         if self.state is BreakerState.CLOSED:
             return True
-        return now >= self.open_until and not self.probe_in_flight
+        if self.state is BreakerState.OPEN:
+            return now >= self.open_until
+        limit = HALF_OPEN_PROBES if self.probe_successes else 1
+        return self.probes_in_flight < limit
 
     def on_request(self, now: float) -> Breaker:
-        """Record that a request is being sent; past an open period it becomes the probe."""
+        """Record that a request is being sent; past an open period it becomes a probe."""
         if self.state is BreakerState.CLOSED:
             return self
-        return replace(self, state=BreakerState.HALF_OPEN, probe_in_flight=True)
+        if self.state is BreakerState.OPEN:
+            return replace(
+                self,
+                state=BreakerState.HALF_OPEN,
+                probes_in_flight=1,
+                probe_successes=0,
+                probe_failures=0,
+            )
+        return replace(self, probes_in_flight=self.probes_in_flight + 1)
 
     def on_success(self) -> Breaker:
+        if self.state is BreakerState.CLOSED:
+            return replace(self, consecutive_failures=0)
+        successes = self.probe_successes + 1
+        if successes >= HALF_OPEN_SUCCESSES and successes >= self.probe_failures:
+            return Breaker(threshold=self.threshold, probe_seconds=self.probe_seconds)
+        # A late answer to a request sent before the breaker opened counts as a probe too.
         return replace(
-            self, state=BreakerState.CLOSED, consecutive_failures=0, probe_in_flight=False
+            self,
+            state=BreakerState.HALF_OPEN,
+            probes_in_flight=max(0, self.probes_in_flight - 1),
+            probe_successes=successes,
+            silent_openings=0,
         )
 
     def on_failure(self, now: float, *, retry_after_seconds: float | None = None) -> Breaker:
-        failures = self.consecutive_failures + 1
-        if self.state is BreakerState.CLOSED and failures < self.threshold:
-            return replace(self, consecutive_failures=failures)
-        pause = max(self.probe_seconds, retry_after_seconds or 0.0)
+        if self.state is BreakerState.CLOSED:
+            failures = self.consecutive_failures + 1
+            if failures < self.threshold:
+                return replace(self, consecutive_failures=failures)
+            return self._open(now, retry_after_seconds, consecutive_failures=failures)
+        if self.state is BreakerState.OPEN:
+            # A late answer to a request sent before it opened: only a Retry-After moves it.
+            until = max(self.open_until, now + (retry_after_seconds or 0.0))
+            return replace(self, open_until=until)
+        failures = self.probe_failures + 1
+        if self.probe_successes == 0 or (failures >= 2 and failures > self.probe_successes):
+            return self._open(
+                now, retry_after_seconds, consecutive_failures=self.consecutive_failures + 1
+            )
         return replace(
-            self,
-            state=BreakerState.OPEN,
-            consecutive_failures=failures,
-            open_until=now + pause,
-            probe_in_flight=False,
+            self, probes_in_flight=max(0, self.probes_in_flight - 1), probe_failures=failures
         )
 
     def on_abandoned(self) -> Breaker:
         """A probe ended without telling anything (e.g. the file was unreadable)."""
-        return replace(self, probe_in_flight=False)
+        return replace(self, probes_in_flight=max(0, self.probes_in_flight - 1))
+
+    def _open(
+        self, now: float, retry_after_seconds: float | None, *, consecutive_failures: int
+    ) -> Breaker:
+        answered = self.state is BreakerState.HALF_OPEN and self.probe_successes > 0
+        silent = 0 if answered else self.silent_openings + (self.state is BreakerState.HALF_OPEN)
+        wait = min(self.probe_seconds, FIRST_PROBE_SECONDS * 2.0 ** min(silent, 30))
+        return replace(
+            self,
+            state=BreakerState.OPEN,
+            consecutive_failures=consecutive_failures,
+            open_until=now + max(wait, retry_after_seconds or 0.0),
+            probes_in_flight=0,
+            probe_successes=0,
+            probe_failures=0,
+            silent_openings=silent,
+        )
 
 
 class PollAction(enum.StrEnum):

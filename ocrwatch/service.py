@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
 from typing import Protocol
 
@@ -65,6 +66,7 @@ PRUNE_INTERVAL_SECONDS = 86400.0
 FAILURE_RETRY_SECONDS = 60.0
 PIN_CHECK_SECONDS = 60.0
 PROGRESS_INTERVAL_SECONDS = 0.2
+WAITING_LOG_INTERVAL_SECONDS = 60.0  # file_waiting_incomplete, per file
 HOOKS_GRACE_SECONDS = 1.5
 # One tick discovers, and checks for settling, at most this many files each, so a drop of
 # thousands of files never holds up the uploads and polls of the files ahead of it.
@@ -101,6 +103,10 @@ class NullNotifier:
 class _Settling:
     state: policy.SettleState
     check_at: float
+    # Set while the file is quiet but looks incomplete: why, and when it will be failed.
+    incomplete_reason: str | None = None
+    fails_at: float | None = None
+    next_waiting_log_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,7 +254,29 @@ class Service:
             failed=self._finisher.failed_count,
             active=sum(n for state, n in counts.items() if state.is_active),
             in_flight=sum(counts.get(state, 0) for state in _IN_FLIGHT),
+            waiting_for=self._waiting_for(),
         )
+
+    def _waiting_for(self) -> str | None:
+        """What the oldest file held back as incomplete is waiting for (``once`` says it)."""
+        held = [
+            (entry.state.first_seen_at, job_id, entry)
+            for job_id, entry in self._settling.items()
+            if entry.incomplete_reason is not None
+        ]
+        if not held:
+            return None
+        _, job_id, entry = min(held, key=lambda item: item[:2])
+        try:
+            job = self._store.get(job_id)
+            bound = self._profile(job).incomplete_after_seconds
+        except LookupError:
+            return None
+        text = (
+            f"{job.path.name}: {entry.incomplete_reason} "
+            f"(fails as incomplete once unchanged for {bound:g} s)"
+        )
+        return text if len(held) == 1 else f"{text} (and {len(held) - 1} more)"
 
     def shutdown(self) -> None:
         self._notifier.stopping()
@@ -271,6 +299,11 @@ class Service:
         if self._publisher.is_enabled:
             self.publish_metrics(self._clock())  # the textfile ends with the final counts
         self._publisher.stop()
+
+    @property
+    def calls_running(self) -> int:
+        """Uploads and polls still running on the worker pools (a test waits for them)."""
+        return self._dispatcher.running_count
 
     def is_idle(self) -> bool:
         """Nothing is active: every file found so far is done or failed, and its hooks ran."""
@@ -505,9 +538,21 @@ class Service:
             now=now,
             settle_seconds=inbox.settle_seconds,
             max_settle_seconds=inbox.max_settle_seconds,
+            incomplete_after_seconds=inbox.incomplete_after_seconds,
             looks_complete=looks_complete,
             incomplete_reason=incomplete,
         )
+        entry.incomplete_reason = verdict.reason if verdict.fails_at is not None else None
+        entry.fails_at = verdict.fails_at
+        if verdict.fails_at is not None and now >= entry.next_waiting_log_at:
+            entry.next_waiting_log_at = now + WAITING_LOG_INTERVAL_SECONDS
+            log.info(
+                "file_waiting_incomplete",
+                job_id=job.id,
+                path=str(job.path),
+                reason=verdict.reason,
+                fails_in_seconds=round(verdict.fails_at - now, 1),
+            )
         if verdict.kind == "wait":
             # Never sooner than MIN_RECHECK_SECONDS: with settle_seconds 0 and a file that
             # looks incomplete, "check again now" would spin the loop re-reading it.
@@ -519,6 +564,9 @@ class Service:
         self._settling.pop(job.id, None)
         if verdict.kind == "never_settled":
             self._finisher.fail(job, ErrorClass.NEVER_SETTLED, verdict.reason, now)
+            return
+        if verdict.kind == "incomplete":
+            self._finisher.fail(job, ErrorClass.INCOMPLETE, verdict.reason, now)
             return
         self._on_settled(job, inbox, now)
 
@@ -744,6 +792,25 @@ class Service:
         if job.state is JobState.SETTLING:
             self._resettle(job, now)
             return "settling"
+        if job.state in _IN_FLIGHT and self.config.service.is_embedded:
+            # The embedded server lives and dies with the daemon: its tasks ended with the
+            # previous run. Submit again at once, and give back the attempt the lost task
+            # took, since losing it was not the file's fault.
+            self._store.update(
+                job.id,
+                now=now,
+                state=JobState.QUEUED,
+                task_id=None,
+                attempts=max(0, job.attempts - 1),
+                next_attempt_at=None,
+            )
+            log.warning(
+                "task_lost_with_embedded_service",
+                job_id=job.id,
+                path=str(job.path),
+                task_id=job.task_id,
+            )
+            return "resubmit_lost"
         if job.state is JobState.SUBMITTING:
             # The POST may or may not have reached the service; no task id was recorded.
             self._store.update(job.id, now=now, state=JobState.QUEUED, next_attempt_at=None)
@@ -751,7 +818,12 @@ class Service:
             return "resubmit"
         if job.state is JobState.SUBMITTED:
             self._dispatcher.resume(job.id)
-            self._store.update(job.id, now=now, next_attempt_at=now)
+            # Poll at once, unless its last answer was a 429: the time stored for its next
+            # poll honours that Retry-After, which a restart must not cut short.
+            when = now
+            if job.http_status == HTTPStatus.TOO_MANY_REQUESTS and job.next_attempt_at:
+                when = max(now, job.next_attempt_at)
+            self._store.update(job.id, now=now, next_attempt_at=when)
             return "resume_polling"
         if job.state is JobState.WRITING:
             self._guarded(job, now, self._finisher.write_outputs)

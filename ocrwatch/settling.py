@@ -2,7 +2,8 @@
 
 Nothing here touches the file system: the caller stats the file (and probes its format)
 and folds each observation into a ``SettleState`` with ``observe``; ``settle_verdict`` says
-whether the file is settled, when to look again, or that it never settled. Times are seconds
+whether the file is settled, when to look again, that it stopped changing while still
+incomplete (a broken file, not a slow writer), or that it never settled. Times are seconds
 on the caller's clock. An event counts as a change even when size and mtime look the same,
 and ``max_settle_seconds`` is counted from when the file was first seen, not from its last
 change, so a file that never stops growing still gets a final answer.
@@ -43,9 +44,11 @@ def observe(
 
 @dataclass(frozen=True, slots=True)
 class SettleVerdict:
-    kind: Literal["settled", "wait", "never_settled"]
+    kind: Literal["settled", "wait", "incomplete", "never_settled"]
     check_again_at: float | None  # for "wait"
     reason: str
+    # For a "wait" on a quiet file that looks incomplete: when it will be given up on.
+    fails_at: float | None = None
 
 
 def settle_verdict(
@@ -54,6 +57,7 @@ def settle_verdict(
     now: float,
     settle_seconds: float,
     max_settle_seconds: float,
+    incomplete_after_seconds: float | None = None,
     looks_complete: bool | None = None,
     incomplete_reason: str | None = None,
 ) -> SettleVerdict:
@@ -62,7 +66,9 @@ def settle_verdict(
     The format probe's answer for a quiet file is ``looks_complete`` (None: not probed) and
     ``incomplete_reason`` (why not; giving a reason alone also means incomplete). A quiet
     file that looks incomplete is waited for, because some scanners pause between pages,
-    until ``max_settle_seconds`` after it was first seen.
+    but only for ``incomplete_after_seconds`` of quiet: a file unchanged that long and still
+    incomplete is broken, not slow ("incomplete"). ``max_settle_seconds`` after it was first
+    seen bounds every wait ("never_settled").
     """
     if looks_complete is False or incomplete_reason is not None:
         incomplete_reason = incomplete_reason or "does not look complete"
@@ -72,9 +78,20 @@ def settle_verdict(
     if is_quiet and incomplete_reason is None:
         return SettleVerdict("settled", None, f"unchanged for {now - quiet_since:.1f} s")
     deadline = state.first_seen_at + max_settle_seconds
+    if is_quiet and incomplete_after_seconds is not None:
+        broken_at = quiet_since + incomplete_after_seconds
+        if now >= broken_at and broken_at <= deadline:
+            return SettleVerdict(
+                "incomplete",
+                None,
+                f"{incomplete_reason}; unchanged for {incomplete_after_seconds:g} s",
+            )
+        deadline = min(deadline, broken_at)
     if now >= deadline:
         why = "still growing" if not is_quiet else incomplete_reason
         return SettleVerdict("never_settled", None, f"{why} after {max_settle_seconds:g} s")
     if not is_quiet:
         return SettleVerdict("wait", min(quiet_until, deadline), "changed recently")
-    return SettleVerdict("wait", min(now + settle_seconds, deadline), str(incomplete_reason))
+    return SettleVerdict(
+        "wait", min(now + settle_seconds, deadline), str(incomplete_reason), fails_at=deadline
+    )

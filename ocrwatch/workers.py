@@ -37,6 +37,7 @@ class WorkerPool(Generic[K]):
         self._tasks: queue.SimpleQueue[tuple[K, Callable[[], object]] | None] = queue.SimpleQueue()
         self._finished: queue.SimpleQueue[Outcome[K]] = queue.SimpleQueue()
         self._busy: set[K] = set()
+        self._running = 0  # submitted and not finished yet (busy also counts uncollected ones)
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
 
@@ -55,11 +56,18 @@ class WorkerPool(Generic[K]):
         with self._lock:
             return len(self._busy)
 
+    @property
+    def running_count(self) -> int:
+        """Callables still running; their outcomes are not waiting to be collected yet."""
+        with self._lock:
+            return self._running
+
     def submit(self, key: K, work: Callable[[], object]) -> None:
         with self._lock:
             if key in self._busy:
                 raise ValueError(f"{self._name}: {key!r} is already running")
             self._busy.add(key)
+            self._running += 1
             if len(self._threads) < self._size:
                 thread = threading.Thread(
                     target=self._run, name=f"{self._name}-{len(self._threads)}", daemon=True
@@ -98,4 +106,6 @@ class WorkerPool(Generic[K]):
             except BaseException as exc:  # noqa: BLE001 - handed to the control thread as data
                 outcome = Outcome(key, error=exc)
             self._finished.put(outcome)
+            with self._lock:
+                self._running -= 1
             self._on_finished()

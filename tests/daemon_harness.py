@@ -44,6 +44,8 @@ def write_config(
     if credentials:
         service_section.update(client_id=CLIENT_ID, client_secret_file=str(secret))
     service_section.update(service or {})
+    # None removes a key, so the setting's default applies.
+    service_section = {key: value for key, value in service_section.items() if value is not None}
     document: dict[str, Any] = {
         "service": service_section,
         "state": {"path": str(tmp_path / "state" / "state.db")},
@@ -64,13 +66,19 @@ def running_service(
     clock: Callable[[], float] = time.time,
     notifier: Notifier | None = None,
     start: bool = True,
+    base_url: str | None = None,
 ) -> Iterator[tuple[Service, Store, Config]]:
-    """A service on the real client and store; started (unless ``start`` is False)."""
+    """A service on the real client and store; started (unless ``start`` is False).
+
+    ``base_url`` overrides the config's URL: an emulator standing in for the embedded
+    service (which is the emulator with the engine as its recogniser) of a config whose
+    ``service.url`` is ``embedded``.
+    """
     config = load_config(config_path, environ={})
     with (
         Store.open(config.state_path) as store,
         OcrClient(
-            config.service.url,
+            base_url or config.service.url,
             credentials=config.service.credentials,
             timeouts=Timeouts(connect_seconds=2.0, read_seconds=10.0),
         ) as client,
@@ -106,3 +114,32 @@ def sidecar_text(path: Path) -> str:
 
 def emulator_submits(emulator: Emulator) -> int:
     return sum(emulator.stats().submits.values())
+
+
+class FakeClock:
+    """A clock that moves only when the test says so: ``Service(clock=...)`` and ``tick(now)``."""
+
+    def __init__(self, start: float = 1_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> float:
+        self.now += seconds
+        return self.now
+
+
+def tick_settled(service: Service, now: float, *, timeout_seconds: float = 30.0) -> None:
+    """Tick at ``now``, wait (real time) for the calls it started, and tick again to apply them.
+
+    The service's clock stays at ``now``: what the workers brought back is applied at the same
+    moment, so a scenario's times are exact whatever the machine's load.
+    """
+    service.tick(now)
+    deadline = time.monotonic() + timeout_seconds
+    while service.calls_running:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"calls still running after {timeout_seconds} s")
+        time.sleep(0.01)
+    service.tick(now)

@@ -628,13 +628,21 @@ def test_a_config_file_writable_by_others_is_a_warning(tmp_path: Path, env: dict
             "inboxes[0] (scans).include: expected a list of glob patterns, got '*.png' (str)",
         ),
         (
+            "incomplete_after_seconds: 0",
+            "inboxes[0] (scans).incomplete_after_seconds: expected a number > 0, got 0 (int)",
+        ),
+        (
+            "settle_seconds: 20\nincomplete_after_seconds: 10",
+            "inboxes[0] (scans).settle_seconds: 20 is more than incomplete_after_seconds (10)",
+        ),
+        (
             "colour: true",
             "inboxes[0] (scans).colour: unknown key; allowed: name, path, mode, language, "
             "make_skew_correct, make_binarization, make_contrast_correction, make_upsampling, "
             "make_spell_check, rotate, dsr_mode, dsr_confidence, result_types, regions, "
             "output_dir, output_template, error_dir, on_success, done_dir, include, exclude, "
             "recursive, watch, polling_interval_seconds, settle_seconds, max_settle_seconds, "
-            "duplicates, hooks",
+            "incomplete_after_seconds, duplicates, hooks",
         ),
     ],
 )

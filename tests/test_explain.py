@@ -94,7 +94,8 @@ def test_the_settle_status_is_told_as_it_stands_now(tmp_path: Path, config: Path
     assert fresh_report["facts"]["history"].startswith("no state file yet")
 
     assert explain(config, truncated)["verdict"] == (
-        "waiting: incomplete PNG (no IEND chunk) (up to max_settle_seconds 600)"
+        "waiting: incomplete PNG (no IEND chunk) (fails as incomplete once unchanged for "
+        "incomplete_after_seconds 300, or after max_settle_seconds 600)"
     )
     assert explain(config, link)["verdict"] == (
         "refused (symbolic link): it goes to the error folder"

@@ -321,8 +321,10 @@ def test_observe(
     assert (state.size, state.mtime_ns) == (size, mtime_ns)
 
 
-def _verdict(kind: str, check_again_at: float | None, reason: str) -> policy.SettleVerdict:
-    return policy.SettleVerdict(kind, check_again_at, reason)  # type: ignore[arg-type]
+def _verdict(
+    kind: str, check_again_at: float | None, reason: str, fails_at: float | None = None
+) -> policy.SettleVerdict:
+    return policy.SettleVerdict(kind, check_again_at, reason, fails_at)  # type: ignore[arg-type]
 
 
 JPEG_CUT = "incomplete JPEG (no end marker)"
@@ -334,8 +336,8 @@ JPEG_CUT = "incomplete JPEG (no end marker)"
         (_state(), 5.0, None, _verdict("settled", None, "unchanged for 5.0 s")),
         (_state(change=2.0), 5.0, None, _verdict("wait", 7.0, "changed recently")),
         (_state(event=3.0), 5.0, None, _verdict("wait", 8.0, "changed recently")),
-        (_state(), 5.0, JPEG_CUT, _verdict("wait", 10.0, JPEG_CUT)),
-        (_state(), 98.0, JPEG_CUT, _verdict("wait", 100.0, JPEG_CUT)),  # not past the deadline
+        (_state(), 5.0, JPEG_CUT, _verdict("wait", 10.0, JPEG_CUT, 100.0)),
+        (_state(), 98.0, JPEG_CUT, _verdict("wait", 100.0, JPEG_CUT, 100.0)),  # not yet past it
         (_state(change=97.0), 99.0, None, _verdict("wait", 100.0, "changed recently")),
         (_state(change=98.0), 100.0, None,
          _verdict("never_settled", None, "still growing after 100 s")),
@@ -357,8 +359,8 @@ def test_settle_verdict(
     [
         (None, None, _verdict("settled", None, "unchanged for 5.0 s")),
         (True, None, _verdict("settled", None, "unchanged for 5.0 s")),
-        (False, None, _verdict("wait", 10.0, "does not look complete")),
-        (False, JPEG_CUT, _verdict("wait", 10.0, JPEG_CUT)),
+        (False, None, _verdict("wait", 10.0, "does not look complete", 100.0)),
+        (False, JPEG_CUT, _verdict("wait", 10.0, JPEG_CUT, 100.0)),
     ],
 )
 def test_settle_verdict_with_looks_complete(

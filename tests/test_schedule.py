@@ -124,21 +124,21 @@ def test_the_second_poll_comes_soon_and_later_ones_back_off_geometrically_up_to_
 
 
 def test_breaker_opens_after_threshold_and_half_opens_for_one_probe() -> None:
+    # The breaker's whole behaviour is tabled in tests/test_service_health.py.
     breaker = Breaker(threshold=3, probe_seconds=10.0)
     for _ in range(2):
         breaker = breaker.on_failure(0.0)
         assert breaker.state is BreakerState.CLOSED
     breaker = breaker.on_failure(0.0)
     assert breaker.state is BreakerState.OPEN
-    assert not breaker.allows_request(9.9)
-    assert breaker.allows_request(10.0)
-    breaker = breaker.on_request(10.0)
+    assert not breaker.allows_request(0.2)
+    assert breaker.allows_request(0.25), "the first probe comes soon"
+    breaker = breaker.on_request(0.25)
     assert breaker.state is BreakerState.HALF_OPEN
-    assert not breaker.allows_request(10.5), "only one probe at a time"
-    reopened = breaker.on_failure(11.0, retry_after_seconds=60.0)
-    assert reopened.state is BreakerState.OPEN and reopened.open_until == 71.0
-    assert breaker.on_success().state is BreakerState.CLOSED
-    assert breaker.on_success().allows_request(10.5)
+    assert not breaker.allows_request(0.3), "only one probe until one succeeds"
+    reopened = breaker.on_failure(1.0, retry_after_seconds=60.0)
+    assert reopened.state is BreakerState.OPEN and reopened.open_until == 61.0
+    assert breaker.on_success().on_request(0.3).on_success().state is BreakerState.CLOSED
 
 
 COMMON = {"now": 100.0, "submitted_at": 90.0, "polls_so_far": 1, "estimate_seconds": 2.0}

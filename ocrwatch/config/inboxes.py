@@ -16,6 +16,7 @@ from ocrwatch.config.keys import (
     _INBOX_KEYS,
     _NAME_PATTERN,
     DEFAULT_INCLUDE,
+    DEFAULT_INCOMPLETE_AFTER_SECONDS,
     DEFAULT_OUTPUT_TEMPLATE,
     INBOX_MODES,
     RESULT_TYPE_NAMES,
@@ -95,6 +96,16 @@ def _read_inbox(
     output_template = _read_template(inbox, beside_source=output_dir is None)
     settle = inbox.number("settle_seconds", 5.0, allow_zero=True)
     max_settle = inbox.number("max_settle_seconds", 3600.0)
+    # Past max_settle_seconds it has no effect: that bound comes first. Left unset, it is
+    # never shorter than settle_seconds, so a config with a long settle stays valid.
+    incomplete_after = inbox.number("incomplete_after_seconds", DEFAULT_INCOMPLETE_AFTER_SECONDS)
+    if "incomplete_after_seconds" not in inbox.values:
+        incomplete_after = max(incomplete_after, settle)
+    elif settle > incomplete_after:
+        inbox.report(
+            "settle_seconds",
+            f"{settle:g} is more than incomplete_after_seconds ({incomplete_after:g})",
+        )
     if settle > max_settle:
         inbox.report(
             "settle_seconds", f"{settle:g} is more than max_settle_seconds ({max_settle:g})"
@@ -117,6 +128,7 @@ def _read_inbox(
         polling_interval_seconds=inbox.number("polling_interval_seconds", 5.0),
         settle_seconds=settle,
         max_settle_seconds=max_settle,
+        incomplete_after_seconds=incomplete_after,
         duplicates=inbox.choice("duplicates", list(DuplicatePolicy), DuplicatePolicy.REUSE),
         hooks=_read_hooks(inbox),
     )

@@ -25,6 +25,9 @@ DEFAULT_INCLUDE = (
     "*.pdf",
 )
 DEFAULT_OUTPUT_TEMPLATE = "{name}.{ext}"
+# A file unchanged for five minutes and still not a complete image or PDF is broken: a scanner
+# pausing between pages resumes well within that.
+DEFAULT_INCOMPLETE_AFTER_SECONDS = 300.0
 ENV_CLIENT_ID = "OCRWATCH_CLIENT_ID"
 ENV_CLIENT_SECRET = "OCRWATCH_CLIENT_SECRET"
 SYSTEMD_CREDENTIAL = "client_secret"  # LoadCredential=client_secret:/path in the unit file
@@ -58,7 +61,8 @@ _INBOX_KEYS = (
     "name", "path", "mode", "language", *_BOOLEAN_SETTINGS, "rotate", "dsr_mode",
     "dsr_confidence", "result_types", "regions", "output_dir", "output_template", "error_dir",
     "on_success", "done_dir", "include", "exclude", "recursive", "watch",
-    "polling_interval_seconds", "settle_seconds", "max_settle_seconds", "duplicates", "hooks",
+    "polling_interval_seconds", "settle_seconds", "max_settle_seconds", "incomplete_after_seconds",
+    "duplicates", "hooks",
 )  # fmt: skip
 _DEFAULTS_KEYS = tuple(k for k in _INBOX_KEYS if k not in ("name", "path"))
 # Inbox names appear in logs, the state store, file names ({inbox}) and the CLI.

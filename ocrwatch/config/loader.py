@@ -180,7 +180,7 @@ def _read_service(top: _Section) -> ServiceConfig:
         task_deadline_seconds=service.number("task_deadline_seconds", 3600.0),
         retention_seconds=service.number("retention_seconds", 86400.0),
         breaker_threshold=service.integer("breaker_threshold", 5),
-        breaker_probe_seconds=service.number("breaker_probe_seconds", 30.0),
+        breaker_probe_seconds=service.number("breaker_probe_seconds", 1.5),
         use_status_probe=service.flag("use_status_probe", False),
     )
     if config.task_deadline_seconds >= config.retention_seconds:

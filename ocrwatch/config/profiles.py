@@ -12,7 +12,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ocrwatch.config.keys import EMBEDDED_URL
+from ocrwatch.config.keys import DEFAULT_INCOMPLETE_AFTER_SECONDS, EMBEDDED_URL
 from ocrwatch.model import (
     Credentials,
     Disposition,
@@ -40,7 +40,7 @@ class ServiceConfig:
     task_deadline_seconds: float = 3600.0  # kept below retention_seconds
     retention_seconds: float = 86400.0  # how long the service keeps results
     breaker_threshold: int = 5  # consecutive transient failures that open the breaker
-    breaker_probe_seconds: float = 30.0
+    breaker_probe_seconds: float = 1.5  # the longest wait between probes while it is down
     use_status_probe: bool = False  # poll GetTaskStatus first, fetch results once completed
 
     @property
@@ -93,6 +93,8 @@ class InboxConfig:
     polling_interval_seconds: float = 5.0
     settle_seconds: float = 5.0
     max_settle_seconds: float = 3600.0
+    # A file unchanged this long and still incomplete is broken, not slow: it fails.
+    incomplete_after_seconds: float = DEFAULT_INCOMPLETE_AFTER_SECONDS
     duplicates: DuplicatePolicy = DuplicatePolicy.REUSE
     hooks: HookConfig = HookConfig()
 
