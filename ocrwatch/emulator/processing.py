@@ -145,7 +145,10 @@ def process(submission: Submission, *, recognizer: Recognizer, max_pixels: int) 
     if not is_regions:
         return Outcome(
             results=tuple(
-                ResultFile(type=f.value, data=render(f, recognition.pages, pages=document.pages))
+                ResultFile(
+                    type=f.value,
+                    data=render(f, recognition.pages, pages=document.pages, document=document),
+                )
                 for f in formats
             )
         )
@@ -155,7 +158,10 @@ def process(submission: Submission, *, recognizer: Recognizer, max_pixels: int) 
     for region in sorted(regions, key=lambda r: r.order):
         region_page, region_text = _region_page(page, text, region)
         results.extend(
-            ResultFile(type=f.value, data=render(f, [region_text], pages=[region_page]))
+            ResultFile(
+                type=f.value,
+                data=render(f, [region_text], pages=[region_page], document=document),
+            )
             for f in formats
         )
     return Outcome(results=tuple(results))
