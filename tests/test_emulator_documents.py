@@ -44,8 +44,8 @@ def test_samples_actually_show_the_text() -> None:
 def test_multi_page_samples() -> None:
     tiff = Image.open(io.BytesIO(samples.make_tiff(["one", "two", "three"])))
     assert getattr(tiff, "n_frames", 1) == 3
-    info = read_pdf(samples.make_pdf(["one", "twö ✓"], width=300, height=150), max_pixels=LIMIT)
-    assert info.subject == "one\ftwö ✓"
+    info = read_pdf(samples.make_pdf(["one", "twö ✓ č"], width=300, height=150), max_pixels=LIMIT)
+    assert info.subject == "one\ftwö ✓ č"  # č is bytes 01 0D in UTF-16
     assert [p.ref.shown_size_pt for p in info.pages] == [(300.0, 150.0)] * 2
     # one pixel per point: the pages' images are 300x150 pixels at 72 dpi
     assert [(p.width_px, p.height_px) for p in info.pages] == [(300, 150)] * 2

@@ -118,7 +118,7 @@ def _px_per_pt(page: pikepdf.Page, box: tuple[float, float, float, float]) -> fl
     """The resolution of the page's largest image, or the default for pages without one."""
     best_area, best = 0, _DEFAULT_PX_PER_PT
     width_pt, height_pt = box[2] - box[0], box[3] - box[1]
-    for image in page.get_images(recursive=False).values():
+    for image in page.get_images().values():
         # pikepdf hands integers back as int, though its stubs say Object.
         width: object = image.get("/Width")
         height: object = image.get("/Height")
