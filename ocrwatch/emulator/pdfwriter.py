@@ -219,17 +219,31 @@ def _png_rows(image: Image.Image) -> tuple[bytes, int]:
     return idat, depth
 
 
+def _is_grey(image: Image.Image) -> bool:
+    if image.mode in ("L", "LA", "I", "F"):
+        return True
+    if image.mode not in ("P", "PA") or image.palette is None:
+        return False
+    palette = image.palette.tobytes()
+    if image.palette.mode not in ("RGB", "RGBA"):
+        return False
+    step = len(image.palette.mode)
+    return all(
+        palette[i] == palette[i + 1] == palette[i + 2] for i in range(0, len(palette) - 2, step)
+    )
+
+
 def _flat(image: Image.Image) -> Image.Image:
-    """The image in a mode PDF shows directly: transparency laid on white, as printed."""
+    """The image in a mode PDF shows directly: transparency laid on white, as printed; a
+    palette of greys as grey (a scanner's GIF is as small in the PDF as it came)."""
     if image.mode in ("1", "L", "RGB", "I;16", "CMYK"):
         return image
+    target = "L" if _is_grey(image) else "RGB"
     if image.mode in ("LA", "RGBA", "PA") or "transparency" in image.info:
         rgba = image.convert("RGBA")
         paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(paper, rgba).convert("RGB")
-    if image.mode in ("I", "F"):
-        return image.convert("L")
-    return image.convert("RGB")
+        return Image.alpha_composite(paper, rgba).convert(target)
+    return image.convert(target)
 
 
 def _image_stream(pdf: pikepdf.Pdf, document: Document, image: Image.Image) -> pikepdf.Stream:
