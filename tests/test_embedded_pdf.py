@@ -94,7 +94,7 @@ def test_the_engines_lines_land_on_their_ink(client: OcrClient, mode: str, rotat
     output = by_type["Pdf"]
     [before], [after] = render_pages(original), render_pages(output)
     assert ImageChops.difference(before, after).getbbox() is None
-    assert len(output) < len(original) + 12_000
+    assert len(output) < len(original) + 6_000
     assert_fonts_embedded(output)
 
     bands = ink_rows(after)  # three bands of rows: the page is shown upright

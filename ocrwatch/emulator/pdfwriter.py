@@ -42,13 +42,28 @@ _PNG_MODES["RGB"] = ("/DeviceRGB", 3)
 Box4 = tuple[float, float, float, float]
 
 
-def _cmap() -> bytes:
-    """A ToUnicode CMap mapping every 2-byte code to the same UTF-16 code unit."""
-    ranges = [
-        f"<{high:02X}00> <{high:02X}FF> <{high:02X}00>"
-        for high in range(256)
-        if not 0xD8 <= high <= 0xDF  # surrogates are never written (see _encode)
+def _units(text: str) -> list[int]:
+    """The text's 2-byte codes: UTF-16 code units, U+FFFD for what lies beyond the BMP."""
+    return [
+        ord(ch) if ord(ch) <= 0xFFFF and not 0xD800 <= ord(ch) <= 0xDFFF else 0xFFFD for ch in text
     ]
+
+
+def _encode(text: str) -> str:
+    """The text as a PDF hex string of 2-byte codes."""
+    return "<" + "".join(f"{unit:04X}" for unit in _units(text)) + ">"
+
+
+def _cmap(pages: Sequence[tuple[Page, PageText]]) -> bytes:
+    """A ToUnicode CMap mapping each 2-byte code to the same UTF-16 code unit.
+
+    A range may only vary in its last byte, so there is one range per high byte; only the
+    high bytes the text uses are listed (Latin text needs one or two of the 256).
+    """
+    highs = sorted(
+        {unit >> 8 for _, text in pages for line in text.lines for unit in _units(line.text)}
+    )
+    ranges = [f"<{high:02X}00> <{high:02X}FF> <{high:02X}00>" for high in highs or [0]]
     blocks = []
     for start in range(0, len(ranges), 100):  # at most 100 entries per block
         chunk = ranges[start : start + 100]
@@ -64,14 +79,6 @@ def _cmap() -> bytes:
     return text.encode("ascii")
 
 
-def _encode(text: str) -> str:
-    """The text as a PDF hex string of 2-byte codes."""
-    units = [
-        ord(ch) if ord(ch) <= 0xFFFF and not 0xD800 <= ord(ch) <= 0xDFFF else 0xFFFD for ch in text
-    ]
-    return "<" + "".join(f"{unit:04X}" for unit in units) + ">"
-
-
 def _flate(pdf: pikepdf.Pdf, payload: bytes, **entries: object) -> pikepdf.Stream:
     stream = pikepdf.Stream(pdf, zlib.compress(payload, 9))
     stream.Filter = pikepdf.Name.FlateDecode
@@ -80,7 +87,7 @@ def _flate(pdf: pikepdf.Pdf, payload: bytes, **entries: object) -> pikepdf.Strea
     return stream
 
 
-def _font(pdf: pikepdf.Pdf) -> pikepdf.Object:
+def _font(pdf: pikepdf.Pdf, pages: Sequence[tuple[Page, PageText]]) -> pikepdf.Object:
     """The Type0 font of the text layer, with its program embedded; one per output file."""
     program = glyphless_font()
     descriptor = pikepdf.Dictionary(
@@ -112,7 +119,7 @@ def _font(pdf: pikepdf.Pdf) -> pikepdf.Object:
             BaseFont=pikepdf.Name(f"/{FAMILY}"),
             Encoding=pikepdf.Name("/Identity-H"),
             DescendantFonts=[pdf.make_indirect(cid_font)],
-            ToUnicode=_flate(pdf, _cmap()),
+            ToUnicode=_flate(pdf, _cmap(pages)),
         )
     )
 
@@ -187,7 +194,7 @@ def _add_font_resource(page: pikepdf.Page, font: pikepdf.Object) -> str:
 
 def _onto_pdf_pages(document: Document, pages: Sequence[tuple[Page, PageText]]) -> pikepdf.Pdf:
     pdf = pikepdf.open(io.BytesIO(document.data))
-    font = _font(pdf)
+    font = _font(pdf, pages)
     for page, text in pages:
         ref = page.pdf
         if ref is None:
@@ -277,7 +284,7 @@ def _image_stream(pdf: pikepdf.Pdf, document: Document, image: Image.Image) -> p
 
 def _onto_new_pages(document: Document, pages: Sequence[tuple[Page, PageText]]) -> pikepdf.Pdf:
     pdf = pikepdf.new()
-    font = _font(pdf)
+    font = _font(pdf, pages)
     for page, text in pages:
         width_pt = page.width_px * page.points_per_px
         height_pt = page.height_px * page.points_per_px
