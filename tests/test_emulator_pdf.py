@@ -324,3 +324,18 @@ def test_text_beyond_latin_is_searchable_and_beyond_the_bmp_is_a_replacement(
     extracted, _ = text_centres(output)
     assert "Grüße ✓ Ελλάδα" in extracted
     assert "日本語 \ufffd" in extracted
+
+
+def test_a_logo_does_not_set_a_vector_pages_grid() -> None:
+    with pikepdf.open(io.BytesIO(vector_pdf())) as pdf:
+        logo = pikepdf.Stream(pdf, zlib.compress(bytes(120 * 40)))
+        logo.Type, logo.Subtype = pikepdf.Name.XObject, pikepdf.Name.Image
+        logo.Width, logo.Height, logo.BitsPerComponent = 120, 40, 8
+        logo.ColorSpace, logo.Filter = pikepdf.Name.DeviceGray, pikepdf.Name.FlateDecode
+        page = pdf.pages[0]
+        page.Resources.XObject = pikepdf.Dictionary(Logo=logo)
+        page.contents_add(b"q 60 0 0 20 500 740 cm /Logo Do Q")
+        out = io.BytesIO()
+        pdf.save(out)
+    [page] = load_document(out.getvalue(), max_pixels=LIMIT).pages
+    assert (page.width_px, page.height_px) == (1275, 1650)  # Letter at 150 dpi

@@ -6,11 +6,12 @@ the MediaBox, which need not start at the origin), the clockwise turn it is show
 when something needs its pixels. Nothing is decoded at load time: a hundred-page scan costs
 no memory until a page is rendered, and the embedded engine renders pages itself.
 
-Each page gets a pixel grid: the resolution of its largest image (so a scanned page has its
-scan's pixels), 150 dpi for pages without images, and smaller when the page would pass the
-pixel limit. pdfium is not thread-safe and the emulator's slots are threads: every call into
-it holds ``_PDFIUM_LOCK``. Encrypted PDFs are refused, as the service's clients must send
-them decrypted; qpdf repairs what damage it can and anything else is a ``PdfError``.
+Each page gets a pixel grid: the resolution of its largest image shaped like the page (so a
+scanned page has its scan's pixels), 150 dpi for pages without one, and less where the page
+would pass the pixel limit. pdfium is not thread-safe and the emulator's slots are threads:
+every call into it holds ``_PDFIUM_LOCK``. Encrypted PDFs are refused, as the service's
+clients must send them decrypted; qpdf repairs what damage it can, and anything else is a
+``PdfError``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from PIL import Image
 _DEFAULT_PX_PER_PT = 150 / 72  # pages drawn without images
 _MIN_PX_PER_PT = 1.0  # 72 dpi: a page image of lower resolution is shown at least this finely
 _MAX_PX_PER_PT = 600 / 72
+_SCAN_SHAPE_TOLERANCE = 0.05  # a scan's aspect ratio is the page's, give or take a margin
 _MAX_TREE_DEPTH = 64
 _LETTER_BOX = (0.0, 0.0, 612.0, 792.0)  # what a page without any MediaBox is taken to be
 _PDFIUM_LOCK = threading.Lock()
@@ -115,14 +117,17 @@ def _rotation(page: pikepdf.Dictionary) -> int:
 
 
 def _px_per_pt(page: pikepdf.Page, box: tuple[float, float, float, float]) -> float:
-    """The resolution of the page's largest image, or the default for pages without one."""
+    """The resolution of the page's scan (its largest image shaped like the page), or the
+    default for pages without one: a logo on a page of vector text does not set the grid."""
     best_area, best = 0, _DEFAULT_PX_PER_PT
     width_pt, height_pt = box[2] - box[0], box[3] - box[1]
     for image in page.get_images().values():
         # pikepdf hands integers back as int, though its stubs say Object.
         width: object = image.get("/Width")
         height: object = image.get("/Height")
-        if not isinstance(width, int) or not isinstance(height, int):
+        if not isinstance(width, int) or not isinstance(height, int) or width < 1 or height < 1:
+            continue
+        if abs((width / height) / (width_pt / height_pt) - 1) > _SCAN_SHAPE_TOLERANCE:
             continue
         if width * height > best_area:
             best_area = width * height

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 import pikepdf
 from PIL import Image
 
-from ocrwatch.emulator.document import Document, Page
+from ocrwatch.emulator.document import Document, DocumentError, Page
 from ocrwatch.emulator.glyphless import ADVANCE, ASCENT, DESCENT, FAMILY, glyphless_font
 from ocrwatch.emulator.recognizer import PageText
 
@@ -313,8 +313,11 @@ def _onto_new_pages(document: Document, pages: Sequence[tuple[Page, PageText]]) 
 def write_searchable_pdf(document: Document, pages: Sequence[tuple[Page, PageText]]) -> bytes:
     """One PDF page per (page, text): the PDF's own pages, or each image, under its text."""
     is_pdf = document.format == "PDF" and all(page.pdf is not None for page, _ in pages)
-    pdf = _onto_pdf_pages(document, pages) if is_pdf else _onto_new_pages(document, pages)
-    with pdf:
-        out = io.BytesIO()
-        pdf.save(out, deterministic_id=True)
-        return out.getvalue()
+    try:
+        pdf = _onto_pdf_pages(document, pages) if is_pdf else _onto_new_pages(document, pages)
+        with pdf:
+            out = io.BytesIO()
+            pdf.save(out, deterministic_id=True)
+            return out.getvalue()
+    except pikepdf.PdfError as exc:
+        raise DocumentError(f"The searchable PDF cannot be written: {exc}") from exc
