@@ -6,10 +6,8 @@ cannot move the text) and followed by the text layer; only the page's ``/Resourc
 font, under a name the page does not use yet. If the task turned the pages (``Rotate``), the
 page's ``/Rotate`` says so, and the text is placed on the page as it is then shown.
 
-An image input becomes one page per image, its size from the image's resolution: a JPEG is
-embedded as the very bytes that came (DCTDecode), any other image losslessly as Flate with
-PNG row predictors (the filtered rows of Pillow's PNG encoder), 1-bit images at 1 bit per
-pixel. Nothing is re-encoded lossily.
+An image input becomes one page per image, its size from the image's resolution, with the
+image embedded without loss (``pdfimages``: a JPEG as the bytes that came, others as Flate).
 
 The text is drawn in render mode 3 (invisible) with a Type0 font whose character codes are
 the UTF-16 code units of the text; its ToUnicode CMap maps them back, so any text in the Basic
@@ -22,23 +20,17 @@ the font size, so a selection covers the word where the recogniser saw it.
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 from collections.abc import Sequence
 
 import pikepdf
-from PIL import Image
 
 from ocrwatch.emulator.document import Document, DocumentError, Page
 from ocrwatch.emulator.glyphless import ADVANCE, ASCENT, DESCENT, FAMILY, glyphless_font
+from ocrwatch.emulator.pdfimages import flate_stream, image_stream
 from ocrwatch.emulator.recognizer import PageText
 
 _ADVANCE_EM = ADVANCE / 1000
 _DESCENT_EM = -DESCENT / 1000
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# Mode Pillow writes as PNG -> (PDF colour space, PNG colours per pixel).
-_PNG_MODES = {"1": ("/DeviceGray", 1), "L": ("/DeviceGray", 1), "I;16": ("/DeviceGray", 1)}
-_PNG_MODES["RGB"] = ("/DeviceRGB", 3)
 Box4 = tuple[float, float, float, float]
 
 
@@ -79,14 +71,6 @@ def _cmap(pages: Sequence[tuple[Page, PageText]]) -> bytes:
     return text.encode("ascii")
 
 
-def _flate(pdf: pikepdf.Pdf, payload: bytes, **entries: object) -> pikepdf.Stream:
-    stream = pikepdf.Stream(pdf, zlib.compress(payload, 9))
-    stream.Filter = pikepdf.Name.FlateDecode
-    for key, value in entries.items():
-        stream[f"/{key}"] = value
-    return stream
-
-
 def _font(pdf: pikepdf.Pdf, pages: Sequence[tuple[Page, PageText]]) -> pikepdf.Object:
     """The Type0 font of the text layer, with its program embedded; one per output file."""
     program = glyphless_font()
@@ -100,7 +84,7 @@ def _font(pdf: pikepdf.Pdf, pages: Sequence[tuple[Page, PageText]]) -> pikepdf.O
         Descent=DESCENT,
         CapHeight=ASCENT,
         StemV=80,
-        FontFile2=_flate(pdf, program, Length1=len(program)),
+        FontFile2=flate_stream(pdf, program, Length1=len(program)),
     )
     cid_font = pikepdf.Dictionary(
         Type=pikepdf.Name.Font,
@@ -110,7 +94,7 @@ def _font(pdf: pikepdf.Pdf, pages: Sequence[tuple[Page, PageText]]) -> pikepdf.O
         FontDescriptor=pdf.make_indirect(descriptor),
         DW=ADVANCE,
         # Every code (a UTF-16 unit) shows glyph 1, the blank one.
-        CIDToGIDMap=_flate(pdf, b"\x00\x01" * 0x10000),
+        CIDToGIDMap=flate_stream(pdf, b"\x00\x01" * 0x10000),
     )
     return pdf.make_indirect(
         pikepdf.Dictionary(
@@ -119,7 +103,7 @@ def _font(pdf: pikepdf.Pdf, pages: Sequence[tuple[Page, PageText]]) -> pikepdf.O
             BaseFont=pikepdf.Name(f"/{FAMILY}"),
             Encoding=pikepdf.Name("/Identity-H"),
             DescendantFonts=[pdf.make_indirect(cid_font)],
-            ToUnicode=_flate(pdf, _cmap(pages)),
+            ToUnicode=flate_stream(pdf, _cmap(pages)),
         )
     )
 
@@ -209,79 +193,6 @@ def _onto_pdf_pages(document: Document, pages: Sequence[tuple[Page, PageText]]) 
     return pdf
 
 
-def _png_rows(image: Image.Image) -> tuple[bytes, int]:
-    """Pillow's PNG encoding of ``image``: the zlib stream of its filtered rows, and bit depth."""
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG", compress_level=9)
-    data, position, idat, depth = buffer.getvalue(), len(_PNG_SIGNATURE), b"", 8
-    while position < len(data):
-        (length,) = struct.unpack(">I", data[position : position + 4])
-        kind = data[position + 4 : position + 8]
-        payload = data[position + 8 : position + 8 + length]
-        if kind == b"IHDR":
-            depth = payload[8]
-        elif kind == b"IDAT":
-            idat += payload
-        position += 12 + length
-    return idat, depth
-
-
-def _is_grey(image: Image.Image) -> bool:
-    if image.mode in ("L", "LA", "I", "F"):
-        return True
-    if image.mode not in ("P", "PA") or image.palette is None:
-        return False
-    palette = image.palette.tobytes()
-    if image.palette.mode not in ("RGB", "RGBA"):
-        return False
-    step = len(image.palette.mode)
-    return all(
-        palette[i] == palette[i + 1] == palette[i + 2] for i in range(0, len(palette) - 2, step)
-    )
-
-
-def _flat(image: Image.Image) -> Image.Image:
-    """The image in a mode PDF shows directly: transparency laid on white, as printed; a
-    palette of greys as grey (a scanner's GIF is as small in the PDF as it came)."""
-    if image.mode in ("1", "L", "RGB", "I;16", "CMYK"):
-        return image
-    target = "L" if _is_grey(image) else "RGB"
-    if image.mode in ("LA", "RGBA", "PA") or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(paper, rgba).convert(target)
-    return image.convert(target)
-
-
-def _image_stream(pdf: pikepdf.Pdf, document: Document, image: Image.Image) -> pikepdf.Stream:
-    entries: dict[str, object] = {"Type": pikepdf.Name.XObject, "Subtype": pikepdf.Name.Image}
-    entries |= {"Width": image.width, "Height": image.height, "BitsPerComponent": 8}
-    if document.format == "JPEG" and image.format == "JPEG":  # untouched since it was decoded
-        stream = pikepdf.Stream(pdf, document.data)
-        stream.Filter = pikepdf.Name.DCTDecode
-        spaces = {"L": "/DeviceGray", "CMYK": "/DeviceCMYK"}
-        entries["ColorSpace"] = pikepdf.Name(spaces.get(image.mode, "/DeviceRGB"))
-        if image.mode == "CMYK" and "adobe" in image.info:  # Adobe writes CMYK inverted
-            entries["Decode"] = [1, 0] * 4
-    else:
-        flat = _flat(image)
-        if flat.mode == "CMYK":
-            stream = _flate(pdf, flat.tobytes())
-            entries["ColorSpace"] = pikepdf.Name.DeviceCMYK
-        else:
-            rows, depth = _png_rows(flat)
-            stream = pikepdf.Stream(pdf, rows)
-            stream.Filter = pikepdf.Name.FlateDecode
-            space, colours = _PNG_MODES[flat.mode]
-            entries |= {"ColorSpace": pikepdf.Name(space), "BitsPerComponent": depth}
-            stream.DecodeParms = pikepdf.Dictionary(
-                Predictor=15, Colors=colours, BitsPerComponent=depth, Columns=flat.width
-            )
-    for key, value in entries.items():
-        stream[f"/{key}"] = value
-    return stream
-
-
 def _onto_new_pages(document: Document, pages: Sequence[tuple[Page, PageText]]) -> pikepdf.Pdf:
     pdf = pikepdf.new()
     font = _font(pdf, pages)
@@ -292,7 +203,7 @@ def _onto_new_pages(document: Document, pages: Sequence[tuple[Page, PageText]]) 
         resources = pikepdf.Dictionary(Font=pikepdf.Dictionary(OcrText0=font))
         drawing = b""
         if page.image is not None:
-            image = _image_stream(pdf, document, page.image)
+            image = image_stream(pdf, document, page.image)
             resources.XObject = pikepdf.Dictionary(Scan=image)
             drawing = f"q {width_pt:.3f} 0 0 {height_pt:.3f} 0 0 cm /Scan Do Q\n".encode()
         layer = _text_layer(text, page, box=box, rotation=0, font="/OcrText0")
