@@ -106,11 +106,27 @@ def vector_pdf(text: str = TEXT) -> bytes:
     return out.getvalue()
 
 
+def _changed(data: bytes, *, rotate: int = 0, crop_box: list[float] | None = None) -> bytes:
+    with pikepdf.open(io.BytesIO(data)) as pdf:
+        page = pdf.pages[0]
+        if rotate:
+            page.Rotate = rotate
+        if crop_box:
+            page.CropBox = crop_box
+        out = io.BytesIO()
+        pdf.save(out)
+        return out.getvalue()
+
+
 INPUTS: dict[str, Callable[[], bytes]] = {
     "ccitt-g4": ccitt_pdf,
     "flate-offset-mediabox": flate_pdf,
     "jpeg": jpeg_pdf,
     "jpeg-rotate-90": lambda: jpeg_pdf(rotate=90),
+    "jpeg-rotate-180": lambda: jpeg_pdf(rotate=180),
+    "flate-offset-rotate-270": lambda: _changed(flate_pdf(), rotate=270),
+    # the text's middle line (its band of the cropped page) stays inside the crop
+    "jpeg-cropbox": lambda: _changed(jpeg_pdf(), crop_box=[0, 100, 800, 500]),
     "vector-text": vector_pdf,
 }
 
