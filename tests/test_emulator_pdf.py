@@ -355,3 +355,10 @@ def test_a_logo_does_not_set_a_vector_pages_grid() -> None:
         pdf.save(out)
     [page] = load_document(out.getvalue(), max_pixels=LIMIT).pages
     assert (page.width_px, page.height_px) == (1275, 1650)  # Letter at 150 dpi
+
+
+def test_image_png_of_a_ccitt_pdf_shows_the_page(api: EmulatorApi) -> None:
+    [(_, png)] = api.recognize("RecognizePdf", ccitt_pdf(), {"resultType": "ImagePNG"})
+    image = Image.open(io.BytesIO(png))
+    assert image.size == (1200, 900)  # the scan's own pixels
+    assert ink_fraction(image) > 0.005  # was a white page
