@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import ctypes
 import io
+import subprocess
+import sys
 import zlib
 from collections.abc import Callable
 
@@ -362,3 +364,21 @@ def test_image_png_of_a_ccitt_pdf_shows_the_page(api: EmulatorApi) -> None:
     image = Image.open(io.BytesIO(png))
     assert image.size == (1200, 900)  # the scan's own pixels
     assert ink_fraction(image) > 0.005  # was a white page
+
+
+def test_the_pdf_libraries_load_only_when_a_pdf_comes() -> None:
+    # About 20 MiB of memory: an embedded service that is never sent a PDF does without.
+    probe = (
+        "import io, sys\n"
+        "from PIL import Image\n"
+        "import ocrwatch.embedded, ocrwatch.emulator.server\n"
+        "from ocrwatch.emulator.document import load_document\n"
+        "buffer = io.BytesIO()\n"
+        "Image.new('L', (40, 20), 255).save(buffer, 'PNG')\n"
+        "load_document(buffer.getvalue(), max_pixels=10**6)\n"
+        "print(sorted({'pikepdf', 'pypdfium2'} & set(sys.modules)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"

@@ -19,10 +19,12 @@ import threading
 import warnings
 import zlib
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from PIL import Image, UnidentifiedImageError
 
-from ocrwatch.emulator.pdfpages import PdfError, PdfPageRef, read_pdf, render_page
+if TYPE_CHECKING:
+    from ocrwatch.emulator.pdfpages import PdfPageRef
 
 TEXT_KEY = "ocr-text"
 _SIGNATURES: tuple[tuple[bytes, str], ...] = (
@@ -61,9 +63,11 @@ class Page:
         """The page's pixels; a PDF page is rendered (with pdfium) on each call."""
         if self.image is not None or self.pdf is None:
             return self.image
+        from ocrwatch.emulator import pdfpages  # noqa: PLC0415  (see _load_pdf)
+
         try:
-            return render_page(self.pdf, width_px=self.width_px, height_px=self.height_px)
-        except PdfError as exc:
+            return pdfpages.render_page(self.pdf, width_px=self.width_px, height_px=self.height_px)
+        except pdfpages.PdfError as exc:
             raise DocumentError(f"The PDF document cannot be read: {exc}") from exc
 
 
@@ -163,9 +167,13 @@ def _embedded_text(image: Image.Image, *, kind: str) -> str | None:
 
 
 def _load_pdf(data: bytes, *, digest: str, max_pixels: int) -> Document:
+    # pikepdf and pdfium cost about 20 MiB of memory once imported: an embedded service that
+    # never sees a PDF does not load them.
+    from ocrwatch.emulator import pdfpages  # noqa: PLC0415
+
     try:
-        info = read_pdf(data, max_pixels=max_pixels)
-    except PdfError as exc:
+        info = pdfpages.read_pdf(data, max_pixels=max_pixels)
+    except pdfpages.PdfError as exc:
         raise DocumentError(f"The PDF document cannot be read: {exc}") from exc
     pages = tuple(
         Page(

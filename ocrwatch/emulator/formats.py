@@ -26,7 +26,6 @@ from xml.sax.saxutils import escape, quoteattr
 from PIL import Image
 
 from ocrwatch.emulator.document import Document, Page
-from ocrwatch.emulator.pdfwriter import write_searchable_pdf
 from ocrwatch.emulator.recognizer import Box, Line, PageText
 from ocrwatch.model import ResultFormat
 
@@ -133,5 +132,8 @@ def render(
     if result_format is ResultFormat.JSON:
         return render_json(texts)
     if result_format is ResultFormat.PDF:
+        # Loaded on first use, as the PDF reader is (see document._load_pdf).
+        from ocrwatch.emulator.pdfwriter import write_searchable_pdf  # noqa: PLC0415
+
         return write_searchable_pdf(document, list(zip(pages, texts, strict=True)))
     return render_png(pages)

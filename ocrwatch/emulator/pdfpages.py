@@ -23,7 +23,6 @@ import threading
 from dataclasses import dataclass, field, replace
 
 import pikepdf
-import pypdfium2 as pdfium
 from PIL import Image
 
 _DEFAULT_PX_PER_PT = 150 / 72  # pages drawn without images
@@ -183,6 +182,10 @@ def read_pdf(data: bytes, *, max_pixels: int) -> PdfInfo:
 
 def render_page(ref: PdfPageRef, *, width_px: int, height_px: int) -> Image.Image:
     """The page as shown (its rotation included), on white, exactly ``width_px`` x ``height_px``."""
+    # pdfium is only loaded for a page whose pixels are wanted (ImagePNG, a recognizer that
+    # reads pixels): the embedded engine renders in its own processes.
+    import pypdfium2 as pdfium  # noqa: PLC0415
+
     width_pt, _ = ref.shown_size_pt
     extra_turn = (ref.rotation - ref.own_rotation) % 360
     with _PDFIUM_LOCK:
