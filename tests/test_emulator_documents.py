@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import io
-import zlib
 from collections.abc import Callable
 
+import pikepdf
 import pytest
 from PIL import Image
 
 from ocrwatch.emulator import samples
 from ocrwatch.emulator.document import DocumentError, load_document, rotate_document
-from ocrwatch.emulator.pdfinfo import PdfError, read_pdf
+from ocrwatch.emulator.pdfpages import PdfError, read_pdf
 
 LIMIT = 100_000_000
 
@@ -44,50 +44,40 @@ def test_samples_actually_show_the_text() -> None:
 def test_multi_page_samples() -> None:
     tiff = Image.open(io.BytesIO(samples.make_tiff(["one", "two", "three"])))
     assert getattr(tiff, "n_frames", 1) == 3
-    info = read_pdf(samples.make_pdf(["one", "twö ✓"], width=300, height=150))
-    assert info.subject == "one\ftwö ✓"
-    assert [(p.width_pt, p.height_pt) for p in info.pages] == [(300.0, 150.0)] * 2
-    assert all(page.jpeg is not None for page in info.pages)
+    info = read_pdf(samples.make_pdf(["one", "twö ✓ č"], width=300, height=150), max_pixels=LIMIT)
+    assert info.subject == "one\ftwö ✓ č"  # č is bytes 01 0D in UTF-16
+    assert [p.ref.shown_size_pt for p in info.pages] == [(300.0, 150.0)] * 2
+    # one pixel per point: the pages' images are 300x150 pixels at 72 dpi
+    assert [(p.width_px, p.height_px) for p in info.pages] == [(300, 150)] * 2
 
 
-def test_pdf_pages_use_their_embedded_jpeg() -> None:
+def test_pdf_pages_show_their_image_when_rendered() -> None:
     document = load_document(samples.make_pdf(["a", "b"], width=300, height=150), max_pixels=LIMIT)
     assert document.format == "PDF"
-    assert [page.image is not None for page in document.pages] == [True, True]
+    images = [page.pixels() for page in document.pages]
+    assert [None if image is None else image.size for image in images] == [(300, 150)] * 2
     assert document.embedded_text == "a\fb"
 
 
 def _object_stream_pdf() -> bytes:
-    """A PDF 1.5 whose objects all live in a compressed object stream, with an XRef stream."""
-    objects = [
-        b"<</Type/Catalog/Pages 2 0 R>>",
-        b"<</Type/Pages/Kids[3 0 R]/Count 1/MediaBox[0 0 100 50]>>",
-        b"<</Type/Page/Parent 2 0 R>>",
-        b"<</Subject(\\(literal\\) \\101\\102 text)>>",
-    ]
-    offsets, body = [], b""
-    for number, text in enumerate(objects, start=1):
-        offsets.append(f"{number} {len(body)}".encode())
-        body += text + b" "
-    header = b" ".join(offsets) + b" "
-    packed = zlib.compress(header + body)
-    return (
-        b"%PDF-1.5\n9 0 obj <</Type/ObjStm/N 4/First "
-        + str(len(header)).encode()
-        + b"/Filter/FlateDecode/Length "
-        + str(len(packed)).encode()
-        + b">>stream\n"
-        + packed
-        + b"\nendstream endobj\n"
-        + b"10 0 obj <</Type/XRef/Root 1 0 R/Info 4 0 R/Length 0>>stream\n\nendstream endobj\n"
-        + b"startxref\n0\n%%EOF\n"
-    )
+    """A PDF 1.5 whose objects live in compressed object streams, with an XRef stream."""
+    pdf = pikepdf.new()
+    pdf.add_blank_page(page_size=(100, 50))
+    pdf.docinfo["/Subject"] = "(literal) AB text"
+    buffer = io.BytesIO()
+    pdf.save(buffer, object_stream_mode=pikepdf.ObjectStreamMode.generate)
+    data = buffer.getvalue()
+    assert b"/ObjStm" in data
+    return data
 
 
-def test_pdf_reader_handles_object_streams_and_literal_escapes() -> None:
-    info = read_pdf(_object_stream_pdf())
+def test_pdf_reader_handles_object_streams() -> None:
+    info = read_pdf(_object_stream_pdf(), max_pixels=LIMIT)
     assert info.subject == "(literal) AB text"
-    assert [(p.width_pt, p.height_pt, p.jpeg) for p in info.pages] == [(100.0, 50.0, None)]
+    # no image: the page gets a grid of 150 dpi
+    assert [(p.ref.shown_size_pt, p.width_px, p.height_px) for p in info.pages] == [
+        ((100.0, 50.0), 208, 104)
+    ]
 
 
 @pytest.mark.parametrize(
@@ -102,7 +92,7 @@ def test_pdf_reader_handles_object_streams_and_literal_escapes() -> None:
 )
 def test_unusable_pdfs_are_refused(data: bytes) -> None:
     with pytest.raises(PdfError):
-        read_pdf(data)
+        read_pdf(data, max_pixels=LIMIT)
     with pytest.raises(DocumentError):
         load_document(data, max_pixels=LIMIT)
 

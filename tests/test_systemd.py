@@ -314,13 +314,26 @@ assert libc.mprotect(page, 4096, 5) == -1 and ctypes.get_errno() == 1, "filter n
 def test_daemon_and_local_engine_run_without_writable_code(
     tmp_path: Path, emulator: Emulator
 ) -> None:
-    """MemoryDenyWriteExecute=yes holds for the cloud path and, if installed, the local engine.
+    """MemoryDenyWriteExecute=yes holds for the cloud path, the emulator's PDF reading and
+    writing, and, if installed, the local engine.
 
     The engine's worker processes inherit the filter, as they inherit the unit's sandbox.
     """
     config = write_config(tmp_path, emulator.base_url)
     (tmp_path / "inbox" / "page.png").write_bytes(make_png("no writable code"))
     body = "from ocrwatch.cli import main\nsys.exit(main(['once', '-c', sys.argv[1]]))\n"
+    # The embedded service's PDF work runs in the daemon: qpdf (pikepdf) and pdfium.
+    body = (
+        "from ocrwatch.emulator.document import load_document\n"
+        "from ocrwatch.emulator.formats import render\n"
+        "from ocrwatch.emulator.recognizer import FixtureRecognizer\n"
+        "from ocrwatch.emulator.samples import make_pdf\n"
+        "from ocrwatch.model import RecognitionSettings, ResultFormat\n"
+        "doc = load_document(make_pdf(['Searchable']), max_pixels=10**8)\n"
+        "texts = FixtureRecognizer().recognize(doc, settings=RecognitionSettings()).pages\n"
+        "assert render(ResultFormat.PDF, texts, pages=doc.pages, document=doc)\n"
+        "assert render(ResultFormat.IMAGE_PNG, texts, pages=doc.pages, document=doc)\n"
+    ) + body
     if not missing_modules():
         body = (
             "from ocrwatch.engine import EnginePool\n"

@@ -19,10 +19,12 @@ import threading
 import warnings
 import zlib
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from PIL import Image, UnidentifiedImageError
 
-from ocrwatch.emulator.pdfinfo import PdfError, read_pdf
+if TYPE_CHECKING:
+    from ocrwatch.emulator.pdfpages import PdfPageRef
 
 TEXT_KEY = "ocr-text"
 _SIGNATURES: tuple[tuple[bytes, str], ...] = (
@@ -45,12 +47,28 @@ class DocumentError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    """One page. Coordinates are pixels of ``image`` (PDF points when there is no image)."""
+    """One page as shown. Coordinates are pixels of a ``width_px`` x ``height_px`` grid.
+
+    An image's page holds its pixels; a PDF's page holds ``pdf`` instead, the page of the
+    submitted PDF, rendered on that grid only when ``pixels()`` is called.
+    """
 
     width_px: int
     height_px: int
     points_per_px: float  # the page's physical scale, for PDF output
-    image: Image.Image | None  # None: a PDF page drawn other than by one JPEG
+    image: Image.Image | None
+    pdf: PdfPageRef | None = None
+
+    def pixels(self) -> Image.Image | None:
+        """The page's pixels; a PDF page is rendered (with pdfium) on each call."""
+        if self.image is not None or self.pdf is None:
+            return self.image
+        from ocrwatch.emulator import pdfpages  # noqa: PLC0415  (see _load_pdf)
+
+        try:
+            return pdfpages.render_page(self.pdf, width_px=self.width_px, height_px=self.height_px)
+        except pdfpages.PdfError as exc:
+            raise DocumentError(f"The PDF document cannot be read: {exc}") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,27 +167,25 @@ def _embedded_text(image: Image.Image, *, kind: str) -> str | None:
 
 
 def _load_pdf(data: bytes, *, digest: str, max_pixels: int) -> Document:
+    # pikepdf and pdfium cost about 20 MiB of memory once imported: an embedded service that
+    # never sees a PDF does not load them.
+    from ocrwatch.emulator import pdfpages  # noqa: PLC0415
+
     try:
-        info = read_pdf(data)
-    except PdfError as exc:
+        info = pdfpages.read_pdf(data, max_pixels=max_pixels)
+    except pdfpages.PdfError as exc:
         raise DocumentError(f"The PDF document cannot be read: {exc}") from exc
-    pages: list[Page] = []
-    for pdf_page in info.pages:
-        image = None
-        if pdf_page.jpeg is not None:
-            try:
-                image = _open_image(pdf_page.jpeg, kind="JPEG", max_pixels=max_pixels)
-            except DocumentError:
-                image = None  # an unreadable picture still leaves a page of known size
-        if image is None:
-            width_px, height_px = round(pdf_page.width_pt), round(pdf_page.height_pt)
-            pages.append(Page(max(width_px, 1), max(height_px, 1), 1.0, None))
-        else:
-            scale = pdf_page.width_pt / image.width
-            pages.append(Page(image.width, image.height, scale, image))
-    return Document(
-        format="PDF", data=data, sha256=digest, pages=tuple(pages), embedded_text=info.subject
+    pages = tuple(
+        Page(
+            width_px=page.width_px,
+            height_px=page.height_px,
+            points_per_px=page.ref.shown_size_pt[0] / page.width_px,
+            image=None,
+            pdf=page.ref,
+        )
+        for page in info.pages
     )
+    return Document(format="PDF", data=data, sha256=digest, pages=pages, embedded_text=info.subject)
 
 
 def rotate_document(document: Document, degrees: int) -> Document:
@@ -191,6 +207,7 @@ def rotate_document(document: Document, degrees: int) -> Document:
                 width_px=page.height_px if swapped else page.width_px,
                 height_px=page.width_px if swapped else page.height_px,
                 image=None if page.image is None else page.image.transpose(transpose),
+                pdf=None if page.pdf is None else page.pdf.turned(quarter_turns * 90),
             )
         )
     return replace(document, pages=tuple(pages))

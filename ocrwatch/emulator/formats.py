@@ -11,8 +11,8 @@
         "text": "first line"}, ...]
 
   ``page`` counts from 1; the coordinates are page pixels (the names follow the API's OCRRect).
-- Pdf: see ``pdfwriter``.
-- ImagePNG: the first page's (rotated) image as PNG; a white page when it has no image.
+- Pdf: see ``pdfwriter`` (a PDF's own pages, or the images, under an invisible text layer).
+- ImagePNG: the first page's (rotated) image as PNG; a PDF page is rendered as it is shown.
 """
 
 from __future__ import annotations
@@ -25,8 +25,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from PIL import Image
 
-from ocrwatch.emulator.document import Page
-from ocrwatch.emulator.pdfwriter import write_searchable_pdf
+from ocrwatch.emulator.document import Document, Page
 from ocrwatch.emulator.recognizer import Box, Line, PageText
 from ocrwatch.model import ResultFormat
 
@@ -111,16 +110,21 @@ def render_json(texts: Sequence[PageText]) -> bytes:
 
 def render_png(pages: Sequence[Page]) -> bytes:
     page = pages[0]
-    image = page.image or Image.new("L", (page.width_px, page.height_px), 255)
+    image = page.pixels() or Image.new("L", (page.width_px, page.height_px), 255)
     buffer = io.BytesIO()
     image.save(buffer, "PNG")
     return buffer.getvalue()
 
 
 def render(
-    result_format: ResultFormat, texts: Sequence[PageText], *, pages: Sequence[Page]
+    result_format: ResultFormat,
+    texts: Sequence[PageText],
+    *,
+    pages: Sequence[Page],
+    document: Document,
 ) -> bytes:
-    """The bytes of one ``results[]`` entry; ``pages`` and ``texts`` correspond one to one."""
+    """The bytes of one ``results[]`` entry; ``pages`` (of ``document``, or cut from its
+    pages) and ``texts`` correspond one to one."""
     if result_format is ResultFormat.TEXT:
         return render_text(texts)
     if result_format is ResultFormat.HOCR:
@@ -128,5 +132,8 @@ def render(
     if result_format is ResultFormat.JSON:
         return render_json(texts)
     if result_format is ResultFormat.PDF:
-        return write_searchable_pdf(list(zip(pages, texts, strict=True)))
+        # Loaded on first use, as the PDF reader is (see document._load_pdf).
+        from ocrwatch.emulator.pdfwriter import write_searchable_pdf  # noqa: PLC0415
+
+        return write_searchable_pdf(document, list(zip(pages, texts, strict=True)))
     return render_png(pages)

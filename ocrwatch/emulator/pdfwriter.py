@@ -1,12 +1,20 @@
-"""Write a searchable PDF by hand: each page image with an invisible text layer on top.
+"""Write a searchable PDF: each page as it came, with an invisible text layer on top (pikepdf).
 
-Layout of the file: catalog, page tree, one shared font, then per page a page object, its
-content stream and its JPEG image (DCTDecode). The text is drawn in render mode 3 (invisible)
-with a Type0 font whose CIDs are the UTF-16 code units of the text and whose ToUnicode CMap
-maps them back, so any Unicode text in the Basic Multilingual Plane can be searched and copied;
-characters beyond it are written as U+FFFD. The font has no glyphs (invisible text needs none)
-and a fixed advance of half an em; each line is stretched with ``Tz`` to its box. Content
-streams are left uncompressed so the text layer can be inspected in tests.
+A PDF input keeps its pages: their content streams, images, annotations and boxes are not
+touched. The page's content is wrapped in ``q``/``Q`` (so a transformation it leaves behind
+cannot move the text) and followed by the text layer; only the page's ``/Resources`` gain a
+font, under a name the page does not use yet. If the task turned the pages (``Rotate``), the
+page's ``/Rotate`` says so, and the text is placed on the page as it is then shown.
+
+An image input becomes one page per image, its size from the image's resolution, with the
+image embedded without loss (``pdfimages``: a JPEG as the bytes that came, others as Flate).
+
+The text is drawn in render mode 3 (invisible) with a Type0 font whose character codes are
+the UTF-16 code units of the text; its ToUnicode CMap maps them back, so any text in the Basic
+Multilingual Plane can be searched and copied (characters beyond it are written as U+FFFD).
+The font program is embedded (``glyphless``): every code shows its one blank glyph, half an em
+wide, and each line is stretched with ``Tz`` to the width of its box, with the box's height as
+the font size, so a selection covers the word where the recogniser saw it.
 """
 
 from __future__ import annotations
@@ -14,22 +22,40 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 
-from PIL import Image
+import pikepdf
 
-from ocrwatch.emulator.document import Page
+from ocrwatch.emulator.document import Document, DocumentError, Page
+from ocrwatch.emulator.glyphless import ADVANCE, ASCENT, DESCENT, FAMILY, glyphless_font
+from ocrwatch.emulator.pdfimages import flate_stream, image_stream
 from ocrwatch.emulator.recognizer import PageText
 
-_ADVANCE_EM = 0.5  # every glyph is half an em wide (the font's /DW 500)
-_JPEG_QUALITY = 75
+_ADVANCE_EM = ADVANCE / 1000
+_DESCENT_EM = -DESCENT / 1000
+Box4 = tuple[float, float, float, float]
 
 
-def _cmap() -> bytes:
-    """A ToUnicode CMap mapping every 2-byte code to the same UTF-16 code unit."""
-    ranges = [
-        f"<{high:02X}00> <{high:02X}FF> <{high:02X}00>"
-        for high in range(256)
-        if not 0xD8 <= high <= 0xDF  # surrogates are never written (see _encode)
+def _units(text: str) -> list[int]:
+    """The text's 2-byte codes: UTF-16 code units, U+FFFD for what lies beyond the BMP."""
+    return [
+        ord(ch) if ord(ch) <= 0xFFFF and not 0xD800 <= ord(ch) <= 0xDFFF else 0xFFFD for ch in text
     ]
+
+
+def _encode(text: str) -> str:
+    """The text as a PDF hex string of 2-byte codes."""
+    return "<" + "".join(f"{unit:04X}" for unit in _units(text)) + ">"
+
+
+def _cmap(pages: Sequence[tuple[Page, PageText]]) -> bytes:
+    """A ToUnicode CMap mapping each 2-byte code to the same UTF-16 code unit.
+
+    A range may only vary in its last byte, so there is one range per high byte; only the
+    high bytes the text uses are listed (Latin text needs one or two of the 256).
+    """
+    highs = sorted(
+        {unit >> 8 for _, text in pages for line in text.lines for unit in _units(line.text)}
+    )
+    ranges = [f"<{high:02X}00> <{high:02X}FF> <{high:02X}00>" for high in highs or [0]]
     blocks = []
     for start in range(0, len(ranges), 100):  # at most 100 entries per block
         chunk = ranges[start : start + 100]
@@ -45,135 +71,164 @@ def _cmap() -> bytes:
     return text.encode("ascii")
 
 
-def _encode(text: str) -> str:
-    """The text as a PDF hex string of 2-byte codes."""
-    units = [
-        ord(ch) if ord(ch) <= 0xFFFF and not 0xD800 <= ord(ch) <= 0xDFFF else 0xFFFD for ch in text
-    ]
-    return "<" + "".join(f"{unit:04X}" for unit in units) + ">"
+def _font(pdf: pikepdf.Pdf, pages: Sequence[tuple[Page, PageText]]) -> pikepdf.Object:
+    """The Type0 font of the text layer, with its program embedded; one per output file."""
+    program = glyphless_font()
+    descriptor = pikepdf.Dictionary(
+        Type=pikepdf.Name.FontDescriptor,
+        FontName=pikepdf.Name(f"/{FAMILY}"),
+        Flags=5,  # fixed pitch, symbolic
+        FontBBox=[0, DESCENT, ADVANCE, ASCENT],
+        ItalicAngle=0,
+        Ascent=ASCENT,
+        Descent=DESCENT,
+        CapHeight=ASCENT,
+        StemV=80,
+        FontFile2=flate_stream(pdf, program, Length1=len(program)),
+    )
+    cid_font = pikepdf.Dictionary(
+        Type=pikepdf.Name.Font,
+        Subtype=pikepdf.Name.CIDFontType2,
+        BaseFont=pikepdf.Name(f"/{FAMILY}"),
+        CIDSystemInfo=pikepdf.Dictionary(Registry="Adobe", Ordering="Identity", Supplement=0),
+        FontDescriptor=pdf.make_indirect(descriptor),
+        DW=ADVANCE,
+        # Every code (a UTF-16 unit) shows glyph 1, the blank one.
+        CIDToGIDMap=flate_stream(pdf, b"\x00\x01" * 0x10000),
+    )
+    return pdf.make_indirect(
+        pikepdf.Dictionary(
+            Type=pikepdf.Name.Font,
+            Subtype=pikepdf.Name.Type0,
+            BaseFont=pikepdf.Name(f"/{FAMILY}"),
+            Encoding=pikepdf.Name("/Identity-H"),
+            DescendantFonts=[pdf.make_indirect(cid_font)],
+            ToUnicode=flate_stream(pdf, _cmap(pages)),
+        )
+    )
 
 
-def _jpeg(image: Image.Image) -> tuple[bytes, str]:
-    if image.mode not in ("L", "RGB"):
-        image = image.convert("L" if image.mode in ("1", "I", "I;16", "F", "LA") else "RGB")
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=_JPEG_QUALITY)
-    return buffer.getvalue(), "/DeviceGray" if image.mode == "L" else "/DeviceRGB"
+def _placement(u: float, v: float, *, box: Box4, rotation: int) -> tuple[float, ...]:
+    """The text matrix for a baseline starting at (u, v) pt of the shown page (v downwards).
+
+    A page shown turned clockwise by ``rotation`` has its user space turned the other way:
+    the matrix maps the shown page's right and up onto user space, from the visible box.
+    """
+    x0, y0, x1, y1 = box
+    if rotation == 90:
+        return (0, 1, -1, 0, x0 + v, y0 + u)
+    if rotation == 180:
+        return (-1, 0, 0, -1, x1 - u, y0 + v)
+    if rotation == 270:
+        return (0, -1, 1, 0, x1 - v, y1 - u)
+    return (1, 0, 0, 1, x0 + u, y1 - v)
 
 
-def _text_layer(text: PageText, *, scale: float, page_height_pt: float) -> str:
+def _text_layer(text: PageText, page: Page, *, box: Box4, rotation: int, font: str) -> bytes:
+    x0, y0, x1, y1 = box
+    shown_width, shown_height = (y1 - y0, x1 - x0) if rotation % 180 else (x1 - x0, y1 - y0)
+    scale_x, scale_y = shown_width / page.width_px, shown_height / page.height_px
     commands = ["BT", "3 Tr"]
     for line in text.lines:
         if not line.text.strip():
             continue
-        box = line.box
-        size_pt = max((box.bottom - box.top) * scale * 0.8, 1.0)
-        width_pt = max((box.right - box.left) * scale, 1.0)
-        natural_pt = len(line.text) * _ADVANCE_EM * size_pt
-        stretch_percent = 100.0 * width_pt / natural_pt
-        # PDF's origin is bottom-left; put the baseline a fifth of the box above its bottom.
-        baseline_pt = page_height_pt - box.bottom * scale + (box.bottom - box.top) * scale * 0.2
+        box_px = line.box
+        size_pt = max((box_px.bottom - box_px.top) * scale_y, 1.0)
+        width_pt = max((box_px.right - box_px.left) * scale_x, 1.0)
+        stretch_percent = 100.0 * width_pt / (len(line.text) * _ADVANCE_EM * size_pt)
+        # The font's descent is a fifth of the em: the baseline sits that far above the bottom.
+        baseline = box_px.bottom * scale_y - _DESCENT_EM * size_pt
+        matrix = _placement(box_px.left * scale_x, baseline, box=box, rotation=rotation)
         commands.append(
-            f"/F1 {size_pt:.2f} Tf {stretch_percent:.3f} Tz "
-            f"1 0 0 1 {box.left * scale:.2f} {baseline_pt:.2f} Tm {_encode(line.text)} Tj"
+            f"{font} {size_pt:.2f} Tf {stretch_percent:.3f} Tz "
+            + " ".join(f"{value:.3f}" for value in matrix)
+            + f" Tm {_encode(line.text)} Tj"
         )
     commands.append("ET")
-    return "\n".join(commands)
+    return ("\n".join(commands) + "\n").encode("ascii")
 
 
-class _PdfFile:
-    """Objects numbered in order of creation, serialised with an exact xref table."""
-
-    def __init__(self) -> None:
-        self.objects: list[bytes] = []
-
-    def reserve(self) -> int:
-        self.objects.append(b"")
-        return len(self.objects)
-
-    def set(self, number: int, body: bytes) -> None:
-        self.objects[number - 1] = body
-
-    def add(self, body: bytes) -> int:
-        number = self.reserve()
-        self.set(number, body)
-        return number
-
-    def add_stream(self, header: str, payload: bytes) -> int:
-        return self.add(
-            f"<< {header} /Length {len(payload)} >>\nstream\n".encode("ascii")
-            + payload
-            + b"\nendstream"
-        )
-
-    def serialise(self, *, root: int, info: int) -> bytes:
-        out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
-        offsets = []
-        for number, body in enumerate(self.objects, start=1):
-            offsets.append(len(out))
-            out += f"{number} 0 obj\n".encode("ascii") + body + b"\nendobj\n"
-        xref_offset = len(out)
-        out += f"xref\n0 {len(self.objects) + 1}\n0000000000 65535 f \n".encode("ascii")
-        for offset in offsets:
-            out += f"{offset:010d} 00000 n \n".encode("ascii")
-        out += (
-            f"trailer\n<< /Size {len(self.objects) + 1} /Root {root} 0 R /Info {info} 0 R >>\n"
-            f"startxref\n{xref_offset}\n%%EOF\n"
-        ).encode("ascii")
-        return bytes(out)
-
-
-def write_searchable_pdf(pages: Sequence[tuple[Page, PageText]]) -> bytes:
-    """One PDF page per (page, text): the page's image, if it has one, under its text."""
-    pdf = _PdfFile()
-    catalog = pdf.reserve()
-    tree = pdf.reserve()
-    pdf.set(catalog, f"<< /Type /Catalog /Pages {tree} 0 R >>".encode("ascii"))
-    descriptor = pdf.add(
-        b"<< /Type /FontDescriptor /FontName /GlyphLessFont /Flags 5 "
-        b"/FontBBox [0 -200 500 800] /ItalicAngle 0 /Ascent 800 /Descent -200 "
-        b"/CapHeight 800 /StemV 80 >>"
+def _add_font_resource(page: pikepdf.Page, font: pikepdf.Object) -> str:
+    """Give the page its own /Resources (keeping inherited ones) with the font under a new name."""
+    node: object = page.obj
+    resources: object = None
+    for _ in range(64):  # /Resources may be inherited from the page tree
+        if not isinstance(node, pikepdf.Dictionary):
+            break
+        if "/Resources" in node:
+            resources = node["/Resources"]
+            break
+        node = node.get("/Parent")
+    own = pikepdf.Dictionary(
+        dict(resources.items()) if isinstance(resources, pikepdf.Dictionary) else {}
     )
-    cid_font = pdf.add(
-        f"<< /Type /Font /Subtype /CIDFontType2 /BaseFont /GlyphLessFont "
-        f"/CIDSystemInfo << /Registry (Adobe) /Ordering (Identity) /Supplement 0 >> "
-        f"/FontDescriptor {descriptor} 0 R /DW {int(_ADVANCE_EM * 1000)} "
-        f"/CIDToGIDMap /Identity >>".encode("ascii")
+    fonts = own.get("/Font")
+    own_fonts = pikepdf.Dictionary(
+        dict(fonts.items()) if isinstance(fonts, pikepdf.Dictionary) else {}
     )
-    to_unicode = pdf.add_stream("", _cmap())
-    font = pdf.add(
-        f"<< /Type /Font /Subtype /Type0 /BaseFont /GlyphLessFont /Encoding /Identity-H "
-        f"/DescendantFonts [{cid_font} 0 R] /ToUnicode {to_unicode} 0 R >>".encode("ascii")
-    )
-    kids = []
+    number = 0
+    while f"/OcrText{number}" in own_fonts:
+        number += 1
+    name = f"/OcrText{number}"
+    own_fonts[name] = font
+    own.Font = own_fonts
+    page.obj.Resources = own
+    return name
+
+
+def _onto_pdf_pages(document: Document, pages: Sequence[tuple[Page, PageText]]) -> pikepdf.Pdf:
+    pdf = pikepdf.open(io.BytesIO(document.data))
+    font = _font(pdf, pages)
     for page, text in pages:
-        scale = page.points_per_px
-        width_pt, height_pt = page.width_px * scale, page.height_px * scale
-        drawing = ""
-        xobjects = ""
+        ref = page.pdf
+        if ref is None:
+            raise ValueError("a PDF document's page without its PDF page")
+        target = pdf.pages[ref.index]
+        if ref.rotation != ref.own_rotation:
+            target.obj.Rotate = ref.rotation
+        name = _add_font_resource(target, font)
+        target.contents_add(b"q\n", prepend=True)
+        layer = _text_layer(text, page, box=ref.box, rotation=ref.rotation, font=name)
+        target.contents_add(b"\nQ\n" + layer)
+    return pdf
+
+
+def _onto_new_pages(document: Document, pages: Sequence[tuple[Page, PageText]]) -> pikepdf.Pdf:
+    pdf = pikepdf.new()
+    font = _font(pdf, pages)
+    for page, text in pages:
+        width_pt = page.width_px * page.points_per_px
+        height_pt = page.height_px * page.points_per_px
+        box = (0.0, 0.0, width_pt, height_pt)
+        resources = pikepdf.Dictionary(Font=pikepdf.Dictionary(OcrText0=font))
+        drawing = b""
         if page.image is not None:
-            jpeg, colour_space = _jpeg(page.image)
-            image = pdf.add_stream(
-                f"/Type /XObject /Subtype /Image /Width {page.image.width} "
-                f"/Height {page.image.height} /ColorSpace {colour_space} "
-                f"/BitsPerComponent 8 /Filter /DCTDecode",
-                jpeg,
-            )
-            drawing = f"q {width_pt:.2f} 0 0 {height_pt:.2f} 0 0 cm /Im1 Do Q\n"
-            xobjects = f"/XObject << /Im1 {image} 0 R >> "
-        layer = _text_layer(text, scale=scale, page_height_pt=height_pt)
-        content = pdf.add_stream("", (drawing + layer).encode("ascii"))
-        kids.append(
-            pdf.add(
-                f"<< /Type /Page /Parent {tree} 0 R /MediaBox [0 0 {width_pt:.2f} {height_pt:.2f}] "
-                f"/Resources << /Font << /F1 {font} 0 R >> {xobjects}>> "
-                f"/Contents {content} 0 R >>".encode("ascii")
+            image = image_stream(pdf, document, page.image)
+            resources.XObject = pikepdf.Dictionary(Scan=image)
+            drawing = f"q {width_pt:.3f} 0 0 {height_pt:.3f} 0 0 cm /Scan Do Q\n".encode()
+        layer = _text_layer(text, page, box=box, rotation=0, font="/OcrText0")
+        pdf.pages.append(
+            pikepdf.Page(
+                pikepdf.Dictionary(
+                    Type=pikepdf.Name.Page,
+                    MediaBox=[0, 0, round(width_pt, 3), round(height_pt, 3)],
+                    Resources=resources,
+                    Contents=pikepdf.Stream(pdf, drawing + layer),
+                )
             )
         )
-    kid_refs = " ".join(f"{kid} 0 R" for kid in kids)
-    pdf.set(
-        tree,
-        f"<< /Type /Pages /Count {len(kids)} /Kids [{kid_refs}] >>".encode("ascii"),
-    )
-    info = pdf.add(b"<< /Producer (ocrwatch emulator) >>")
-    return pdf.serialise(root=catalog, info=info)
+    pdf.docinfo["/Producer"] = "ocrwatch emulator"
+    return pdf
+
+
+def write_searchable_pdf(document: Document, pages: Sequence[tuple[Page, PageText]]) -> bytes:
+    """One PDF page per (page, text): the PDF's own pages, or each image, under its text."""
+    is_pdf = document.format == "PDF" and all(page.pdf is not None for page, _ in pages)
+    try:
+        pdf = _onto_pdf_pages(document, pages) if is_pdf else _onto_new_pages(document, pages)
+        with pdf:
+            out = io.BytesIO()
+            pdf.save(out, deterministic_id=True)
+            return out.getvalue()
+    except pikepdf.PdfError as exc:
+        raise DocumentError(f"The searchable PDF cannot be written: {exc}") from exc

@@ -36,7 +36,7 @@ from ocrwatch.emulator.document import (
 from ocrwatch.emulator.formats import render
 from ocrwatch.emulator.recognizer import Box, Line, PageText, Recognition, Recognizer
 from ocrwatch.emulator.wire import Resource, Submission
-from ocrwatch.model import Rect, Region, ResultFile
+from ocrwatch.model import RecognitionSettings, Rect, Region, ResultFile
 
 _WORD = re.compile(r"\S+")
 TRIAL_MASK_MODULUS = 10  # one word in ten, on average
@@ -141,13 +141,28 @@ def process(submission: Submission, *, recognizer: Recognizer, max_pixels: int) 
         return Outcome(error="The recognizer returned a different number of pages")
     if submission.resource.is_trial:
         recognition = mask_trial_words(recognition, sha256=document.sha256)
+    try:
+        return Outcome(results=_results(document, recognition, settings, is_regions=is_regions))
+    except DocumentError as exc:
+        # An output the input cannot give: a PDF page pdfium cannot render or qpdf cannot write.
+        return Outcome(error=str(exc))
+
+
+def _results(
+    document: Document,
+    recognition: Recognition,
+    settings: RecognitionSettings,
+    *,
+    is_regions: bool,
+) -> tuple[ResultFile, ...]:
     formats = settings.result_type.formats
     if not is_regions:
-        return Outcome(
-            results=tuple(
-                ResultFile(type=f.value, data=render(f, recognition.pages, pages=document.pages))
-                for f in formats
+        return tuple(
+            ResultFile(
+                type=f.value,
+                data=render(f, recognition.pages, pages=document.pages, document=document),
             )
+            for f in formats
         )
     page, text = document.pages[0], recognition.pages[0]
     regions = settings.regions or (Region(rect=Rect(0, 0, page.width_px, page.height_px)),)
@@ -155,7 +170,10 @@ def process(submission: Submission, *, recognizer: Recognizer, max_pixels: int) 
     for region in sorted(regions, key=lambda r: r.order):
         region_page, region_text = _region_page(page, text, region)
         results.extend(
-            ResultFile(type=f.value, data=render(f, [region_text], pages=[region_page]))
+            ResultFile(
+                type=f.value,
+                data=render(f, [region_text], pages=[region_page], document=document),
+            )
             for f in formats
         )
-    return Outcome(results=tuple(results))
+    return tuple(results)

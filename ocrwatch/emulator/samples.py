@@ -15,6 +15,7 @@ import struct
 import zlib
 from collections.abc import Sequence
 
+import pikepdf
 from PIL import Image, ImageDraw, ImageFont, PngImagePlugin, TiffImagePlugin
 
 TEXT_KEY = "ocr-text"  # the PNG text chunk the fixture recognizer reads
@@ -96,16 +97,15 @@ def make_pdf(pages: Sequence[str], *, width: int = 800, height: int = 600) -> by
         raise ValueError("make_pdf needs at least one page")
     images = [draw_page(page, width=width, height=height) for page in pages]
     buffer = io.BytesIO()
-    images[0].save(
-        buffer,
-        "PDF",
-        save_all=True,
-        append_images=images[1:],
-        resolution=72.0,
-        subject="\f".join(pages),
-        producer="ocrwatch samples",
-    )
-    return buffer.getvalue()
+    images[0].save(buffer, "PDF", save_all=True, append_images=images[1:], resolution=72.0)
+    # pikepdf writes the Subject: Pillow writes UTF-16 bytes unescaped in a literal string,
+    # where a reader rightly turns a carriage-return byte (as in U+010D) into a line feed.
+    with pikepdf.open(io.BytesIO(buffer.getvalue())) as pdf:
+        pdf.docinfo["/Subject"] = "\f".join(pages)
+        pdf.docinfo["/Producer"] = "ocrwatch samples"
+        out = io.BytesIO()
+        pdf.save(out, deterministic_id=True)
+    return out.getvalue()
 
 
 def make_bomb_png(*, width: int = 100_000, height: int = 100_000) -> bytes:
