@@ -11,7 +11,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ocrwatch.emulator.config import EmulatorConfig, Faults
+    from ocrwatch.emulator.config import EmulatorConfig, Faults, ResultShape
     from ocrwatch.emulator.recognizer import (
         Box,
         FixtureRecognizer,
@@ -38,6 +38,7 @@ _EXPORTS = {
     "PageText": "recognizer",
     "Recognition": "recognizer",
     "Recognizer": "recognizer",
+    "ResultShape": "config",
 }
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "PageText",
     "Recognition",
     "Recognizer",
+    "ResultShape",
 ]
 
 

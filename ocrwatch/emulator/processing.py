@@ -17,14 +17,20 @@ a region holds the lines whose box centre lies inside its rectangle, with coordi
 to the region. Without regions the whole image is one region. The trial resource masks about
 one word in ten with asterisks of the same length, chosen by a hash of the file and the word's
 position, so resubmitting the same file masks the same words.
+
+``ResultShape`` gives the variants the real service is documented (or suspected) to answer:
+other ``type`` strings, JSON as an object, one Pdf or Hocr result per page.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from ocrwatch.emulator.config import ResultShape
 from ocrwatch.emulator.document import (
     Document,
     DocumentError,
@@ -36,9 +42,10 @@ from ocrwatch.emulator.document import (
 from ocrwatch.emulator.formats import render
 from ocrwatch.emulator.recognizer import Box, Line, PageText, Recognition, Recognizer
 from ocrwatch.emulator.wire import Resource, Submission
-from ocrwatch.model import Rect, Region, ResultFile
+from ocrwatch.model import Rect, Region, ResultFile, ResultFormat
 
 _WORD = re.compile(r"\S+")
+_PLAIN = ResultShape()
 TRIAL_MASK_MODULUS = 10  # one word in ten, on average
 
 
@@ -119,7 +126,13 @@ def _check_regions(document: Document, regions: tuple[Region, ...]) -> None:
             )
 
 
-def process(submission: Submission, *, recognizer: Recognizer, max_pixels: int) -> Outcome:
+def process(
+    submission: Submission,
+    *,
+    recognizer: Recognizer,
+    max_pixels: int,
+    shape: ResultShape = _PLAIN,
+) -> Outcome:
     """Run one task to its end; input problems become an error outcome."""
     settings = submission.settings
     try:
@@ -145,8 +158,9 @@ def process(submission: Submission, *, recognizer: Recognizer, max_pixels: int) 
     if not is_regions:
         return Outcome(
             results=tuple(
-                ResultFile(type=f.value, data=render(f, recognition.pages, pages=document.pages))
+                result
                 for f in formats
+                for result in _results(f, recognition.pages, document.pages, shape=shape)
             )
         )
     page, text = document.pages[0], recognition.pages[0]
@@ -154,8 +168,26 @@ def process(submission: Submission, *, recognizer: Recognizer, max_pixels: int) 
     results: list[ResultFile] = []
     for region in sorted(regions, key=lambda r: r.order):
         region_page, region_text = _region_page(page, text, region)
-        results.extend(
-            ResultFile(type=f.value, data=render(f, [region_text], pages=[region_page]))
-            for f in formats
-        )
+        for f in formats:
+            results.extend(_results(f, [region_text], [region_page], shape=shape))
     return Outcome(results=tuple(results))
+
+
+def _results(
+    result_format: ResultFormat,
+    texts: Sequence[PageText],
+    pages: Sequence[Page],
+    *,
+    shape: ResultShape,
+) -> list[ResultFile]:
+    """The ``results[]`` entries of one format, shaped as ``shape`` says."""
+    name = shape.type_name(result_format)
+    if shape.pages_apart and result_format in (ResultFormat.PDF, ResultFormat.HOCR):
+        return [
+            ResultFile(type=name, data=render(result_format, [text], pages=[page]))
+            for text, page in zip(texts, pages, strict=True)
+        ]
+    data = render(result_format, texts, pages=pages)
+    if shape.json_object and result_format is ResultFormat.JSON:
+        data = json.dumps({"blocks": json.loads(data)}, ensure_ascii=False).encode("utf-8")
+    return [ResultFile(type=name, data=data)]
