@@ -1,8 +1,9 @@
 """A local server compatible with the Aspose.OCR Cloud v5 REST API: test double and backend.
 
 ``Emulator(EmulatorConfig(...))`` serves the token endpoint and the recognition resources over
-real HTTP on a background thread; ``Faults`` injects failures; ``EmulatorStats`` counts what
-happened. ``samples`` makes documents whose text the fixture recognizer knows.
+real HTTP on a background thread; ``Faults`` injects failures (and the account's refusals);
+``ResultShape`` varies the answers' shapes; ``EmulatorStats`` counts what happened.
+``samples`` makes documents whose text the fixture recognizer knows.
 """
 
 from __future__ import annotations

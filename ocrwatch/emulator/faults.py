@@ -3,6 +3,9 @@
 Every decision draws from a single ``random.Random(seed)`` under a lock, so a run with the
 same seed and the same sequence of requests injects the same faults. Each draw is made
 whether or not its fault is enabled, so turning one fault on does not reshuffle the others.
+
+The account's refusals are not drawn: a plan refusal answers every API call, and a quota
+counts the API calls it let through (token requests are free) and refuses every one after.
 """
 
 from __future__ import annotations
