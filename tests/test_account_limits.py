@@ -7,8 +7,11 @@ and the pure ``QuotaPause`` table-driven.
 
 from __future__ import annotations
 
+import argparse
+import io
 import json
 import random
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
@@ -24,8 +27,9 @@ from ocrwatch.emulator import Emulator, Faults
 from ocrwatch.emulator.cli import add_arguments, build_config
 from ocrwatch.emulator.samples import make_png
 from ocrwatch.errors import PayloadTooLarge, QuotaExhausted
-from ocrwatch.model import Credentials, JobState, Mode, RecognitionSettings
+from ocrwatch.model import AccountPause, Credentials, JobState, Mode, RecognitionSettings
 from ocrwatch.quota import QuotaPause
+from ocrwatch.store import MIGRATIONS, Store
 
 MakeEmulator = Callable[..., Emulator]
 CREDENTIALS = Credentials(CLIENT_ID, CLIENT_SECRET)
@@ -49,8 +53,6 @@ def error_files(tmp_path: Path) -> list[str]:
 
 def noise_png(size: int) -> bytes:
     """A PNG that does not compress: about 3 * size * size bytes."""
-    import io
-
     rng = random.Random(7)
     image = Image.frombytes("RGB", (size, size), rng.randbytes(3 * size * size))
     buffer = io.BytesIO()
@@ -141,8 +143,6 @@ def test_a_413_names_the_file_size(make_emulator: MakeEmulator) -> None:
 
 
 def test_the_emulator_flags_build_the_account_and_limit_settings() -> None:
-    import argparse
-
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     args = parser.parse_args(
@@ -255,3 +255,28 @@ def test_a_file_too_large_for_the_service_fails_as_too_large_with_its_size(
     assert reason["http_status"] == 413
     assert reason["size_bytes"] == len(big)
     assert f"{len(big):,} bytes" in reason["message"]
+
+
+# ----------------------------------------------------------------------------- the store
+
+
+def test_the_pause_is_kept_in_the_store_and_a_version_1_store_is_migrated(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "state.db"
+    conn = sqlite3.connect(path)  # a state file written before the pause existed
+    for statement in MIGRATIONS[0]:
+        conn.execute(statement)
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    pause = AccountPause(reason="quota", http_status=402, since=10.0, probe_at=310.0)
+    with Store.open(path) as store:
+        assert store.account_pause() is None
+        store.set_account_pause(pause)
+        store.set_account_pause(pause)  # replacing it keeps one row
+    with Store.open(path, readonly=True) as reader:
+        assert reader.account_pause() == pause
+    with Store.open(path) as store:
+        store.set_account_pause(None)
+        assert store.account_pause() is None
