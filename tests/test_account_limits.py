@@ -8,9 +8,11 @@ and the pure ``QuotaPause`` table-driven.
 from __future__ import annotations
 
 import argparse
+import base64
 import io
 import json
 import random
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from daemon_harness import CLIENT_ID, CLIENT_SECRET, run_until, running_service, write_config
 from PIL import Image
 
@@ -280,3 +283,32 @@ def test_the_pause_is_kept_in_the_store_and_a_version_1_store_is_migrated(
     with Store.open(path) as store:
         store.set_account_pause(None)
         assert store.account_pause() is None
+
+
+def test_ocrwatch_serve_runs_out_of_quota_after_the_calls_it_was_given() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ocrwatch", "--log-format", "json", "serve", "--port", "0",
+         "--accept-any-credentials", "--quota-calls", "1", "--max-upload-bytes", "100000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        base_url = process.stdout.readline().split()[-1]
+        form = {"grant_type": "client_credentials", "client_id": "a", "client_secret": "b"}
+        token = requests.post(f"{base_url}/connect/token", data=form, timeout=10).json()
+        headers = {"Authorization": f"Bearer {token['access_token']}"}
+        url = f"{base_url}/v5.0/ocr/RecognizeImage"
+        body = {"image": base64.b64encode(make_png("served")).decode(), "settings": {}}
+        assert requests.post(url, json=body, headers=headers, timeout=10).status_code == 200
+        refused = requests.post(url, json=body, headers=headers, timeout=10)
+        assert refused.status_code == 402
+        assert refused.json()["status"] == 402
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=10)
+        assert process.returncode == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=10)
