@@ -17,6 +17,7 @@ Anything that cannot be joined raises ``PermanentError``: a sidecar is never hal
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import re
@@ -74,12 +75,14 @@ def join_pdfs(parts: Sequence[bytes]) -> bytes:
     import pikepdf  # noqa: PLC0415
 
     try:
-        with pikepdf.Pdf.new() as joined:
+        # Every part stays open until the save: qpdf copies a page's streams only then.
+        with contextlib.ExitStack() as stack:
+            joined = stack.enter_context(pikepdf.Pdf.new())
             for index, data in enumerate(parts, start=1):
-                with pikepdf.open(io.BytesIO(data)) as part:
-                    if len(part.pages) == 0:
-                        raise PermanentError(f"PDF part {index} of {len(parts)} has no pages")
-                    joined.pages.extend(part.pages)
+                part = stack.enter_context(pikepdf.open(io.BytesIO(data)))
+                if len(part.pages) == 0:
+                    raise PermanentError(f"PDF part {index} of {len(parts)} has no pages")
+                joined.pages.extend(part.pages)
             out = io.BytesIO()
             joined.save(out)
             return out.getvalue()
