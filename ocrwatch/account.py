@@ -6,7 +6,7 @@ sends and every answer, and hands it each refusal. The decision itself is the pu
 ``doctor`` and a restart see the pause), schedules the refused job, counts and logs.
 
 A refused file is never failed: a queued one stays QUEUED with its attempt given back, and a
-submitted one stays SUBMITTED and is polled again at the probe time.
+submitted one stays SUBMITTED and is polled again once the pause allows.
 """
 
 from __future__ import annotations
@@ -40,6 +40,9 @@ class Account:
     def allows_submit(self, now: float) -> bool:
         return self._pause.allows_submit(now)
 
+    def allows_poll(self, now: float) -> bool:
+        return self._pause.allows_poll(now)
+
     def next_probe_at(self) -> float | None:
         """When the loop must wake for the next probe; None if none is waiting."""
         record = self._pause.record
@@ -65,6 +68,7 @@ class Account:
                 job.id,
                 reason=str(error),
                 http_status=error.status_code,
+                is_poll=state is JobState.SUBMITTED,
                 retry_after_seconds=error.retry_after_seconds,
             )
         )
@@ -92,7 +96,7 @@ class Account:
             log.info("quota_still_refused", job_id=job.id, http_status=error.status_code)
 
     def accepted(self, job_id: int, now: float) -> None:
-        """The service accepted the job's request; one sent during a pause ends it."""
+        """The service accepted the job's request; the probe's acceptance ends the pause."""
         before = self._pause.record
         self._set(self._pause.on_accepted(job_id))
         if before is None or self._pause.record is not None:

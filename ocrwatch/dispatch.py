@@ -142,7 +142,11 @@ class Dispatcher:
         if not self.breaker.allows_request(now):
             return min(horizon, max(now, self.breaker.open_until))
         # Only work that could start now counts; a finishing worker wakes the loop anyway.
-        states = [JobState.SUBMITTED] if self._polls.capacity > 0 else []
+        states = (
+            [JobState.SUBMITTED]
+            if self._polls.capacity > 0 and self.account.allows_poll(now)
+            else []
+        )
         if (probe_at := self.account.next_probe_at()) is not None:
             horizon = min(horizon, max(now, probe_at))
         if (
@@ -271,6 +275,8 @@ class Dispatcher:
             return
         for job in self._store.due([JobState.SUBMITTED], now=now, limit=capacity * 2):
             if self._polls.capacity <= 0 or not self.breaker.allows_request(now):
+                break
+            if not self.account.allows_poll(now):
                 break
             if self._polls.is_busy_with(job.id) or job.task_id is None or job.mode is None:
                 continue

@@ -4,56 +4,58 @@ Pure, like the circuit breaker beside it: an immutable value, and callers pass `
 
 A refusal (402, or 403 after a fresh token) says nothing about a file and nothing about the
 service's health, so it feeds neither the file's attempts nor the breaker. Instead every
-submission stops; the files stay queued in the inbox. Once per ``probe_seconds`` (or after the
-service's ``Retry-After``, if longer) one submission is let through as the probe. Polls of tasks
-already submitted are not held back (their results are paid for), but a refused poll waits for
-the same probe time.
+submission stops and the files stay queued in the inbox. Polls of tasks already submitted go
+on (their results are paid for) until a poll is refused too; then polls are held as well.
+Once per ``probe_seconds`` (or after the service's ``Retry-After``, if longer) one request is
+let through as the probe: a submission, or a poll when polls are held. While everything is
+refused that costs one or two refused calls per probe interval, however long the backlog.
 
-The pause lifts only on an answer to a request sent while it lasted (the probe, or a poll),
-never on a late answer to one sent before the refusal: requests in flight when the quota ran
-out come back in any order, and a stale success must not release the whole backlog into a
-wall of refusals.
+The pause ends only when the probe is accepted, never on a late answer to a request sent
+before the refusal: requests in flight when the quota ran out come back in any order, and a
+stale success must not release the whole backlog into a wall of refusals.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from ocrwatch.model import AccountPause
 
 
 @dataclass(frozen=True, slots=True)
 class QuotaPause:
-    """Whether submissions may flow, given what the account's refusals said."""
+    """Whether submissions and polls may go, given what the account's refusals said."""
 
     probe_seconds: float
     record: AccountPause | None = None  # None: not paused
-    probe_key: int | None = None  # the submission sent to find out whether it is over
-    sent_while_paused: frozenset[int] = field(default_factory=frozenset)  # polls, by job
+    polls_held: bool = False  # a poll was refused too: polls wait for the probe as well
+    probe_key: int | None = None  # the job whose request is the probe in flight
 
     @property
     def is_paused(self) -> bool:
         return self.record is not None
 
     def allows_submit(self, now: float) -> bool:
-        if self.record is None:
-            return True
-        return now >= self.record.probe_at and self.probe_key is None
+        return self.record is None or self._probe_may_go(now)
+
+    def allows_poll(self, now: float) -> bool:
+        return not self.polls_held or self._probe_may_go(now)
+
+    def _probe_may_go(self, now: float) -> bool:
+        return self.record is not None and now >= self.record.probe_at and self.probe_key is None
 
     def on_submit(self, key: int) -> QuotaPause:
         """A submission is sent; while paused it is the probe."""
         return self if self.record is None else replace(self, probe_key=key)
 
     def on_poll(self, key: int) -> QuotaPause:
-        """A poll is sent; while paused, its answer tells whether the account is back."""
-        if self.record is None:
-            return self
-        return replace(self, sent_while_paused=self.sent_while_paused | {key})
+        """A poll is sent; while polls are held it is the probe."""
+        return replace(self, probe_key=key) if self.polls_held else self
 
     def on_accepted(self, key: int) -> QuotaPause:
-        """The service accepted the request of job ``key``."""
-        if self.record is None or (key != self.probe_key and key not in self.sent_while_paused):
-            return self.on_finished(key)
+        """The service accepted the request of job ``key``: the probe's acceptance ends it."""
+        if self.record is None or key != self.probe_key:
+            return self
         return QuotaPause(self.probe_seconds)
 
     def on_refused(
@@ -63,6 +65,7 @@ class QuotaPause:
         *,
         reason: str,
         http_status: int | None,
+        is_poll: bool,
         retry_after_seconds: float | None = None,
     ) -> QuotaPause:
         """The account refused the request of job ``key``: pause, or pause longer."""
@@ -71,14 +74,8 @@ class QuotaPause:
         record = AccountPause(
             reason=reason, http_status=http_status, since=since, probe_at=now + wait
         )
-        return replace(self.on_finished(key), record=record)
+        return replace(self.on_finished(key), record=record, polls_held=self.polls_held or is_poll)
 
     def on_finished(self, key: int) -> QuotaPause:
-        """The request of job ``key`` ended without a verdict on the account (or was applied)."""
-        if key != self.probe_key and key not in self.sent_while_paused:
-            return self
-        return replace(
-            self,
-            probe_key=None if key == self.probe_key else self.probe_key,
-            sent_while_paused=self.sent_while_paused - {key},
-        )
+        """The request of job ``key`` ended (whatever its answer): its probe slot is free."""
+        return replace(self, probe_key=None) if key == self.probe_key else self

@@ -16,6 +16,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -69,13 +70,14 @@ def noise_png(size: int) -> bytes:
 def test_a_refusal_pauses_and_only_one_probe_goes_at_each_probe_time() -> None:
     pause = QuotaPause(60.0)
     assert pause.allows_submit(0.0) and not pause.is_paused
-    pause = pause.on_refused(100.0, 1, reason="quota", http_status=402)
+    pause = pause.on_refused(100.0, 1, reason="quota", http_status=402, is_poll=False)
     assert pause.record is not None and pause.record.probe_at == 160.0
     assert not pause.allows_submit(159.9)
+    assert pause.allows_poll(159.9), "polls go on until one is refused"
     assert pause.allows_submit(160.0)
     pause = pause.on_submit(2)  # the probe
     assert not pause.allows_submit(161.0), "one probe at a time"
-    pause = pause.on_refused(162.0, 2, reason="quota", http_status=402)
+    pause = pause.on_refused(162.0, 2, reason="quota", http_status=402, is_poll=False)
     assert pause.record is not None
     assert pause.record.since == 100.0, "the pause began at the first refusal"
     assert pause.record.probe_at == 222.0
@@ -83,17 +85,27 @@ def test_a_refusal_pauses_and_only_one_probe_goes_at_each_probe_time() -> None:
     assert pause.allows_submit(222.0) and pause.is_paused
 
 
+def test_a_refused_poll_holds_polls_too_and_one_request_probes_for_both() -> None:
+    pause = QuotaPause(60.0).on_refused(0.0, 1, reason="q", http_status=402, is_poll=True)
+    assert not pause.allows_poll(59.0) and not pause.allows_submit(59.0)
+    assert pause.allows_poll(60.0) and pause.allows_submit(60.0)
+    probing = pause.on_poll(5)
+    assert not probing.allows_submit(61.0) and not probing.allows_poll(61.0)
+    resumed = probing.on_accepted(5)
+    assert not resumed.is_paused and resumed.allows_poll(61.0) and resumed.allows_submit(61.0)
+
+
 def test_retry_after_longer_than_the_probe_interval_wins() -> None:
-    pause = QuotaPause(60.0).on_refused(0.0, 1, reason="q", http_status=402, retry_after_seconds=90)
+    pause = QuotaPause(60.0).on_refused(
+        0.0, 1, reason="q", http_status=402, is_poll=False, retry_after_seconds=90
+    )
     assert pause.record is not None and pause.record.probe_at == 90.0
 
 
-def test_only_an_answer_to_a_request_sent_during_the_pause_ends_it() -> None:
-    pause = QuotaPause(60.0).on_refused(0.0, 1, reason="q", http_status=402)
-    stale = pause.on_accepted(7)  # sent before the refusal, answered after it
-    assert stale.is_paused
-    assert not pause.on_submit(8).on_accepted(8).is_paused, "the probe was accepted"
-    assert not pause.on_poll(9).on_accepted(9).is_paused, "a poll sent while paused"
+def test_only_the_probe_being_accepted_ends_the_pause() -> None:
+    pause = QuotaPause(60.0).on_refused(0.0, 1, reason="q", http_status=402, is_poll=False)
+    assert pause.on_accepted(7).is_paused, "sent before the refusal, answered after it"
+    assert pause.on_poll(9).on_accepted(9).is_paused, "a poll while only submissions are held"
     resumed = pause.on_submit(8).on_accepted(8)
     assert resumed.allows_submit(0.0) and resumed.record is None
 
@@ -312,3 +324,63 @@ def test_ocrwatch_serve_runs_out_of_quota_after_the_calls_it_was_given() -> None
         if process.poll() is None:
             process.kill()
             process.communicate(timeout=10)
+
+
+def test_while_everything_is_refused_each_probe_time_costs_one_call(
+    tmp_path: Path, make_emulator: MakeEmulator
+) -> None:
+    """On a driven clock: nothing is sent between probe times, and one call at each."""
+    emulator = make_emulator(faults=Faults(quota_calls=3))
+    now = [1_000_000.0]
+    config = write_config(
+        tmp_path, emulator.base_url, service={"quota_probe_seconds": 60, "upload_concurrency": 1}
+    )
+    for n in range(4):
+        (tmp_path / "inbox" / f"c{n}.png").write_bytes(make_png(f"clocked {n}"))
+
+    def refusals() -> int:
+        return emulator.stats().faults.get("quota_exhausted", 0)
+
+    with running_service(config, watch=False, clock=lambda: now[0]) as (service, store, _):
+
+        def settle(*, step_seconds: float, until: Callable[[], bool]) -> None:
+            deadline = time.monotonic() + 30
+            while not until():
+                assert time.monotonic() < deadline, service.status_line()
+                service.tick(now[0])
+                now[0] += step_seconds
+                time.sleep(0.005)
+
+        # Until a poll was refused too (a submitted task exists) and nothing is in flight.
+        settle(
+            step_seconds=0.05,
+            until=lambda: (
+                store.count_by_state().get(JobState.SUBMITTED, 0) > 0
+                and refusals() >= 2
+                and _nothing_running(service)
+            ),
+        )
+        pause = store.account_pause()
+        assert pause is not None
+        before = refusals()
+        for _ in range(30):  # before the probe time: not one request
+            service.tick(now[0])
+            time.sleep(0.005)
+        assert refusals() == before
+        for probe in (1, 2):
+            now[0] = pause.probe_at
+            settle(step_seconds=0.0, until=lambda n=before + probe: refusals() >= n)
+            settle(step_seconds=0.0, until=lambda: _nothing_running(service))
+            assert refusals() == before + probe, "one call per probe time"
+            pause = store.account_pause()
+            assert pause is not None
+        assert error_files(tmp_path) == []
+        emulator.set_faults(Faults())
+        now[0] = pause.probe_at
+        settle(step_seconds=0.05, until=service.is_idle)
+        assert store.count_by_state().get(JobState.DONE) == 4
+
+
+def _nothing_running(service: Any) -> bool:
+    """No upload or poll is out: only a wait condition, the assertions count the server's."""
+    return service._dispatcher.busy_count == 0
