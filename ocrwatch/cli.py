@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -24,7 +25,7 @@ from ocrwatch.emulator import cli as emulator_cli
 from ocrwatch.engine import missing_modules, supported_languages
 from ocrwatch.errors import ConfigError, ExitCode, OcrwatchError
 from ocrwatch.explain import explain
-from ocrwatch.model import JobState
+from ocrwatch.model import AccountPause, JobState
 from ocrwatch.progress import Progress, ProgressView
 from ocrwatch.requeue import failed_files, requeue
 from ocrwatch.service import Service
@@ -241,6 +242,7 @@ def _status(args: argparse.Namespace) -> int:
     now = time.time()
     report: list[dict[str, Any]] = []
     with Store.open(config.state_path, readonly=True) as store:
+        pause = store.account_pause()
         for inbox in config.inboxes:
             counts = store.count_by_state(inbox=inbox.name)
             oldest = store.oldest_waiting(inbox=inbox.name)
@@ -258,6 +260,8 @@ def _status(args: argparse.Namespace) -> int:
                         "age_seconds": round(now - oldest.first_seen_at, 1),
                     },
                     "in_error_folder": sum(1 for i, _ in failed_files(config) if i is inbox),
+                    # The same for every inbox: the account's plan or quota holds them all.
+                    "submissions_paused": None if pause is None else _pause_view(pause, now),
                     "last_errors": [
                         {
                             "path": str(job.path),
@@ -277,7 +281,25 @@ def _status(args: argparse.Namespace) -> int:
     return int(ExitCode.OK)
 
 
+def _pause_view(pause: AccountPause, now: float) -> dict[str, Any]:
+    return {
+        "reason": pause.reason,
+        "http_status": pause.http_status,
+        "since": datetime.fromtimestamp(pause.since, UTC).isoformat(timespec="seconds"),
+        "paused_seconds": round(now - pause.since, 1),
+        "next_probe_in_seconds": round(max(0.0, pause.probe_at - now), 1),
+    }
+
+
 def _print_status(report: list[dict[str, Any]], out: TextIO) -> None:
+    pause = report[0]["submissions_paused"] if report else None
+    if isinstance(pause, dict):
+        print(
+            f"SUBMISSIONS PAUSED since {pause['since']} ({pause['paused_seconds']} s): "
+            f"{pause['reason']}; files wait in the inbox; next probe in "
+            f"{pause['next_probe_in_seconds']} s",
+            file=out,
+        )
     for entry in report:
         counts = entry["counts"]
         shown = ", ".join(f"{n} {state}" for state, n in counts.items() if n) or "nothing yet"

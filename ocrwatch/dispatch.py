@@ -24,6 +24,7 @@ from dataclasses import replace
 import structlog
 
 from ocrwatch import probe
+from ocrwatch.account import Account
 from ocrwatch.aspose import OcrApi
 from ocrwatch.config import InboxConfig, ServiceConfig
 from ocrwatch.errors import (
@@ -31,7 +32,9 @@ from ocrwatch.errors import (
     AuthenticationError,
     ConfigError,
     InputFileError,
+    PayloadTooLarge,
     PermanentError,
+    QuotaExhausted,
     SourceChanged,
     SourceVanished,
     SubmitOutcomeUnknown,
@@ -101,6 +104,10 @@ class Dispatcher:
         )
         self.estimate = ProcessingEstimate()
         self.health = ServiceHealth()
+        # The account's refusals (plan, quota) hold submissions; kept across restarts.
+        self.account = Account(
+            store=store, metrics=metrics, probe_seconds=service.quota_probe_seconds
+        )
         self._poll_counts: dict[int, int] = {}
         self._transient_failures: dict[int, int] = {}
         # The end of the Retry-After each job's last answer carried: nothing sends its next
@@ -149,9 +156,17 @@ class Dispatcher:
                 return min(horizon, max(now, self.breaker.open_until))
             return horizon  # half-open with its probes out: their answers wake the loop
         # Only work that could start now counts; a finishing worker wakes the loop anyway.
-        states = [JobState.SUBMITTED] if self._polls.capacity > 0 else []
-        if self._uploads.capacity > 0 and (
-            self._store.count_in_flight() < self._service.max_in_flight
+        states = (
+            [JobState.SUBMITTED]
+            if self._polls.capacity > 0 and self.account.allows_poll(now)
+            else []
+        )
+        if (probe_at := self.account.next_probe_at()) is not None:
+            horizon = min(horizon, max(now, probe_at))
+        if (
+            self._uploads.capacity > 0
+            and self.account.allows_submit(now)
+            and self._store.count_in_flight() < self._service.max_in_flight
         ):
             states.append(JobState.QUEUED)
         if not states:
@@ -171,13 +186,16 @@ class Dispatcher:
         )
         if capacity <= 0 or not self.breaker.allows_request(now):
             return
+        if not self.account.allows_submit(now):
+            return
         for job in self._fair_due(JobState.QUEUED, now, capacity):
             inbox = self._profiles.for_job(job)
             if inbox is None or job.error_class is not None:
                 continue  # failing already (its error move is pending), or an unknown inbox
-            if not self.breaker.allows_request(now):
+            if not self.breaker.allows_request(now) or not self.account.allows_submit(now):
                 break
             self.breaker = self.breaker.on_request(now)
+            self.account.on_submit(job.id)
             submitting = self._store.update(
                 job.id,
                 now=now,
@@ -227,6 +245,7 @@ class Dispatcher:
         if error is None:
             task_id = str(outcome.value)
             self._service_answered(now)
+            self.account.accepted(job.id, now)
             self._transient_failures.pop(job.id, None)
             self._not_before.pop(job.id, None)
             self._poll_counts[job.id] = 0
@@ -266,6 +285,9 @@ class Dispatcher:
             self._transient(job, error, now, state=JobState.QUEUED, counts_attempt=True)
         elif isinstance(error, AuthenticationError):
             self._auth_failed(job, error, now, state=JobState.QUEUED, attempts=job.attempts - 1)
+        elif isinstance(error, QuotaExhausted):
+            self._service_answered(now)  # the service is up; the account is what refuses
+            self.account.refused(job, error, now, state=JobState.QUEUED, attempts=job.attempts - 1)
         elif isinstance(error, TransientError):
             self._transient(job, error, now, state=JobState.QUEUED, counts_attempt=False)
         else:
@@ -281,11 +303,14 @@ class Dispatcher:
         for job in self._store.due([JobState.SUBMITTED], now=now, limit=capacity * 2):
             if self._polls.capacity <= 0 or not self.breaker.allows_request(now):
                 break
+            if not self.account.allows_poll(now):
+                break
             if self._polls.is_busy_with(job.id) or job.task_id is None or job.mode is None:
                 continue
             if job.error_class is not None or self._profiles.for_job(job) is None:
                 continue
             self.breaker = self.breaker.on_request(now)
+            self.account.on_poll(job.id)
             self._polls.submit(job.id, self._poll_work(job.task_id, job.mode))
 
     def _poll_work(self, task_id: str, mode: Mode) -> Callable[[], object]:
@@ -314,6 +339,10 @@ class Dispatcher:
         if isinstance(error, AuthenticationError):
             self._auth_failed(job, error, now, state=JobState.SUBMITTED, attempts=job.attempts)
             return
+        if isinstance(error, QuotaExhausted):
+            self._service_answered(now)
+            self.account.refused(job, error, now, state=JobState.SUBMITTED, attempts=job.attempts)
+            return
         if isinstance(error, TransientError):
             self._transient(job, error, now, state=JobState.SUBMITTED, counts_attempt=False)
             return
@@ -327,6 +356,7 @@ class Dispatcher:
             self._permanent(job, error or TypeError(f"unexpected poll result {value!r}"), now)
             return
         self._service_answered(now)
+        self.account.accepted(job.id, now)
         self._apply_task_status(job, value, now)
 
     def _apply_task_status(self, job: Job, result: TaskResult, now: float) -> None:
@@ -403,10 +433,13 @@ class Dispatcher:
             for outcome in pool.take_finished():
                 job = self._store.get(outcome.key)
                 self._guard(job, now, _Applier(apply, outcome))
+                self.account.on_finished(outcome.key)
 
     def _count_failure(self, operation: str, error: BaseException | None) -> None:
         if isinstance(error, AuthenticationError):
             kind = "authentication"
+        elif isinstance(error, QuotaExhausted):
+            kind = "quota"
         elif isinstance(error, TransientError):
             kind = "transient"
         elif isinstance(error, ApiRejected):
@@ -512,7 +545,11 @@ class Dispatcher:
 
     def _permanent(self, job: Job, error: BaseException, now: float) -> None:
         self.forget(job.id)
-        if isinstance(error, ApiRejected):
+        if isinstance(error, PayloadTooLarge):
+            self._finisher.fail(
+                job, ErrorClass.TOO_LARGE, str(error), now, http_status=error.status_code
+            )
+        elif isinstance(error, ApiRejected):
             self._finisher.fail(
                 job, ErrorClass.REJECTED, str(error), now, http_status=error.status_code
             )

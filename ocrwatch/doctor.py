@@ -5,11 +5,13 @@ The local checks (folders, permissions, inotify limits, the state file, free dis
 cannot exist, which needs a token (so the credentials are really tried) and answers
 "NotExist" when all is well. For the embedded service, the local engine and the languages it
 reads are checked instead. The client does not expose the server's Date header, so clock
-skew is reported as not checked rather than guessed.
+skew is reported as not checked rather than guessed. A pause the daemon recorded because the
+account's plan or quota refused its calls is read from the state file (also with --offline).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,13 +24,20 @@ from ocrwatch.errors import (
     ApiUnavailable,
     AuthenticationError,
     ConfigError,
+    QuotaExhausted,
+    StateStoreError,
     TransientError,
 )
 from ocrwatch.model import Mode
+from ocrwatch.store import Store
 
 __all__ = ["DEFAULT_MIN_FREE_MB", "Finding", "Level", "examine"]
 
 NO_SUCH_TASK = "00000000-0000-0000-0000-000000000000"
+QUOTA_FIX = (
+    "top up or change the plan in the Aspose Cloud dashboard, or wait for the quota to renew; "
+    "the daemon resumes by itself (service.quota_probe_seconds)"
+)
 DEFAULT_MIN_FREE_MB = 256
 
 
@@ -41,12 +50,35 @@ def examine(
 ) -> list[Finding]:
     """Every finding: inboxes first, then the state file, the disks and the service."""
     findings = local_findings(config, min_free_bytes=min_free_bytes, inotify=inotify)
+    findings += _pause_findings(config, now=time.time())
     if check_service:
         findings += _service_findings(config)
     return findings
 
 
 # ---------------------------------------------------------------------- the service
+
+
+def _pause_findings(config: Config, *, now: float) -> list[Finding]:
+    """The pause the daemon recorded when the account's plan or quota refused its calls."""
+    if not config.state_path.exists():
+        return []
+    try:
+        with Store.open(config.state_path, readonly=True) as store:
+            pause = store.account_pause()
+    except StateStoreError:
+        return []  # the state file's own check says what is wrong with it
+    if pause is None:
+        return []
+    return [
+        Finding(
+            "service",
+            Level.PROBLEM,
+            f"the daemon has paused submissions for {now - pause.since:.0f} s: {pause.reason}; "
+            f"files wait in the inbox, next probe in {max(0.0, pause.probe_at - now):.0f} s",
+            QUOTA_FIX,
+        )
+    ]
 
 
 def _service_findings(config: Config) -> Iterator[Finding]:
@@ -114,6 +146,9 @@ def _probe_service(config: Config) -> Iterator[Finding]:
             pool_size=1,
         ) as client:
             client.status(NO_SUCH_TASK, mode=Mode.IMAGE)
+    except QuotaExhausted as exc:
+        yield Finding("service", Level.OK, f"{service.url} answers; {token}")
+        yield Finding("service", Level.PROBLEM, f"the account is refused: {exc}", QUOTA_FIX)
     except AuthenticationError as exc:
         yield Finding("service", Level.OK, f"{service.url} answers")
         yield Finding(

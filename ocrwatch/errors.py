@@ -2,6 +2,8 @@
 
 - ``ConfigError``: fix the configuration; never retried; exit 78.
 - ``AuthenticationError``: the credentials are wrong or refused; never retried in a loop.
+- ``QuotaExhausted``: the account's plan or quota refuses calls; every file waits (the daemon
+  pauses submissions and probes now and then), none is failed for it.
 - ``TransientError``: wait (honouring ``retry_after_seconds``) and try again.
 - ``PermanentError``: this file will never succeed as it is; it goes to the error folder.
 - ``StateStoreError``: the state file is unusable; exit and let the supervisor restart.
@@ -67,6 +69,27 @@ class AuthenticationError(OcrwatchError):
         super().__init__(message)
 
 
+class QuotaExhausted(OcrwatchError):
+    """The account may not make this call now: 402, or 403 that a fresh token did not cure.
+
+    Neither the file nor the service is at fault: the plan's quota ran out or the plan lacks
+    the API. Retrying soon only repeats the refusal; waiting (or a top-up) is what helps.
+    """
+
+    exit_code = ExitCode.UNAVAILABLE
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        retry_after_seconds: float | None = None,
+    ) -> None:
+        self.status_code = status_code
+        self.retry_after_seconds = retry_after_seconds
+        super().__init__(message)
+
+
 class TransientError(OcrwatchError):
     """Worth retrying later; ``retry_after_seconds`` is the service's own hint, if it gave one."""
 
@@ -104,11 +127,21 @@ class PermanentError(OcrwatchError):
 
 
 class ApiRejected(PermanentError):
-    """The service rejected the request (400, 403, 404, 413, 415, other 4xx)."""
+    """The service rejected the request (400, 404, 415, other 4xx; 413 is ``PayloadTooLarge``)."""
 
     def __init__(self, message: str, *, status_code: int | None = None, detail: str = "") -> None:
         self.detail = detail
         super().__init__(message, status_code=status_code)
+
+
+class PayloadTooLarge(ApiRejected):
+    """The service refused the upload as too large (413); ``size_bytes`` is the file's size."""
+
+    def __init__(
+        self, message: str, *, size_bytes: int | None, detail: str = "", status_code: int = 413
+    ) -> None:
+        self.size_bytes = size_bytes
+        super().__init__(message, status_code=status_code, detail=detail)
 
 
 class InputFileError(PermanentError):

@@ -380,6 +380,7 @@ def _reason(job: Job, inbox: InboxConfig, now: float) -> dict[str, Any]:
         "profile_hash": inbox.profile_hash,
         "mode": (job.mode or inbox.mode).value,
         "sha256": fp.sha256 if fp else None,
+        "size_bytes": fp.size if fp else None,
         "first_seen_at": _iso(job.first_seen_at),
         "submitted_at": _iso(job.submitted_at),
         "failed_at": _iso(now),

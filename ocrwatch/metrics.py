@@ -55,7 +55,7 @@ FAMILIES: tuple[Family, ...] = (
     Family(
         "ocrwatch_api_failures_total",
         "counter",
-        "Failed API calls, by operation and kind (transient, authentication, rejected).",
+        "Failed API calls, by operation and kind (transient, authentication, quota, rejected).",
         ("operation", "kind"),
     ),
     Family(
@@ -79,6 +79,17 @@ FAMILIES: tuple[Family, ...] = (
         "gauge",
         "1 for the circuit breaker's current state.",
         ("state",),
+    ),
+    Family(
+        "ocrwatch_quota_paused",
+        "gauge",
+        "1 while submissions are paused because the account's plan or quota refuses calls.",
+    ),
+    Family(
+        "ocrwatch_quota_refusals_total",
+        "counter",
+        "API calls refused for the account's plan or quota, by HTTP status.",
+        ("status",),
     ),
     Family("ocrwatch_watch_problems", "gauge", "Inboxes that are not being watched right now."),
     Family(

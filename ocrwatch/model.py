@@ -327,6 +327,16 @@ class ResultFile:
 
 
 @dataclass(frozen=True, slots=True)
+class AccountPause:
+    """Submissions held because the account's plan or quota refuses calls (kept in the store)."""
+
+    reason: str
+    http_status: int | None
+    since: float  # epoch seconds: the first refusal
+    probe_at: float  # epoch seconds: when one submission may find out whether it is over
+
+
+@dataclass(frozen=True, slots=True)
 class TaskResult:
     """What a GET (or the status-only probe) said about one task."""
 
@@ -379,6 +389,7 @@ class ErrorClass(enum.StrEnum):
     ATTEMPTS_EXHAUSTED = "attempts_exhausted"  # transient failures or expiries beyond the limit
     DEADLINE = "deadline"  # the task did not finish before its deadline, attempts used up
     OUTPUT_FAILED = "output_failed"  # a sidecar could not be written
+    TOO_LARGE = "too_large"  # the service refused the upload as too large (HTTP 413)
 
 
 @dataclass(frozen=True, slots=True)

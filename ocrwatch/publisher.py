@@ -108,6 +108,7 @@ class MetricsPublisher:
             "ocrwatch_circuit_breaker_state",
             {(state.value,): float(state is breaker) for state in BreakerState},
         )
+        self._metrics.set("ocrwatch_quota_paused", int(self._store.account_pause() is not None))
         self._metrics.set("ocrwatch_watch_problems", watch_problems)
         self._metrics.set("ocrwatch_metrics_updated_timestamp_seconds", round(now, 3))
         if self._config.textfile is not None:

@@ -381,6 +381,8 @@ class Service:
         )
         if self._dispatcher.is_paused:
             text += "; service unavailable, paused"
+        if self._dispatcher.account.pause is not None:
+            text += "; the account's plan or quota refuses calls, submissions paused"
         if self._problems:
             text += f"; {len(self._problems)} problem(s): {self._problems[0]}"
         return text

@@ -5,14 +5,22 @@ bytes per format. RecognizeRegions answers with one result per region, in ``orde
 sidecar joins them in that order, with the region names as headings when the profile gives
 them, and the JSON sidecar wraps each region's blocks with its name and order. (The config
 allows only text and json for regions: a PDF or hOCR per region cannot be joined.)
+
+Which result is which format: the ``type`` strings are undocumented for some outputs (invoice
+JSON arrives as ``Text``, region detection as ``Other``), so a result whose content is
+decisively PDF or hOCR is that format whatever its type, a result whose type names a requested
+format is that format, and any other result is the requested JSON (when it parses as an object
+or an array) or the requested text. Several parts of one format (a service that answers one
+PDF or hOCR per page) are joined into one document (``joining``).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
+from ocrwatch import joining
 from ocrwatch.errors import PermanentError
 from ocrwatch.model import Region, ResultFile, ResultFormat
 
@@ -32,8 +40,8 @@ def compose(
     """The sidecars to write; raises PermanentError when a requested format is missing."""
     by_format: dict[ResultFormat, list[bytes]] = {f: [] for f in formats}
     for result in results:
-        fmt = result.format
-        if fmt in by_format:
+        fmt = _format_of(result, wanted=by_format.keys())
+        if fmt is not None:
             by_format[fmt].append(result.data)
     missing = [f.value for f, parts in by_format.items() if not parts]
     if missing:
@@ -46,13 +54,28 @@ def compose(
             sidecars.append(Sidecar(fmt, _join_region_texts(parts, ordered)))
         elif fmt is ResultFormat.JSON and ordered and len(parts) > 1:
             sidecars.append(Sidecar(fmt, _join_region_json(parts, ordered)))
-        elif fmt is ResultFormat.TEXT:
-            sidecars.append(Sidecar(fmt, b"\f".join(parts)))
-        elif len(parts) == 1:
-            sidecars.append(Sidecar(fmt, parts[0]))
         else:
-            raise PermanentError(f"the service returned {len(parts)} {fmt} results for one file")
+            sidecars.append(Sidecar(fmt, joining.join(fmt, parts)))
     return sidecars
+
+
+def _format_of(result: ResultFile, *, wanted: Collection[ResultFormat]) -> ResultFormat | None:
+    """The requested format ``result`` holds, or None if it is none of them."""
+    sniffed = joining.sniff(result.data)
+    if sniffed is not None:
+        return sniffed if sniffed in wanted else None  # content beats a misleading type
+    declared = result.format
+    if declared is ResultFormat.JSON and declared in wanted:
+        if not joining.is_json_document(result.data):
+            raise PermanentError("the service returned a JSON result that is not a JSON document")
+        return declared
+    if declared in wanted and declared is not ResultFormat.TEXT:
+        return declared  # a PDF or hOCR the sniffer could not confirm: trust the type
+    if ResultFormat.JSON in wanted and joining.is_json_document(result.data):
+        return ResultFormat.JSON
+    if ResultFormat.TEXT in wanted and declared in (ResultFormat.TEXT, None):
+        return ResultFormat.TEXT
+    return None
 
 
 def _join_region_texts(parts: Sequence[bytes], regions: Sequence[Region]) -> bytes:

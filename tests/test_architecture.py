@@ -27,7 +27,11 @@ def allowed_imports(component: str) -> set[str] | None:
         return LEAVES[component]
     if component == "policy":  # pure core; re-exports the settling decisions split out of it
         return {"model", "errors", "settling"}
-    if component in {"schedule", "settling", "sidecars", "workers", "metrics", "progress"}:
+    if component == "sidecars":  # pure; joins a format's parts with the pure ``joining``
+        return {"model", "errors", "joining"}
+    if component in {
+        "schedule", "settling", "joining", "quota", "workers", "metrics", "progress",
+    }:  # fmt: skip
         return {"model", "errors"}  # pure core: no boundary I/O
     if component == "reload":  # pure: which profile each job uses across reloads
         return {"model", "errors", "config"}
@@ -35,7 +39,9 @@ def allowed_imports(component: str) -> set[str] | None:
         return {"model", "errors", "policy"}
     if component in BOUNDARIES:
         return CORE | {component}
-    composers = {"service", "requeue", "dispatch", "finishing", "preflight", "publisher"}
+    composers = {
+        "service", "requeue", "dispatch", "finishing", "preflight", "publisher", "account",
+    }  # fmt: skip
     if component in composers | {"doctor", "checkup", "explain", "embedded"}:
         return None
     if component in {"cli", "__main__", "__init__"}:

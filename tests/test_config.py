@@ -684,7 +684,8 @@ def test_a_bad_inbox_value_is_refused_with_its_key_path(
             "service.timeout: unknown key; allowed: url, client_id, client_secret_file, "
             "connect_timeout_seconds, read_timeout_seconds, max_in_flight, upload_concurrency, "
             "poll_concurrency, max_attempts, task_deadline_seconds, retention_seconds, "
-            "breaker_threshold, breaker_probe_seconds, use_status_probe, client_secret",
+            "breaker_threshold, breaker_probe_seconds, quota_probe_seconds, use_status_probe, "
+            "client_secret",
         ),
     ],
 )

@@ -4,6 +4,10 @@ Callers get ``ocrwatch.model`` values and ``ocrwatch.errors`` exceptions, never 
 
 - ``ApiUnavailable`` (transient): unreachable, 429 (with ``retry_after_seconds``), 5xx, 408.
 - ``SubmitOutcomeUnknown`` (transient): a POST may have created a task but no answer came.
+- ``QuotaExhausted``: 402, or a 403 that survives one fresh token (the Java SDK takes a 403
+  for an expired token): the account's plan or quota refuses calls; nothing is wrong with
+  the file.
+- ``PayloadTooLarge`` (permanent): 413, with the file's size.
 - ``ApiRejected`` (permanent): any other 4xx, with the ProblemDetails summary as ``detail``.
 - ``AuthenticationError``: refused credentials, or a 401 that survives one fresh token.
 - ``TransientError``: a 200 whose body is not what the API sends (a proxy's page).
@@ -39,6 +43,8 @@ from ocrwatch.errors import (
     ApiUnavailable,
     AuthenticationError,
     ConfigError,
+    PayloadTooLarge,
+    QuotaExhausted,
     SubmitOutcomeUnknown,
 )
 from ocrwatch.model import Credentials, Mode, RecognitionSettings, TaskResult, parse_enum
@@ -196,7 +202,7 @@ class OcrClient:
         body: Base64JsonBody | None = None,
         task_id: str | None = None,
     ) -> requests.Response:
-        """Send with authentication; one fresh token and one retry after a 401."""
+        """Send with authentication; one fresh token and one retry after a 401 or 403."""
         url = self._base_url + wire.API_PREFIX + resource
         params = {"id": task_id} if task_id is not None else None
         for is_first_try in (True, False):
@@ -212,8 +218,18 @@ class OcrClient:
                 body=body,
                 task_id=task_id,
             )
-            if response.status_code != 401:
-                self._raise_for_status(response, resource=resource, authorization=authorization)
+            status = response.status_code
+            can_refresh = self._tokens is not None and authorization is not None
+            if status == 403 and is_first_try and can_refresh:
+                # The Java SDK takes a 403 for an expired token: one fresh token, then it is
+                # the account's plan or quota speaking (_raise_for_status).
+                assert self._tokens is not None and authorization is not None
+                self._tokens.reject(authorization)
+                continue
+            if status != 401:
+                self._raise_for_status(
+                    response, resource=resource, authorization=authorization, body=body
+                )
                 return response
             if self._tokens is None or authorization is None:
                 raise AuthenticationError(
@@ -231,7 +247,12 @@ class OcrClient:
         )
 
     def _raise_for_status(
-        self, response: requests.Response, *, resource: str, authorization: str | None
+        self,
+        response: requests.Response,
+        *,
+        resource: str,
+        authorization: str | None,
+        body: Base64JsonBody | None,
     ) -> None:
         status = response.status_code
         if 200 <= status < 300:
@@ -255,6 +276,28 @@ class OcrClient:
                 + ")",
                 status_code=status,
                 retry_after_seconds=retry_after,
+            )
+        if status in (402, 403):
+            raise QuotaExhausted(
+                f"the OCR service refuses calls for this account ({resource}: HTTP {status}"
+                + (f": {detail}" if detail else "")
+                + "); the plan's quota may be used up or the plan may not include the API",
+                status_code=status,
+                retry_after_seconds=retry_after,
+            )
+        if status == 413:
+            size = body.source_size_bytes if body is not None else None
+            shown = (
+                f"the file is {size:,} bytes ({len(body):,} in the request)"
+                if body is not None
+                else ""
+            )
+            raise PayloadTooLarge(
+                f"the OCR service refused the upload as too large ({resource}: HTTP 413"
+                + (f": {detail}" if detail else "")
+                + (f"); {shown}" if shown else ")"),
+                size_bytes=size,
+                detail=detail,
             )
         if 300 <= status < 400:
             detail = f"redirected to {response.headers.get('Location', '?')}; check base_url"

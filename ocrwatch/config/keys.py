@@ -51,7 +51,7 @@ _SERVICE_KEYS = (
     "url", "client_id", "client_secret_file", "connect_timeout_seconds", "read_timeout_seconds",
     "max_in_flight", "upload_concurrency", "poll_concurrency", "max_attempts",
     "task_deadline_seconds", "retention_seconds", "breaker_threshold", "breaker_probe_seconds",
-    "use_status_probe",
+    "quota_probe_seconds", "use_status_probe",
 )  # fmt: skip
 _BOOLEAN_SETTINGS = (
     "make_skew_correct", "make_binarization", "make_contrast_correction", "make_upsampling",

@@ -181,6 +181,7 @@ def _read_service(top: _Section) -> ServiceConfig:
         retention_seconds=service.number("retention_seconds", 86400.0),
         breaker_threshold=service.integer("breaker_threshold", 5),
         breaker_probe_seconds=service.number("breaker_probe_seconds", 1.5),
+        quota_probe_seconds=service.number("quota_probe_seconds", 300.0),
         use_status_probe=service.flag("use_status_probe", False),
     )
     if config.task_deadline_seconds >= config.retention_seconds:

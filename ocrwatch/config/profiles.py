@@ -41,6 +41,7 @@ class ServiceConfig:
     retention_seconds: float = 86400.0  # how long the service keeps results
     breaker_threshold: int = 5  # consecutive transient failures that open the breaker
     breaker_probe_seconds: float = 1.5  # the longest wait between probes while it is down
+    quota_probe_seconds: float = 300.0  # while the plan or quota refuses: one probe this often
     use_status_probe: bool = False  # poll GetTaskStatus first, fetch results once completed
 
     @property

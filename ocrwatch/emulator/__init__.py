@@ -1,8 +1,9 @@
 """A local server compatible with the Aspose.OCR Cloud v5 REST API: test double and backend.
 
 ``Emulator(EmulatorConfig(...))`` serves the token endpoint and the recognition resources over
-real HTTP on a background thread; ``Faults`` injects failures; ``EmulatorStats`` counts what
-happened. ``samples`` makes documents whose text the fixture recognizer knows.
+real HTTP on a background thread; ``Faults`` injects failures (and the account's refusals);
+``ResultShape`` varies the answers' shapes; ``EmulatorStats`` counts what happened.
+``samples`` makes documents whose text the fixture recognizer knows.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ocrwatch.emulator.config import EmulatorConfig, Faults
+    from ocrwatch.emulator.config import EmulatorConfig, Faults, ResultShape
     from ocrwatch.emulator.recognizer import (
         Box,
         FixtureRecognizer,
@@ -38,6 +39,7 @@ _EXPORTS = {
     "PageText": "recognizer",
     "Recognition": "recognizer",
     "Recognizer": "recognizer",
+    "ResultShape": "config",
 }
 
 __all__ = [
@@ -51,6 +53,7 @@ __all__ = [
     "PageText",
     "Recognition",
     "Recognizer",
+    "ResultShape",
 ]
 
 

@@ -11,6 +11,10 @@ finds any task, and the trial path reads without a token.
 Order of decisions for a known route: the fault draw (a fault answers before anything changes,
 so a faulted POST creates no task), then the token, then the request itself. Latency delays
 the answer after it was decided. 404 and 405 are never faulted.
+
+The account's refusals come first of all: a plan without the API answers 403 and an exhausted
+quota 402 (or 403) to every API call, as ProblemDetails; the real answers are undocumented.
+A POST whose body is larger than ``max_upload_bytes`` is answered 413 and creates no task.
 """
 
 from __future__ import annotations
@@ -92,7 +96,9 @@ class Api:
         injector: FaultInjector,
         counters: Counters,
         processing_seconds: tuple[float, float],
+        max_upload_bytes: int | None = None,
     ) -> None:
+        self._max_upload_bytes = max_upload_bytes
         self._tasks = tasks
         self._authority = authority
         self._injector = injector
@@ -149,6 +155,13 @@ class Api:
         return Reply(200, ocr_response(result, include_results=not is_probe), JSON)
 
     def _fault_reply(self, fault: RequestFault, *, instance: str) -> Reply:
+        if fault.kind is FaultKind.QUOTA_EXHAUSTED:
+            detail = "The API call quota of the subscription is exhausted"
+            body = problem(fault.status, detail=detail, instance=instance)
+            return Reply(fault.status, body, PROBLEM_JSON)
+        if fault.kind is FaultKind.PLAN_REFUSED:
+            detail = "The subscription plan does not include this API"
+            return Reply(403, problem(403, detail=detail, instance=instance), PROBLEM_JSON)
         if fault.kind is FaultKind.CONNECTION_RESET:
             return Reply(0, is_reset=True, delay_seconds=fault.latency_seconds)
         if fault.kind is FaultKind.TOO_MANY_REQUESTS:
@@ -227,6 +240,11 @@ class Api:
                 instance=f"/v5.0/ocr/{resource.value}",
             )
             return Reply(415, body, PROBLEM_JSON)
+        if self._max_upload_bytes is not None and len(request.body) > self._max_upload_bytes:
+            self._counters.add_fault(FaultKind.PAYLOAD_TOO_LARGE)
+            detail = f"The request body is larger than {self._max_upload_bytes} bytes"
+            instance = f"/v5.0/ocr/{resource.value}"
+            return Reply(413, problem(413, detail=detail, instance=instance), PROBLEM_JSON)
         try:
             submission = parse_submission(request.body, resource=resource)
         except ValidationFailed as exc:

@@ -18,9 +18,9 @@ from typing import TextIO
 
 import structlog
 
-from ocrwatch.emulator.config import EmulatorConfig, Faults
+from ocrwatch.emulator.config import EmulatorConfig, Faults, ResultShape
 from ocrwatch.errors import ConfigError
-from ocrwatch.model import Credentials
+from ocrwatch.model import Credentials, ResultFormat
 
 log = structlog.get_logger(__name__)
 
@@ -102,6 +102,53 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     faults.add_argument(
         "--fault-latency", type=seconds_range, default=(0.0, 0.0), metavar="SECONDS|LOW-HIGH"
     )
+    account = parser.add_argument_group("the account and the service's limits")
+    account.add_argument(
+        "--quota-calls",
+        type=int,
+        metavar="N",
+        help="answer every API call after the first N with --quota-status (quota exhausted)",
+    )
+    account.add_argument("--quota-status", type=int, choices=(402, 403), default=402)
+    account.add_argument(
+        "--plan-refused", action="store_true", help="answer every API call 403 (plan refusal)"
+    )
+    account.add_argument(
+        "--max-upload-bytes",
+        type=int,
+        metavar="BYTES",
+        help="answer a POST whose body is larger with 413 (no limit is documented)",
+    )
+    shape = parser.add_argument_group("the shape of the results")
+    shape.add_argument(
+        "--result-type-name",
+        type=type_name,
+        action="append",
+        default=[],
+        metavar="FORMAT=TYPE",
+        help="send FORMAT's results with this type string, e.g. JSON=Text (repeatable)",
+    )
+    shape.add_argument(
+        "--json-object", action="store_true", help='JSON output as {"blocks": [...]}'
+    )
+    shape.add_argument(
+        "--pages-apart", action="store_true", help="one Pdf and one Hocr result per page"
+    )
+
+
+def type_name(text: str) -> tuple[ResultFormat, str]:
+    """``"JSON=Text"`` -> (ResultFormat.JSON, "Text")."""
+    fmt_text, _, name = text.partition("=")
+    try:
+        fmt = ResultFormat(fmt_text.strip())
+    except ValueError:
+        allowed = ", ".join(f.value for f in ResultFormat)
+        raise argparse.ArgumentTypeError(
+            f"expected FORMAT=TYPE with FORMAT one of {allowed}, not {text!r}"
+        ) from None
+    if not name.strip():
+        raise argparse.ArgumentTypeError(f"expected FORMAT=TYPE, not {text!r}")
+    return fmt, name.strip()
 
 
 def _credentials(args: argparse.Namespace) -> Credentials | None:
@@ -133,6 +180,9 @@ def build_config(args: argparse.Namespace) -> EmulatorConfig:
             task_stuck=args.fault_task_stuck,
             token_lifetime_seconds=args.fault_token_lifetime,
             latency_seconds=args.fault_latency,
+            quota_calls=args.quota_calls,
+            quota_status=args.quota_status,
+            plan_refused=args.plan_refused,
         )
         return EmulatorConfig(
             host=args.host,
@@ -145,6 +195,12 @@ def build_config(args: argparse.Namespace) -> EmulatorConfig:
             faults=faults,
             seed=args.seed,
             max_pixels=args.max_pixels,
+            max_upload_bytes=args.max_upload_bytes,
+            result_shape=ResultShape(
+                type_names=tuple(args.result_type_name),
+                json_object=args.json_object,
+                pages_apart=args.pages_apart,
+            ),
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ocrwatch.model import Credentials
+from ocrwatch.model import Credentials, ResultFormat
 
 if TYPE_CHECKING:
     from ocrwatch.emulator.recognizer import Recognizer
@@ -36,6 +36,11 @@ class Faults:
     revoked. ``latency_seconds`` delays every API response after it was decided: a POST's task
     already exists while its answer is held back. The token endpoint is never delayed, so a
     client can still log in while its API calls are slow.
+
+    The account: ``quota_calls`` lets that many API calls through (token requests are free)
+    and answers every later one ``quota_status`` (402 by default; the real answer is
+    undocumented) until the faults are replaced with a different quota, which starts a new
+    period; ``plan_refused`` answers every API call 403, as for a plan without this API.
     """
 
     server_error: float = 0.0
@@ -46,6 +51,9 @@ class Faults:
     task_stuck: float = 0.0
     token_lifetime_seconds: float | None = None
     latency_seconds: tuple[float, float] = (0.0, 0.0)
+    quota_calls: int | None = None
+    quota_status: int = 402
+    plan_refused: bool = False
 
     def __post_init__(self) -> None:
         for name in (
@@ -62,6 +70,29 @@ class Faults:
             raise ValueError("token_lifetime_seconds must not be negative")
         object.__setattr__(self, "latency_seconds", tuple(self.latency_seconds))
         _check_range("latency_seconds", self.latency_seconds)
+        if self.quota_calls is not None and self.quota_calls < 0:
+            raise ValueError("quota_calls must not be negative")
+        if self.quota_status not in (402, 403):
+            raise ValueError(f"quota_status must be 402 or 403, not {self.quota_status!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class ResultShape:
+    """How the answers of a task look, where the real service's are undocumented or vary.
+
+    ``type_names`` replaces the ``type`` string of a format's results (the service sends
+    invoice JSON as ``Text`` and region detection as ``Other``); ``json_object`` wraps the
+    JSON output's blocks in an object (``{"blocks": [...]}``, as the .NET SDK's README reads
+    it) instead of a bare array; ``pages_apart`` answers one Pdf and one Hocr result per page
+    instead of one document.
+    """
+
+    type_names: tuple[tuple[ResultFormat, str], ...] = ()
+    json_object: bool = False
+    pages_apart: bool = False
+
+    def type_name(self, result_format: ResultFormat) -> str:
+        return dict(self.type_names).get(result_format, result_format.value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +115,8 @@ class EmulatorConfig:
     seed: int = 0
     recognizer: Recognizer | None = None
     max_pixels: int = 100_000_000
+    max_upload_bytes: int | None = None
+    result_shape: ResultShape = field(default_factory=ResultShape)
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -98,3 +131,5 @@ class EmulatorConfig:
             raise ValueError("retention_seconds must be positive")
         if self.max_pixels < 1:
             raise ValueError("max_pixels must be at least 1")
+        if self.max_upload_bytes is not None and self.max_upload_bytes < 1:
+            raise ValueError("max_upload_bytes must be at least 1")

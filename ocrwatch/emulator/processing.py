@@ -17,14 +17,20 @@ a region holds the lines whose box centre lies inside its rectangle, with coordi
 to the region. Without regions the whole image is one region. The trial resource masks about
 one word in ten with asterisks of the same length, chosen by a hash of the file and the word's
 position, so resubmitting the same file masks the same words.
+
+``ResultShape`` gives the variants the real service is documented (or suspected) to answer:
+other ``type`` strings, JSON as an object, one Pdf or Hocr result per page.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from ocrwatch.emulator.config import ResultShape
 from ocrwatch.emulator.document import (
     Document,
     DocumentError,
@@ -36,9 +42,10 @@ from ocrwatch.emulator.document import (
 from ocrwatch.emulator.formats import render
 from ocrwatch.emulator.recognizer import Box, Line, PageText, Recognition, Recognizer
 from ocrwatch.emulator.wire import Resource, Submission
-from ocrwatch.model import RecognitionSettings, Rect, Region, ResultFile
+from ocrwatch.model import RecognitionSettings, Rect, Region, ResultFile, ResultFormat
 
 _WORD = re.compile(r"\S+")
+_PLAIN = ResultShape()
 TRIAL_MASK_MODULUS = 10  # one word in ten, on average
 
 
@@ -119,7 +126,13 @@ def _check_regions(document: Document, regions: tuple[Region, ...]) -> None:
             )
 
 
-def process(submission: Submission, *, recognizer: Recognizer, max_pixels: int) -> Outcome:
+def process(
+    submission: Submission,
+    *,
+    recognizer: Recognizer,
+    max_pixels: int,
+    shape: ResultShape = _PLAIN,
+) -> Outcome:
     """Run one task to its end; input problems become an error outcome."""
     settings = submission.settings
     try:
@@ -142,10 +155,11 @@ def process(submission: Submission, *, recognizer: Recognizer, max_pixels: int) 
     if submission.resource.is_trial:
         recognition = mask_trial_words(recognition, sha256=document.sha256)
     try:
-        return Outcome(results=_results(document, recognition, settings, is_regions=is_regions))
+        results = _results(document, recognition, settings, is_regions=is_regions, shape=shape)
     except DocumentError as exc:
         # An output the input cannot give: a PDF page pdfium cannot render or qpdf cannot write.
         return Outcome(error=str(exc))
+    return Outcome(results=results)
 
 
 def _results(
@@ -154,26 +168,47 @@ def _results(
     settings: RecognitionSettings,
     *,
     is_regions: bool,
+    shape: ResultShape,
 ) -> tuple[ResultFile, ...]:
     formats = settings.result_type.formats
     if not is_regions:
         return tuple(
-            ResultFile(
-                type=f.value,
-                data=render(f, recognition.pages, pages=document.pages, document=document),
-            )
+            result
             for f in formats
+            for result in _format_results(
+                f, recognition.pages, document.pages, document=document, shape=shape
+            )
         )
     page, text = document.pages[0], recognition.pages[0]
     regions = settings.regions or (Region(rect=Rect(0, 0, page.width_px, page.height_px)),)
     results: list[ResultFile] = []
     for region in sorted(regions, key=lambda r: r.order):
         region_page, region_text = _region_page(page, text, region)
-        results.extend(
-            ResultFile(
-                type=f.value,
-                data=render(f, [region_text], pages=[region_page], document=document),
+        for f in formats:
+            results.extend(
+                _format_results(f, [region_text], [region_page], document=document, shape=shape)
             )
-            for f in formats
-        )
     return tuple(results)
+
+
+def _format_results(
+    result_format: ResultFormat,
+    texts: Sequence[PageText],
+    pages: Sequence[Page],
+    *,
+    document: Document,
+    shape: ResultShape,
+) -> list[ResultFile]:
+    """The ``results[]`` entries of one format, shaped as ``shape`` says."""
+    name = shape.type_name(result_format)
+    if shape.pages_apart and result_format in (ResultFormat.PDF, ResultFormat.HOCR):
+        return [
+            ResultFile(
+                type=name, data=render(result_format, [text], pages=[page], document=document)
+            )
+            for text, page in zip(texts, pages, strict=True)
+        ]
+    data = render(result_format, texts, pages=pages, document=document)
+    if shape.json_object and result_format is ResultFormat.JSON:
+        data = json.dumps({"blocks": json.loads(data)}, ensure_ascii=False).encode("utf-8")
+    return [ResultFile(type=name, data=data)]

@@ -51,13 +51,19 @@ class Emulator:
             injector=self._injector,
             counters=self._counters,
             processing_seconds=self.config.processing_seconds,
+            max_upload_bytes=self.config.max_upload_bytes,
         )
         self._lifecycle = threading.Lock()
         self._server: HttpServer | None = None
         self._accept_thread: threading.Thread | None = None
 
     def _process(self, submission: Submission) -> Outcome:
-        return process(submission, recognizer=self._recognizer, max_pixels=self.config.max_pixels)
+        return process(
+            submission,
+            recognizer=self._recognizer,
+            max_pixels=self.config.max_pixels,
+            shape=self.config.result_shape,
+        )
 
     @property
     def port(self) -> int:

@@ -297,6 +297,8 @@ def validation_problem(errors: Mapping[str, list[str]]) -> bytes:
 _PROBLEM_TYPES = {
     400: ("https://tools.ietf.org/html/rfc9110#section-15.5.1", "Bad Request"),
     401: ("https://tools.ietf.org/html/rfc9110#section-15.5.2", "Unauthorized"),
+    402: ("https://tools.ietf.org/html/rfc9110#section-15.5.3", "Payment Required"),
+    403: ("https://tools.ietf.org/html/rfc9110#section-15.5.4", "Forbidden"),
     404: ("https://tools.ietf.org/html/rfc9110#section-15.5.5", "Not Found"),
     405: ("https://tools.ietf.org/html/rfc9110#section-15.5.6", "Method Not Allowed"),
     413: ("https://tools.ietf.org/html/rfc9110#section-15.5.14", "Content Too Large"),

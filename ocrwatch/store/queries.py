@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Final
 
 from ocrwatch.errors import StateStoreError
-from ocrwatch.model import Job, JobState, ResultFile
+from ocrwatch.model import AccountPause, Job, JobState, ResultFile
 from ocrwatch.store.database import Database
 from ocrwatch.store.rows import SELECT, decode, job_from_row
 from ocrwatch.store.schema import FINISHED_SQL
@@ -44,6 +44,22 @@ class JobQueries(Database):
     def _first(self, where: str, params: Sequence[object], tail: str = "") -> Job | None:
         found = self._select(where, params, tail + " LIMIT 1")
         return found[0] if found else None
+
+    def account_pause(self) -> AccountPause | None:
+        """The pause the account's refusals put on submissions, if one is in force."""
+        with self._translate():
+            row = self._conn.execute(
+                "SELECT reason, http_status, since, probe_at FROM account_pause WHERE id = 1"
+            ).fetchone()
+        if row is None:
+            return None
+        reason, http_status, since, probe_at = row
+        return AccountPause(
+            reason=str(reason),
+            http_status=None if http_status is None else int(http_status),
+            since=float(since),
+            probe_at=float(probe_at),
+        )
 
     def get(self, job_id: int) -> Job:
         job = self._first("WHERE id = ?", (job_id,))

@@ -58,5 +58,16 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             PRIMARY KEY (job_id, seq)
         ) WITHOUT ROWID""",
     ),
+    (
+        # At most one row: submissions are paused while the account's plan or quota refuses
+        # calls. Kept here so a restart stays paused and `ocrwatch status` can say so.
+        """CREATE TABLE account_pause (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            reason TEXT NOT NULL,
+            http_status INTEGER,
+            since REAL NOT NULL,
+            probe_at REAL NOT NULL
+        )""",
+    ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)

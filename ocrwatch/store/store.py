@@ -23,7 +23,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final, TypedDict, Unpack
 
-from ocrwatch.model import ErrorClass, Fingerprint, Job, JobState, Mode, ResultFile
+from ocrwatch.model import (
+    AccountPause,
+    ErrorClass,
+    Fingerprint,
+    Job,
+    JobState,
+    Mode,
+    ResultFile,
+)
 from ocrwatch.store.queries import JobNotFound, JobQueries
 from ocrwatch.store.rows import INSERT, UPDATE, fingerprint_values, job_values, require_absolute
 from ocrwatch.store.schema import FINISHED_SQL
@@ -192,6 +200,18 @@ class Store(JobQueries):
             conn.executemany(
                 "INSERT INTO results (job_id, seq, type, data) VALUES (?, ?, ?, ?)",
                 [(job_id, seq, r.type, zlib.compress(r.data)) for seq, r in enumerate(results)],
+            )
+
+    def set_account_pause(self, pause: AccountPause | None) -> None:
+        """Record the pause on submissions (None: lifted)."""
+        with self._write(single_statement=True) as conn:
+            if pause is None:
+                conn.execute("DELETE FROM account_pause")
+                return
+            conn.execute(
+                "INSERT OR REPLACE INTO account_pause (id, reason, http_status, since, probe_at) "
+                "VALUES (1, ?, ?, ?, ?)",
+                (pause.reason, pause.http_status, pause.since, pause.probe_at),
             )
 
     def delete(self, job_id: int) -> bool:

@@ -1,0 +1,81 @@
+"""The account pause: while the service refuses calls for the plan or quota, files wait.
+
+Pure, like the circuit breaker beside it: an immutable value, and callers pass ``now``.
+
+A refusal (402, or 403 after a fresh token) says nothing about a file and nothing about the
+service's health, so it feeds neither the file's attempts nor the breaker. Instead every
+submission stops and the files stay queued in the inbox. Polls of tasks already submitted go
+on (their results are paid for) until a poll is refused too; then polls are held as well.
+Once per ``probe_seconds`` (or after the service's ``Retry-After``, if longer) one request is
+let through as the probe: a submission, or a poll when polls are held. While everything is
+refused that costs one or two refused calls per probe interval, however long the backlog.
+
+The pause ends only when the probe is accepted, never on a late answer to a request sent
+before the refusal: requests in flight when the quota ran out come back in any order, and a
+stale success must not release the whole backlog into a wall of refusals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from ocrwatch.model import AccountPause
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaPause:
+    """Whether submissions and polls may go, given what the account's refusals said."""
+
+    probe_seconds: float
+    record: AccountPause | None = None  # None: not paused
+    polls_held: bool = False  # a poll was refused too: polls wait for the probe as well
+    probe_key: int | None = None  # the job whose request is the probe in flight
+
+    @property
+    def is_paused(self) -> bool:
+        return self.record is not None
+
+    def allows_submit(self, now: float) -> bool:
+        return self.record is None or self._probe_may_go(now)
+
+    def allows_poll(self, now: float) -> bool:
+        return not self.polls_held or self._probe_may_go(now)
+
+    def _probe_may_go(self, now: float) -> bool:
+        return self.record is not None and now >= self.record.probe_at and self.probe_key is None
+
+    def on_submit(self, key: int) -> QuotaPause:
+        """A submission is sent; while paused it is the probe."""
+        return self if self.record is None else replace(self, probe_key=key)
+
+    def on_poll(self, key: int) -> QuotaPause:
+        """A poll is sent; while polls are held it is the probe."""
+        return replace(self, probe_key=key) if self.polls_held else self
+
+    def on_accepted(self, key: int) -> QuotaPause:
+        """The service accepted the request of job ``key``: the probe's acceptance ends it."""
+        if self.record is None or key != self.probe_key:
+            return self
+        return QuotaPause(self.probe_seconds)
+
+    def on_refused(
+        self,
+        now: float,
+        key: int,
+        *,
+        reason: str,
+        http_status: int | None,
+        is_poll: bool,
+        retry_after_seconds: float | None = None,
+    ) -> QuotaPause:
+        """The account refused the request of job ``key``: pause, or pause longer."""
+        wait = max(self.probe_seconds, retry_after_seconds or 0.0)
+        since = self.record.since if self.record is not None else now
+        record = AccountPause(
+            reason=reason, http_status=http_status, since=since, probe_at=now + wait
+        )
+        return replace(self.on_finished(key), record=record, polls_held=self.polls_held or is_poll)
+
+    def on_finished(self, key: int) -> QuotaPause:
+        """The request of job ``key`` ended (whatever its answer): its probe slot is free."""
+        return replace(self, probe_key=None) if key == self.probe_key else self
