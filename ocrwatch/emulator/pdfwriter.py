@@ -190,6 +190,11 @@ def _onto_pdf_pages(document: Document, pages: Sequence[tuple[Page, PageText]]) 
         target.contents_add(b"q\n", prepend=True)
         layer = _text_layer(text, page, box=ref.box, rotation=ref.rotation, font=name)
         target.contents_add(b"\nQ\n" + layer)
+    # A result of some of the pages (a service answering one PDF per page) holds only those.
+    wanted = {page.pdf.index for page, _ in pages if page.pdf is not None}
+    for index in reversed(range(len(pdf.pages))):
+        if index not in wanted:
+            del pdf.pages[index]
     return pdf
 
 
