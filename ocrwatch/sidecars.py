@@ -4,7 +4,8 @@ Pure: takes decoded ``ResultFile`` values and the profile's formats and regions,
 bytes per format. RecognizeRegions answers with one result per region, in ``order``; the text
 sidecar joins them in that order, with the region names as headings when the profile gives
 them, and the JSON sidecar wraps each region's blocks with its name and order. (The config
-allows only text and json for regions: a PDF or hOCR per region cannot be joined.)
+allows only text and json for regions: a PDF or hOCR per region cannot be joined.) A text
+sidecar ends with one newline, as POSIX text files do; pages stay separated by a form feed.
 """
 
 from __future__ import annotations
@@ -47,12 +48,17 @@ def compose(
         elif fmt is ResultFormat.JSON and ordered and len(parts) > 1:
             sidecars.append(Sidecar(fmt, _join_region_json(parts, ordered)))
         elif fmt is ResultFormat.TEXT:
-            sidecars.append(Sidecar(fmt, b"\f".join(parts)))
+            sidecars.append(Sidecar(fmt, _end_line(b"\f".join(parts))))
         elif len(parts) == 1:
             sidecars.append(Sidecar(fmt, parts[0]))
         else:
             raise PermanentError(f"the service returned {len(parts)} {fmt} results for one file")
     return sidecars
+
+
+def _end_line(text: bytes) -> bytes:
+    """A text file ends with a newline (POSIX): ``cat``, ``wc -l`` and ``diff`` expect one."""
+    return text if not text or text.endswith(b"\n") else text + b"\n"
 
 
 def _join_region_texts(parts: Sequence[bytes], regions: Sequence[Region]) -> bytes:

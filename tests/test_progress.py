@@ -112,4 +112,4 @@ def test_once_on_a_terminal_redraws_a_bar(tmp_path: Path, emulator: Emulator) ->
     assert output.count("\r[") >= 2, "the bar is redrawn in place"
     assert "file_discovered" not in output, "info logs would break the bar on a terminal"
     assert output.rstrip().endswith("3 done, 0 failed")
-    assert (tmp_path / "inbox" / "page2.png.txt").read_text() == "page 2"
+    assert (tmp_path / "inbox" / "page2.png.txt").read_text() == "page 2\n"
