@@ -27,7 +27,10 @@ def test_a_text_sidecar_ends_with_exactly_one_newline(parts: list[bytes], expect
 
 def test_region_texts_end_with_a_newline_too() -> None:
     results = [ResultFile("Text", b"top"), ResultFile("Text", b"bottom")]
-    regions = [Region(rect=_RECT, name="Header", order=0), Region(rect=_RECT, name="Footer", order=1)]
+    regions = [
+        Region(rect=_RECT, name="Header", order=0),
+        Region(rect=_RECT, name="Footer", order=1),
+    ]
     (sidecar,) = compose(results, formats=[ResultFormat.TEXT], regions=regions)
     assert sidecar.data == b"## Header\ntop\n\n## Footer\nbottom\n"
 
