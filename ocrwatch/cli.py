@@ -9,17 +9,21 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import signal
 import sys
 import time
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
+import structlog
+
 from ocrwatch import __version__, allocator, doctor, logsetup
 from ocrwatch.aspose import OcrClient, Timeouts
-from ocrwatch.config import Config, describe, load_config
+from ocrwatch.config import ENV_CONFIG, SYSTEM_CONFIG, Config, describe, load_config, locate_config
 from ocrwatch.emulator import cli as emulator_cli
 from ocrwatch.engine import missing_modules, supported_languages
 from ocrwatch.errors import ConfigError, ExitCode, OcrwatchError
@@ -32,7 +36,7 @@ from ocrwatch.store import Store
 from ocrwatch.systemd import SystemdNotifier
 
 Handler = Callable[[argparse.Namespace], int]
-DEFAULT_CONFIG = Path("config.yaml")
+_log = structlog.get_logger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,7 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
     def with_config(name: str, help_text: str, handler: Handler) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
         sub.add_argument(
-            "-c", "--config", type=Path, default=DEFAULT_CONFIG, help="the YAML configuration"
+            "-c",
+            "--config",
+            type=Path,
+            default=None,
+            metavar="FILE",
+            help=f"the YAML configuration (default: ${ENV_CONFIG}, else {SYSTEM_CONFIG})",
         )
         sub.set_defaults(handler=handler)
         return sub
@@ -110,10 +119,19 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _load(args: argparse.Namespace, *, quiet: bool = False) -> Config:
-    """Load the config and set up logging; ``quiet``: warnings and errors only, unless asked."""
-    config = load_config(args.config)
+    """Find and load the config, set up logging; ``quiet``: warnings and errors only, unless asked.
+
+    A config not named with ``--config`` is announced on stderr, so nobody wonders which of
+    the search path's files was read.
+    """
+    location = locate_config(args.config, environ=os.environ)
+    if location.origin != "--config":
+        print(f"ocrwatch: using {location.path} (from {location.origin})", file=sys.stderr)
+    config = load_config(location.path)
     level = args.log_level or ("warning" if quiet else config.log_level)
     logsetup.configure(level, logsetup.log_format(args.log_format or config.log_format))
+    _log.info("config_loaded", path=str(config.source_path), found_by=location.origin,
+              state_path=str(config.state_path))  # fmt: skip
     return config
 
 
@@ -382,6 +400,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.exit_code)
     except KeyboardInterrupt:
         return int(ExitCode.INTERRUPTED)
+    except Exception as exc:  # noqa: BLE001  (the one place a bug ends the process: EX_SOFTWARE)
+        _log.critical("crashed", **crash_fields(exc))
+        return int(ExitCode.SOFTWARE)
+
+
+def crash_fields(exc: BaseException) -> dict[str, str]:
+    """What one log line says about a bug: the exception and the innermost frame of ours."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    ours = [f for f in frames if "/ocrwatch/" in f.filename] or frames
+    where = f"{ours[-1].filename}:{ours[-1].lineno} in {ours[-1].name}" if ours else "unknown"
+    return {"error_type": type(exc).__qualname__, "error": str(exc)[:500], "where": where}
 
 
 def entry_point() -> None:

@@ -18,6 +18,7 @@ from ocrwatch.config import (
     default_state_path,
     describe,
     load_config,
+    locate_config,
 )
 from ocrwatch.errors import ConfigError, ExitCode
 from ocrwatch.model import (
@@ -309,6 +310,39 @@ def test_default_state_path_prefers_systemd_then_xdg_then_home(
     environ: dict[str, str], expected: str
 ) -> None:
     assert default_state_path(environ) == Path(expected)
+
+
+@pytest.mark.parametrize(
+    ("config_path", "environ", "expected"),
+    [  # the shipped units: ocrwatch.service and ocrwatch@NAME.service
+        ("/etc/ocrwatch/config.yaml", {"HOME": "/h"}, "/var/lib/ocrwatch/state.db"),
+        ("/etc/ocrwatch/scans.yaml", {"HOME": "/h"}, "/var/lib/ocrwatch/scans/state.db"),
+        ("/etc/ocrwatch/config.yaml", {"STATE_DIRECTORY": "/run/x"}, "/run/x/state.db"),
+        ("/home/u/config.yaml", {"HOME": "/h"}, "/h/.local/state/ocrwatch/state.db"),
+    ],
+)
+def test_a_config_in_etc_ocrwatch_uses_the_services_state_file(
+    config_path: str, environ: dict[str, str], expected: str
+) -> None:
+    """``ocrwatch status`` run by hand reads the file the unit's StateDirectory= holds."""
+    assert default_state_path(environ, config_path=Path(config_path)) == Path(expected)
+
+
+def test_the_config_search_path_is_flag_then_environment_then_etc(tmp_path: Path) -> None:
+    system = tmp_path / "etc" / "config.yaml"
+    flag, env = Path("flag.yaml"), {"OCRWATCH_CONFIG": "/from/env.yaml"}
+    assert locate_config(flag, environ=env, system_config=system).path == flag
+    found = locate_config(None, environ=env, system_config=system)
+    assert (found.path, found.origin) == (Path("/from/env.yaml"), "$OCRWATCH_CONFIG")
+    with pytest.raises(ConfigError) as refused:
+        locate_config(None, environ={}, system_config=system)
+    (problem,) = refused.value.problems
+    assert "--config" in problem and "$OCRWATCH_CONFIG (not set)" in problem
+    assert str(system) in problem
+    system.parent.mkdir()
+    system.write_text("inboxes: []\n")
+    found = locate_config(None, environ={}, system_config=system)
+    assert (found.path, found.origin) == (system, "the default")
 
 
 @pytest.mark.parametrize(
@@ -1085,3 +1119,11 @@ def test_a_loopback_http_webhook_is_accepted(tmp_path: Path, env: dict[str, str]
         minimal(tmp_path, "hooks: {webhook: 'http://127.0.0.1:8080/hook'}"), environ=env
     )
     assert config.inboxes[0].hooks.webhook_url == "http://127.0.0.1:8080/hook"
+
+
+def test_check_never_calls_the_embedded_service_trial_mode(tmp_path: Path) -> None:
+    env = {"HOME": str(tmp_path)}
+    embedded = load_config(minimal(tmp_path, service="url: embedded"), environ=env)
+    assert "trial" not in json.dumps(describe(embedded)["service"]["credentials"])
+    cloud = load_config(minimal(tmp_path), environ=env)  # no credentials: trial mode for real
+    assert "trial" in describe(cloud)["service"]["credentials"]
