@@ -21,9 +21,17 @@ from typing import Any, TextIO
 
 import structlog
 
-from ocrwatch import __version__, allocator, doctor, logsetup
+from ocrwatch import __version__, allocator, doctor, logsetup, policy
 from ocrwatch.aspose import OcrClient, Timeouts
-from ocrwatch.config import ENV_CONFIG, SYSTEM_CONFIG, Config, describe, load_config, locate_config
+from ocrwatch.config import (
+    ENV_CONFIG,
+    SYSTEM_CONFIG,
+    Config,
+    InboxConfig,
+    describe,
+    load_config,
+    locate_config,
+)
 from ocrwatch.emulator import cli as emulator_cli
 from ocrwatch.engine import missing_modules, supported_languages
 from ocrwatch.errors import ConfigError, ExitCode, OcrwatchError
@@ -34,6 +42,7 @@ from ocrwatch.requeue import failed_files, requeue
 from ocrwatch.service import Service
 from ocrwatch.store import Store
 from ocrwatch.systemd import SystemdNotifier
+from ocrwatch.watcher import scan
 
 Handler = Callable[[argparse.Namespace], int]
 _log = structlog.get_logger(__name__)
@@ -276,6 +285,7 @@ def _status(args: argparse.Namespace) -> int:
                         "age_seconds": round(now - oldest.first_seen_at, 1),
                     },
                     "in_error_folder": sum(1 for i, _ in failed_files(config) if i is inbox),
+                    "ignored_now": _ignored_count(inbox),
                     "last_errors": [
                         {
                             "path": str(job.path),
@@ -291,8 +301,28 @@ def _status(args: argparse.Namespace) -> int:
         json.dump(report, sys.stdout, indent=2, ensure_ascii=False)
         print()
     else:
+        print(f"state file: {config.state_path}")
         _print_status(report, sys.stdout)
     return int(ExitCode.OK)
+
+
+def _ignored_count(inbox: InboxConfig) -> int | None:
+    """Files in the inbox now that its rules ignore (not counting ocrwatch's own files)."""
+    inside = inbox.output_dir is None or policy.is_within(inbox.output_dir, inbox.path)
+    try:
+        return sum(
+            1
+            for path in scan(inbox.path, recursive=inbox.recursive)
+            if policy.candidate_verdict(
+                path.relative_to(inbox.path),
+                include=inbox.include,
+                exclude=inbox.exclude,
+                output_template=inbox.output_template,
+                outputs_inside_inbox=inside,
+            ).is_notable
+        )
+    except OSError:  # a missing or unreadable inbox: `ocrwatch doctor` says why
+        return None
 
 
 def _print_status(report: list[dict[str, Any]], out: TextIO) -> None:
@@ -308,6 +338,12 @@ def _print_status(report: list[dict[str, Any]], out: TextIO) -> None:
                 file=out,
             )
         print(f"  in the error folder: {entry['in_error_folder']}", file=out)
+        if entry["ignored_now"]:
+            print(
+                f"  ignored in the inbox: {entry['ignored_now']} (the file_ignored log lines "
+                "and `ocrwatch explain PATH` say by which rule)",
+                file=out,
+            )
         for error in entry["last_errors"]:
             print(f"  error: {error['path']}: [{error['class']}] {error['message']}", file=out)
 
