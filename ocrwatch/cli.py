@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 import structlog
 
@@ -164,28 +166,88 @@ def _run(args: argparse.Namespace) -> int:
     return int(ExitCode.OK)
 
 
+class _SharedTerminal(io.TextIOBase):
+    """stderr shared by the progress bar and log lines, from any thread.
+
+    Each log line erases the bar first and draws it again below itself, so the two never
+    share a screen line.
+    """
+
+    def __init__(self, stream: TextIO, view: ProgressView) -> None:
+        super().__init__()
+        self._stream, self._view = stream, view
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> int:  # a log record, from logging's StreamHandler
+        with self._lock:
+            self._stream.write(self._view.clear() + text + self._view.redraw())
+            self._stream.flush()
+        return len(text)
+
+    def show(self, text: str) -> None:  # the bar itself
+        with self._lock:
+            self._stream.write(text)
+            self._stream.flush()
+
+    def isatty(self) -> bool:
+        return self._stream.isatty()
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+
 def _once(args: argparse.Namespace) -> int:
-    # On a terminal the progress bar replaces the info-level log lines, which would break it.
+    # On a terminal the progress bar replaces the info-level log lines (unless asked for).
     is_tty = sys.stderr.isatty()
     config = _load(args, quiet=is_tty)
     view = ProgressView(is_tty=is_tty)
+    terminal = _SharedTerminal(sys.stderr, view)
+    if is_tty:  # log lines are written around the bar, never glued to it
+        logsetup.configure(
+            args.log_level or "warning",
+            logsetup.log_format(args.log_format or config.log_format),
+            stream=cast(TextIO, terminal),
+        )
     last: list[Progress] = []
 
     def show(progress: Progress) -> None:
         last[:] = [progress]
         text = view.update(progress, now=time.monotonic())
         if text:
-            sys.stderr.write(text)
-            sys.stderr.flush()
+            terminal.show(text)
 
     with _service(config, watch=False) as service:
         summary = service.run(until_idle=True, on_progress=show)
     if last:
-        sys.stderr.write(view.finish(last[0]))
+        terminal.show(view.finish(last[0]))
     print(f"{summary.done} done, {summary.failed} failed", file=sys.stderr)
     if service.stopping:
+        _print_unfinished(config, sys.stderr)
         return int(ExitCode.INTERRUPTED)
     return int(ExitCode.FAILURE if summary.failed else ExitCode.OK)
+
+
+UNFINISHED_SHOWN = 5
+
+
+def _print_unfinished(config: Config, out: TextIO) -> None:
+    """After an interruption: which files are not finished, and that nothing is lost."""
+    active = [state for state in JobState if state.is_active]
+    with Store.open(config.state_path, readonly=True) as store:
+        unfinished = store.jobs(active, limit=UNFINISHED_SHOWN)
+        count = sum(n for state, n in store.count_by_state().items() if state.is_active)
+    if not count:
+        return
+    print(
+        f"interrupted: {count} file(s) unfinished; nothing is lost: the next `ocrwatch once` "
+        "or `ocrwatch run` picks them up where they are",
+        file=out,
+    )
+    for job in unfinished:
+        print(f"  {job.path} ({job.state.value})", file=out)
+    if count > len(unfinished):
+        more = count - len(unfinished)
+        print(f"  ... and {more} more (`ocrwatch status` counts them by state)", file=out)
 
 
 @contextmanager
