@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import textwrap
 from pathlib import Path
@@ -1127,3 +1128,24 @@ def test_check_never_calls_the_embedded_service_trial_mode(tmp_path: Path) -> No
     assert "trial" not in json.dumps(describe(embedded)["service"]["credentials"])
     cloud = load_config(minimal(tmp_path), environ=env)  # no credentials: trial mode for real
     assert "trial" in describe(cloud)["service"]["credentials"]
+
+
+# Ports people already run: Prometheus, its Pushgateway and Alertmanager, node-exporter,
+# the OpenTelemetry Prometheus exporter, Grafana, and the usual web and development ports.
+_COMMON_PORTS = {80, 443, 3000, 5000, 8000, 8008, 8080, 8081, 8443, 8888, 9000, 9090, 9091,
+                 9093, 9100, 9464}  # fmt: skip
+
+
+def test_the_documented_metrics_port_collides_with_nothing_common() -> None:
+    documents = (REPO / "README.md").read_text() + (REPO / "config.example.yaml").read_text()
+    ports = {int(p) for p in re.findall(r"listen: \"(?:127\.0\.0\.1)?:(\d+)\"", documents)}
+    ports |= {int(p) for p in re.findall(r"a bare port \(\"?`?:(\d+)", documents)}
+    (port,) = ports  # one example port, the same everywhere
+    assert port not in _COMMON_PORTS
+    assert not 9100 <= port <= 9999, "the exporter range: every port there is someone's"
+    ephemeral = Path("/proc/sys/net/ipv4/ip_local_port_range")
+    if ephemeral.exists():
+        assert port < int(ephemeral.read_text().split()[0])
+    services = Path("/etc/services")
+    if services.exists():
+        assert not re.search(rf"\s{port}/(tcp|udp)", services.read_text())
