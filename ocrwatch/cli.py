@@ -23,7 +23,7 @@ from typing import Any, TextIO, cast
 
 import structlog
 
-from ocrwatch import __version__, allocator, doctor, logsetup, policy
+from ocrwatch import __version__, allocator, completion, doctor, logsetup, policy
 from ocrwatch.aspose import OcrClient, Timeouts
 from ocrwatch.config import (
     ENV_CONFIG,
@@ -112,6 +112,16 @@ def build_parser() -> argparse.ArgumentParser:
     why.add_argument("path", type=Path, help="a file in an inbox (or in an error folder)")
     why.add_argument("--json", action="store_true", help="machine-readable output")
 
+    complete = commands.add_parser(
+        "completion",
+        help="print a shell completion script",
+        description='Print a completion script: eval "$(ocrwatch completion bash)" in '
+        "~/.bashrc, or save it as /usr/share/bash-completion/completions/ocrwatch "
+        '(zsh: eval "$(ocrwatch completion zsh)" in ~/.zshrc).',
+    )
+    complete.add_argument("shell", choices=completion.SHELLS)
+    complete.set_defaults(handler=_completion)
+
     serve = commands.add_parser(
         "serve",
         help="run the local Aspose.OCR Cloud v5 compatible server",
@@ -123,6 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # ------------------------------------------------------------------------------ commands
+
+
+def _completion(args: argparse.Namespace) -> int:
+    sys.stdout.write(completion.script(build_parser(), args.shell))
+    return int(ExitCode.OK)
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -28,7 +28,7 @@ def allowed_imports(component: str) -> set[str] | None:
     if component == "policy":  # pure core; re-exports the settling decisions split out of it
         return {"model", "errors", "settling"}
     if component in {"schedule", "settling", "sidecars", "workers", "metrics", "progress",
-                     "ignored"}:  # fmt: skip
+                     "ignored", "completion", "manpage"}:  # fmt: skip
         return {"model", "errors"}  # pure core: no boundary I/O
     if component == "reload":  # pure: which profile each job uses across reloads
         return {"model", "errors", "config"}
