@@ -28,8 +28,10 @@ def allowed_imports(component: str) -> set[str] | None:
     if component == "policy":  # pure core; re-exports the settling decisions split out of it
         return {"model", "errors", "settling"}
     if component in {"schedule", "settling", "sidecars", "workers", "metrics", "progress",
-                     "ignored", "completion", "manpage"}:  # fmt: skip
+                     "ignored", "completion"}:  # fmt: skip
         return {"model", "errors"}  # pure core: no boundary I/O
+    if component == "manpage":  # pure: the parser as roff, with completion's parser walk
+        return {"model", "errors", "completion"}
     if component == "reload":  # pure: which profile each job uses across reloads
         return {"model", "errors", "config"}
     if component == "config":
