@@ -34,6 +34,7 @@ from ocrwatch.settling import SettleState, SettleVerdict, observe, settle_verdic
 __all__ = [  # the settling names are re-exported from ocrwatch.settling
     "BUILTIN_IGNORES", "MAX_NAME_BYTES", "NETWORK_FILESYSTEMS", "TEMPLATE_FIELDS", "SettleState",
     "SettleVerdict", "Verdict", "builtin_ignore", "candidate_verdict", "choose_watch_mode",
+    "glob_matches", "glob_problem",
     "is_network_filesystem", "is_within", "mirrored_path", "observe", "output_paths",
     "output_source", "reason_file_name", "settle_verdict",
 ]  # fmt: skip
@@ -105,6 +106,11 @@ def glob_problem(pattern: str) -> str | None:
 def _matches(pattern: str, relpath: str, name: str) -> bool:
     """Patterns with "/" match the whole relative path, others the file name."""
     return _glob(pattern).fullmatch(relpath if "/" in pattern else name) is not None
+
+
+def glob_matches(pattern: str, relpath: str) -> bool:
+    """Whether an include/exclude ``pattern`` takes the inbox-relative path ``relpath``."""
+    return _matches(pattern, _fold(relpath), _fold(relpath.rsplit("/", 1)[-1]))
 
 
 def builtin_ignore(name: str) -> str | None:

@@ -502,7 +502,7 @@ def test_describe_shows_where_the_secret_came_from_but_never_its_value(
 
 
 def test_trial_mode_warns_about_files_bound_to_fail(tmp_path: Path, env: dict[str, str]) -> None:
-    for name in ("photos", "labels", "forms", "pngs"):
+    for name in ("photos", "labels", "forms", "pngs", "braces"):
         make_inbox(tmp_path, name)
     path = write(
         tmp_path,
@@ -515,6 +515,7 @@ def test_trial_mode_warns_about_files_bound_to_fail(tmp_path: Path, env: dict[st
             mode: regions
             regions: [{rect: {top_left_x: 0, top_left_y: 0, bottom_right_x: 9, bottom_right_y: 9}}]
           - {name: pngs, path: ./pngs, include: ["*.png"]}
+          - {name: braces, path: ./braces, include: ["in/**/*.{png,PDF}"]}
         """,
     )
 
@@ -525,6 +526,8 @@ def test_trial_mode_warns_about_files_bound_to_fail(tmp_path: Path, env: dict[st
         "mode image — files will go to the error folder",
         "inbox forms: mode regions needs credentials; trial mode (no credentials) can only use "
         "mode image — files will go to the error folder",
+        "inbox braces: PDFs need credentials (RecognizePdf has no trial); "
+        "PDFs dropped here will go to the error folder",
     )
     env |= {"OCRWATCH_CLIENT_ID": "id", "OCRWATCH_CLIENT_SECRET": SECRET}
     assert load_config(path, environ=env).warnings == ()
