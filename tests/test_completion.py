@@ -71,5 +71,8 @@ def test_zsh_loads_its_script(tmp_path: Path) -> None:
         [sys.executable, "-m", "ocrwatch", "completion", "zsh"],
         capture_output=True, text=True, check=True, timeout=60,
     ).stdout  # fmt: skip
-    subprocess.run(["zsh", "-f", "-c", f"autoload -U compinit && compinit -u\n{script}"],
-                   check=True, cwd=tmp_path, timeout=30)  # fmt: skip
+    program = f"autoload -U compinit && compinit -u\n{script}\nprint -r -- ${{_comps[ocrwatch]}}"
+    loaded = subprocess.run(["zsh", "-f", "-c", program], capture_output=True, text=True,
+                            check=True, cwd=tmp_path, timeout=30)  # fmt: skip
+    assert loaded.stderr == ""
+    assert "_ocrwatch" in loaded.stdout  # registered through bashcompinit
