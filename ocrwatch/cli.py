@@ -23,13 +23,12 @@ from typing import Any, TextIO, cast
 
 import structlog
 
-from ocrwatch import __version__, allocator, completion, doctor, logsetup, policy
+from ocrwatch import __version__, allocator, completion, doctor, logsetup
 from ocrwatch.aspose import OcrClient, Timeouts
 from ocrwatch.config import (
     ENV_CONFIG,
     SYSTEM_CONFIG,
     Config,
-    InboxConfig,
     describe,
     load_config,
     locate_config,
@@ -40,11 +39,11 @@ from ocrwatch.errors import ConfigError, ExitCode, OcrwatchError
 from ocrwatch.explain import explain
 from ocrwatch.model import JobState
 from ocrwatch.progress import Progress, ProgressView
-from ocrwatch.requeue import failed_files, requeue
+from ocrwatch.requeue import requeue
 from ocrwatch.service import Service
+from ocrwatch.status import status_report
 from ocrwatch.store import Store
 from ocrwatch.systemd import SystemdNotifier
-from ocrwatch.watcher import scan
 
 Handler = Callable[[argparse.Namespace], int]
 _log = structlog.get_logger(__name__)
@@ -342,38 +341,7 @@ def _status(args: argparse.Namespace) -> int:
     if not config.state_path.exists():
         print(f"no state file yet at {config.state_path}: the daemon has not run", file=sys.stderr)
         return int(ExitCode.OK)
-    now = time.time()
-    report: list[dict[str, Any]] = []
-    with Store.open(config.state_path, readonly=True) as store:
-        for inbox in config.inboxes:
-            counts = store.count_by_state(inbox=inbox.name)
-            oldest = store.oldest_waiting(inbox=inbox.name)
-            failures = store.recent_failures(inbox=inbox.name, limit=5)
-            report.append(
-                {
-                    "inbox": inbox.name,
-                    "path": str(inbox.path),
-                    "counts": {state.value: counts.get(state, 0) for state in JobState},
-                    "oldest_waiting": None
-                    if oldest is None
-                    else {
-                        "path": str(oldest.path),
-                        "state": oldest.state.value,
-                        "age_seconds": round(now - oldest.first_seen_at, 1),
-                    },
-                    "in_error_folder": sum(1 for i, _ in failed_files(config) if i is inbox),
-                    "ignored_now": _ignored_count(inbox),
-                    "last_errors": [
-                        {
-                            "path": str(job.path),
-                            "class": job.error_class.value if job.error_class else None,
-                            "message": job.last_error,
-                            "at": job.updated_at,
-                        }
-                        for job in failures
-                    ],
-                }
-            )
+    report = status_report(config, now=time.time())
     if args.json:
         json.dump(report, sys.stdout, indent=2, ensure_ascii=False)
         print()
@@ -381,25 +349,6 @@ def _status(args: argparse.Namespace) -> int:
         print(f"state file: {config.state_path}")
         _print_status(report, sys.stdout)
     return int(ExitCode.OK)
-
-
-def _ignored_count(inbox: InboxConfig) -> int | None:
-    """Files in the inbox now that its rules ignore (not counting ocrwatch's own files)."""
-    inside = inbox.output_dir is None or policy.is_within(inbox.output_dir, inbox.path)
-    try:
-        return sum(
-            1
-            for path in scan(inbox.path, recursive=inbox.recursive)
-            if policy.candidate_verdict(
-                path.relative_to(inbox.path),
-                include=inbox.include,
-                exclude=inbox.exclude,
-                output_template=inbox.output_template,
-                outputs_inside_inbox=inside,
-            ).is_notable
-        )
-    except OSError:  # a missing or unreadable inbox: `ocrwatch doctor` says why
-        return None
 
 
 def _print_status(report: list[dict[str, Any]], out: TextIO) -> None:

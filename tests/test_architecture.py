@@ -39,7 +39,7 @@ def allowed_imports(component: str) -> set[str] | None:
     if component in BOUNDARIES:
         return CORE | {component}
     composers = {"service", "requeue", "dispatch", "finishing", "preflight", "publisher"}
-    if component in composers | {"doctor", "checkup", "explain", "embedded"}:
+    if component in composers | {"doctor", "checkup", "explain", "embedded", "status"}:
         return None
     if component in {"cli", "__main__", "__init__"}:
         return None
