@@ -453,7 +453,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     logsetup.configure(args.log_level or "info", logsetup.log_format(args.log_format or "auto"))
     handler: Handler = args.handler
     try:
-        return handler(args)
+        code = handler(args)
+        sys.stdout.flush()  # here, so a reader that went away is seen below, not at exit
+    except BrokenPipeError:
+        # `ocrwatch status | head -1`: the reader has what it wanted; not a bug. Python would
+        # otherwise complain again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     except ConfigError as exc:
         print("ocrwatch: configuration error:\n  " + "\n  ".join(exc.problems), file=sys.stderr)
         return int(exc.exit_code)
@@ -465,6 +471,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001  (the one place a bug ends the process: EX_SOFTWARE)
         _log.critical("crashed", **crash_fields(exc))
         return int(ExitCode.SOFTWARE)
+    return code
 
 
 def crash_fields(exc: BaseException) -> dict[str, str]:

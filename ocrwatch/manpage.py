@@ -39,6 +39,7 @@ _EXIT_STATUS = (
     ("74", "The state file is unusable."),
     ("78", "The configuration is invalid; each problem is listed with its key."),
     ("130", "Interrupted (SIGINT)."),
+    ("141", "The reader of the output went away (a closed pipe)."),
 )
 
 

@@ -120,3 +120,19 @@ def test_without_any_config_the_error_lists_where_it_looked(tmp_path: Path) -> N
     assert "--config FILE (not given)" in result.stderr
     assert "$OCRWATCH_CONFIG (not set)" in result.stderr
     assert f"{SYSTEM_CONFIG} (does not exist)" in result.stderr
+
+
+def test_a_reader_that_goes_away_is_no_crash(tmp_path: Path) -> None:
+    """``ocrwatch completion bash | head -c 0``: exit 141 (SIGPIPE's), quietly, no 70."""
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "ocrwatch", "completion", "bash"],
+            stdout=writer, stderr=subprocess.PIPE, text=True, timeout=60, check=False,
+            stdin=subprocess.DEVNULL, env=clean_env(),
+        )  # fmt: skip
+    finally:
+        os.close(writer)
+    assert result.returncode == 141
+    assert result.stderr == ""
