@@ -8,32 +8,45 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
+import os
 import signal
 import sys
+import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
-from ocrwatch import __version__, allocator, doctor, logsetup
+import structlog
+
+from ocrwatch import __version__, allocator, completion, doctor, logsetup
 from ocrwatch.aspose import OcrClient, Timeouts
-from ocrwatch.config import Config, describe, load_config
+from ocrwatch.config import (
+    ENV_CONFIG,
+    SYSTEM_CONFIG,
+    Config,
+    describe,
+    load_config,
+    locate_config,
+)
 from ocrwatch.emulator import cli as emulator_cli
 from ocrwatch.engine import missing_modules, supported_languages
 from ocrwatch.errors import ConfigError, ExitCode, OcrwatchError
 from ocrwatch.explain import explain
-from ocrwatch.model import AccountPause, JobState
+from ocrwatch.model import JobState
 from ocrwatch.progress import Progress, ProgressView
-from ocrwatch.requeue import failed_files, requeue
+from ocrwatch.requeue import requeue
 from ocrwatch.service import Service
+from ocrwatch.status import status_report
 from ocrwatch.store import Store
 from ocrwatch.systemd import SystemdNotifier
 
 Handler = Callable[[argparse.Namespace], int]
-DEFAULT_CONFIG = Path("config.yaml")
+_log = structlog.get_logger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,7 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     def with_config(name: str, help_text: str, handler: Handler) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
         sub.add_argument(
-            "-c", "--config", type=Path, default=DEFAULT_CONFIG, help="the YAML configuration"
+            "-c",
+            "--config",
+            type=Path,
+            default=None,
+            metavar="FILE",
+            help=f"the YAML configuration (default: ${ENV_CONFIG}, else {SYSTEM_CONFIG})",
         )
         sub.set_defaults(handler=handler)
         return sub
@@ -93,6 +111,16 @@ def build_parser() -> argparse.ArgumentParser:
     why.add_argument("path", type=Path, help="a file in an inbox (or in an error folder)")
     why.add_argument("--json", action="store_true", help="machine-readable output")
 
+    complete = commands.add_parser(
+        "completion",
+        help="print a shell completion script",
+        description='Print a completion script: eval "$(ocrwatch completion bash)" in '
+        "~/.bashrc, or save it as /usr/share/bash-completion/completions/ocrwatch "
+        '(zsh: eval "$(ocrwatch completion zsh)" in ~/.zshrc).',
+    )
+    complete.add_argument("shell", choices=completion.SHELLS)
+    complete.set_defaults(handler=_completion)
+
     serve = commands.add_parser(
         "serve",
         help="run the local Aspose.OCR Cloud v5 compatible server",
@@ -106,15 +134,29 @@ def build_parser() -> argparse.ArgumentParser:
 # ------------------------------------------------------------------------------ commands
 
 
+def _completion(args: argparse.Namespace) -> int:
+    sys.stdout.write(completion.script(build_parser(), args.shell))
+    return int(ExitCode.OK)
+
+
 def _serve(args: argparse.Namespace) -> int:
     return int(emulator_cli.run(args, out=sys.stdout))
 
 
 def _load(args: argparse.Namespace, *, quiet: bool = False) -> Config:
-    """Load the config and set up logging; ``quiet``: warnings and errors only, unless asked."""
-    config = load_config(args.config)
+    """Find and load the config, set up logging; ``quiet``: warnings and errors only, unless asked.
+
+    A config not named with ``--config`` is announced on stderr, so nobody wonders which of
+    the search path's files was read.
+    """
+    location = locate_config(args.config, environ=os.environ)
+    if location.origin != "--config":
+        print(f"ocrwatch: using {location.path} (from {location.origin})", file=sys.stderr)
+    config = load_config(location.path)
     level = args.log_level or ("warning" if quiet else config.log_level)
     logsetup.configure(level, logsetup.log_format(args.log_format or config.log_format))
+    _log.info("config_loaded", path=str(config.source_path), found_by=location.origin,
+              state_path=str(config.state_path))  # fmt: skip
     return config
 
 
@@ -138,28 +180,88 @@ def _run(args: argparse.Namespace) -> int:
     return int(ExitCode.OK)
 
 
+class _SharedTerminal(io.TextIOBase):
+    """stderr shared by the progress bar and log lines, from any thread.
+
+    Each log line erases the bar first and draws it again below itself, so the two never
+    share a screen line.
+    """
+
+    def __init__(self, stream: TextIO, view: ProgressView) -> None:
+        super().__init__()
+        self._stream, self._view = stream, view
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> int:  # a log record, from logging's StreamHandler
+        with self._lock:
+            self._stream.write(self._view.clear() + text + self._view.redraw())
+            self._stream.flush()
+        return len(text)
+
+    def show(self, text: str) -> None:  # the bar itself
+        with self._lock:
+            self._stream.write(text)
+            self._stream.flush()
+
+    def isatty(self) -> bool:
+        return self._stream.isatty()
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+
 def _once(args: argparse.Namespace) -> int:
-    # On a terminal the progress bar replaces the info-level log lines, which would break it.
+    # On a terminal the progress bar replaces the info-level log lines (unless asked for).
     is_tty = sys.stderr.isatty()
     config = _load(args, quiet=is_tty)
     view = ProgressView(is_tty=is_tty)
+    terminal = _SharedTerminal(sys.stderr, view)
+    if is_tty:  # log lines are written around the bar, never glued to it
+        logsetup.configure(
+            args.log_level or "warning",
+            logsetup.log_format(args.log_format or config.log_format),
+            stream=cast(TextIO, terminal),
+        )
     last: list[Progress] = []
 
     def show(progress: Progress) -> None:
         last[:] = [progress]
         text = view.update(progress, now=time.monotonic())
         if text:
-            sys.stderr.write(text)
-            sys.stderr.flush()
+            terminal.show(text)
 
     with _service(config, watch=False) as service:
         summary = service.run(until_idle=True, on_progress=show)
     if last:
-        sys.stderr.write(view.finish(last[0]))
+        terminal.show(view.finish(last[0]))
     print(f"{summary.done} done, {summary.failed} failed", file=sys.stderr)
     if service.stopping:
+        _print_unfinished(config, sys.stderr)
         return int(ExitCode.INTERRUPTED)
     return int(ExitCode.FAILURE if summary.failed else ExitCode.OK)
+
+
+UNFINISHED_SHOWN = 5
+
+
+def _print_unfinished(config: Config, out: TextIO) -> None:
+    """After an interruption: which files are not finished, and that nothing is lost."""
+    active = [state for state in JobState if state.is_active]
+    with Store.open(config.state_path, readonly=True) as store:
+        unfinished = store.jobs(active, limit=UNFINISHED_SHOWN)
+        count = sum(n for state, n in store.count_by_state().items() if state.is_active)
+    if not count:
+        return
+    print(
+        f"interrupted: {count} file(s) unfinished; nothing is lost: the next `ocrwatch once` "
+        "or `ocrwatch run` picks them up where they are",
+        file=out,
+    )
+    for job in unfinished:
+        print(f"  {job.path} ({job.state.value})", file=out)
+    if count > len(unfinished):
+        more = count - len(unfinished)
+        print(f"  ... and {more} more (`ocrwatch status` counts them by state)", file=out)
 
 
 @contextmanager
@@ -239,56 +341,14 @@ def _status(args: argparse.Namespace) -> int:
     if not config.state_path.exists():
         print(f"no state file yet at {config.state_path}: the daemon has not run", file=sys.stderr)
         return int(ExitCode.OK)
-    now = time.time()
-    report: list[dict[str, Any]] = []
-    with Store.open(config.state_path, readonly=True) as store:
-        pause = store.account_pause()
-        for inbox in config.inboxes:
-            counts = store.count_by_state(inbox=inbox.name)
-            oldest = store.oldest_waiting(inbox=inbox.name)
-            failures = store.recent_failures(inbox=inbox.name, limit=5)
-            report.append(
-                {
-                    "inbox": inbox.name,
-                    "path": str(inbox.path),
-                    "counts": {state.value: counts.get(state, 0) for state in JobState},
-                    "oldest_waiting": None
-                    if oldest is None
-                    else {
-                        "path": str(oldest.path),
-                        "state": oldest.state.value,
-                        "age_seconds": round(now - oldest.first_seen_at, 1),
-                    },
-                    "in_error_folder": sum(1 for i, _ in failed_files(config) if i is inbox),
-                    # The same for every inbox: the account's plan or quota holds them all.
-                    "submissions_paused": None if pause is None else _pause_view(pause, now),
-                    "last_errors": [
-                        {
-                            "path": str(job.path),
-                            "class": job.error_class.value if job.error_class else None,
-                            "message": job.last_error,
-                            "at": job.updated_at,
-                        }
-                        for job in failures
-                    ],
-                }
-            )
+    report = status_report(config, now=time.time())
     if args.json:
         json.dump(report, sys.stdout, indent=2, ensure_ascii=False)
         print()
     else:
+        print(f"state file: {config.state_path}")
         _print_status(report, sys.stdout)
     return int(ExitCode.OK)
-
-
-def _pause_view(pause: AccountPause, now: float) -> dict[str, Any]:
-    return {
-        "reason": pause.reason,
-        "http_status": pause.http_status,
-        "since": datetime.fromtimestamp(pause.since, UTC).isoformat(timespec="seconds"),
-        "paused_seconds": round(now - pause.since, 1),
-        "next_probe_in_seconds": round(max(0.0, pause.probe_at - now), 1),
-    }
 
 
 def _print_status(report: list[dict[str, Any]], out: TextIO) -> None:
@@ -312,6 +372,12 @@ def _print_status(report: list[dict[str, Any]], out: TextIO) -> None:
                 file=out,
             )
         print(f"  in the error folder: {entry['in_error_folder']}", file=out)
+        if entry["ignored_now"]:
+            print(
+                f"  ignored in the inbox: {entry['ignored_now']} (the file_ignored log lines "
+                "and `ocrwatch explain PATH` say by which rule)",
+                file=out,
+            )
         for error in entry["last_errors"]:
             print(f"  error: {error['path']}: [{error['class']}] {error['message']}", file=out)
 
@@ -395,7 +461,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     logsetup.configure(args.log_level or "info", logsetup.log_format(args.log_format or "auto"))
     handler: Handler = args.handler
     try:
-        return handler(args)
+        code = handler(args)
+        sys.stdout.flush()  # here, so a reader that went away is seen below, not at exit
+    except BrokenPipeError:
+        # `ocrwatch status | head -1`: the reader has what it wanted; not a bug. Python would
+        # otherwise complain again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     except ConfigError as exc:
         print("ocrwatch: configuration error:\n  " + "\n  ".join(exc.problems), file=sys.stderr)
         return int(exc.exit_code)
@@ -404,6 +476,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.exit_code)
     except KeyboardInterrupt:
         return int(ExitCode.INTERRUPTED)
+    except Exception as exc:  # noqa: BLE001  (the one place a bug ends the process: EX_SOFTWARE)
+        _log.critical("crashed", **crash_fields(exc))
+        return int(ExitCode.SOFTWARE)
+    return code
+
+
+def crash_fields(exc: BaseException) -> dict[str, str]:
+    """What one log line says about a bug: the exception and the innermost frame of ours."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    ours = [f for f in frames if "/ocrwatch/" in f.filename] or frames
+    where = f"{ours[-1].filename}:{ours[-1].lineno} in {ours[-1].name}" if ours else "unknown"
+    return {"error_type": type(exc).__qualname__, "error": str(exc)[:500], "where": where}
 
 
 def entry_point() -> None:

@@ -5,9 +5,15 @@ call from any thread (``Metrics.render`` takes its lock). It answers ``GET /metr
 nothing else of interest; it never reads a request body, so a slow or hostile client can
 hold one handler thread, never the daemon. Stop it with ``stop`` (it joins its thread).
 
-The textfile is replaced atomically (a temporary file in the same folder, fsynced, renamed
-over the old one), so node-exporter never reads half a file; a stale temporary file left by a
-crash is overwritten by the next write.
+The textfile is replaced atomically (a temporary file in the same folder, renamed over the
+old one), so node-exporter never reads half a file; a stale temporary file left by a crash is
+overwritten by the next write. It is not fsynced: it is rewritten every few seconds for
+months, and a flush to disk each time would wear flash storage to keep numbers that the next
+write replaces anyway (after a power cut the file may be stale or empty until then).
+
+Process metrics (resident memory, CPU seconds, open and maximum file descriptors, start
+time) come from ``prometheus_client``'s ``ProcessCollector``, rendered by its own exposition
+and appended to the daemon's families. The library is imported only when metrics are on.
 """
 
 from __future__ import annotations
@@ -108,6 +114,24 @@ def _handler_for(render: Render) -> type[http.server.BaseHTTPRequestHandler]:
     return Handler
 
 
+class ProcessMetrics:
+    """This process's memory, CPU time and file descriptors, read from ``/proc`` at each render.
+
+    ``prefix`` names them ``<prefix>_process_...``: node-exporter's textfile collector needs
+    that, since it exports bare ``process_...`` families about itself and refuses duplicates.
+    """
+
+    def __init__(self, *, prefix: str = "") -> None:
+        import prometheus_client  # noqa: PLC0415 - loaded only when metrics are enabled
+
+        self._registry = prometheus_client.CollectorRegistry(auto_describe=False)
+        prometheus_client.ProcessCollector(namespace=prefix, registry=self._registry)
+        self._generate = prometheus_client.generate_latest
+
+    def render(self) -> str:
+        return self._generate(self._registry).decode("utf-8")
+
+
 def write_textfile(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` atomically (readable by node-exporter: mode 0644)."""
     temporary = path.with_name(f".{path.name}.ocrwatch-tmp")
@@ -117,7 +141,6 @@ def write_textfile(path: Path, text: str) -> None:
         written = 0
         while written < len(data):
             written += os.write(fd, data[written:])
-        os.fsync(fd)
     finally:
         os.close(fd)
     try:

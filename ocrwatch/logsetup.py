@@ -110,6 +110,16 @@ def resolve_format(
     return fmt
 
 
+def use_colors(stream: TextIO, environ: Mapping[str, str]) -> bool:
+    """Colours on a terminal, unless ``NO_COLOR`` (no-color.org) or ``TERM=dumb``; ``FORCE_COLOR``
+    turns them on anywhere. structlog reads these only for its default configuration."""
+    if environ.get("NO_COLOR", ""):
+        return False
+    if environ.get("FORCE_COLOR", ""):
+        return True
+    return stream.isatty() and environ.get("TERM", "") != "dumb"
+
+
 def syslog_priority(levelno: int) -> int:
     """The syslog priority of a logging level: 7 debug, 6 info, 4 warning, 3 error, 2 critical."""
     if levelno >= logging.CRITICAL:
@@ -209,7 +219,7 @@ def configure(
         cache_logger_on_first_use=True,
     )
     renderer: structlog.types.Processor = (
-        structlog.dev.ConsoleRenderer(colors=out.isatty())
+        structlog.dev.ConsoleRenderer(colors=use_colors(out, env))
         if output == "console"
         else structlog.processors.JSONRenderer(default=str)  # a Path as its text, not its repr
     )

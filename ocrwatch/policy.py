@@ -26,12 +26,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
 
+from wcmatch import glob as wcglob
+
 from ocrwatch.model import SIDECAR_EXTENSIONS, ResultFormat, WatchMode
 from ocrwatch.settling import SettleState, SettleVerdict, observe, settle_verdict
 
 __all__ = [  # the settling names are re-exported from ocrwatch.settling
     "BUILTIN_IGNORES", "MAX_NAME_BYTES", "NETWORK_FILESYSTEMS", "TEMPLATE_FIELDS", "SettleState",
     "SettleVerdict", "Verdict", "builtin_ignore", "candidate_verdict", "choose_watch_mode",
+    "glob_matches", "glob_problem",
     "is_network_filesystem", "is_within", "mirrored_path", "observe", "output_paths",
     "output_source", "reason_file_name", "settle_verdict",
 ]  # fmt: skip
@@ -50,6 +53,7 @@ BUILTIN_IGNORES: tuple[str, ...] = (
     ".*",
 )  # fmt: skip
 _HIDDEN = ".*"
+_OWN_FILES = frozenset(BUILTIN_IGNORES[:2])  # our temporaries and reason files
 
 MAX_NAME_BYTES = 255  # NAME_MAX on Linux file systems and on SMB
 _HASH_HEX_CHARS = 8
@@ -76,39 +80,37 @@ def _name_bytes(name: str) -> int:
     return len(name.encode("utf-8", "surrogateescape"))
 
 
+# wcmatch's glob dialect, the one pathlib and gitignore users know: "**" is zero or more
+# folders ("**/*.pdf" matches "a.pdf", "scans/**/*.pdf" matches "scans/a.pdf"), "*" and "?"
+# stay within one name, "{pdf,tif}" expands, "[!...]" negates a set. A leading "." needs no
+# explicit dot (hidden names are ignored by a built-in rule anyway). Case is folded by us.
+_GLOB_FLAGS = wcglob.GLOBSTAR | wcglob.DOTGLOB | wcglob.BRACE | wcglob.CASE
+
+
 @functools.lru_cache(maxsize=512)
 def _glob(pattern: str) -> re.Pattern[str]:
-    """Compile a glob: ``*`` and ``?`` stay within one component, ``**`` crosses "/"."""
-    text = _fold(pattern)
-    out: list[str] = []
-    i = 0
-    while i < len(text):
-        char = text[i]
-        if text.startswith("**", i):
-            out.append(".*")
-            i += 2
-            continue
-        if char == "*":
-            out.append("[^/]*")
-        elif char == "?":
-            out.append("[^/]")
-        elif char == "[" and (end := text.find("]", i + 2)) != -1:
-            body = text[i + 1 : end]
-            negate = body.startswith("!")
-            body = "".join("\\" + c if c in "\\[]&~|^" else c for c in body.removeprefix("!"))
-            body = body.replace("--", "-\\-")  # "--" in a set is a FutureWarning in re
-            out.append(f"[{'^' if negate else ''}{body}]")
-            i = end + 1
-            continue
-        else:
-            out.append(re.escape(char))
-        i += 1
-    return re.compile("".join(out), re.DOTALL)
+    """Compile a glob (folded like the names it meets) into one regular expression."""
+    regexes, _ = wcglob.translate(_fold(pattern), flags=_GLOB_FLAGS)
+    return re.compile("|".join(f"(?:{r})" for r in regexes))
+
+
+def glob_problem(pattern: str) -> str | None:
+    """Why ``pattern`` is not a usable glob (for config validation), or None."""
+    try:
+        _glob(pattern)
+    except (ValueError, re.error) as error:  # wcmatch's pattern limit is a ValueError
+        return str(error)
+    return None
 
 
 def _matches(pattern: str, relpath: str, name: str) -> bool:
     """Patterns with "/" match the whole relative path, others the file name."""
     return _glob(pattern).fullmatch(relpath if "/" in pattern else name) is not None
+
+
+def glob_matches(pattern: str, relpath: str) -> bool:
+    """Whether an include/exclude ``pattern`` takes the inbox-relative path ``relpath``."""
+    return _matches(pattern, _fold(relpath), _fold(relpath.rsplit("/", 1)[-1]))
 
 
 def builtin_ignore(name: str) -> str | None:
@@ -124,6 +126,12 @@ def builtin_ignore(name: str) -> str | None:
 class Verdict:
     accepted: bool
     rule: str | None  # the rule that excluded the path, for logs and `ocrwatch explain`
+    own: bool = False  # ignored as one of ocrwatch's own files: not worth a log line
+
+    @property
+    def is_notable(self) -> bool:
+        """Ignored, and not as our own output, temporary or reason file: worth telling."""
+        return not self.accepted and not self.own
 
 
 def _builtin_rule(relpath: PurePath) -> str | None:
@@ -177,7 +185,7 @@ def candidate_verdict(
     """
     rule = _builtin_rule(relpath)
     if rule is not None:
-        return Verdict(accepted=False, rule=rule)
+        return Verdict(accepted=False, rule=rule, own=builtin_ignore(relpath.name) in _OWN_FILES)
     if outputs_inside_inbox and (
         output_source(
             relpath,
@@ -188,7 +196,7 @@ def candidate_verdict(
         )
         is not None
     ):
-        return Verdict(accepted=False, rule=f"own output (template '{output_template}')")
+        return Verdict(accepted=False, rule=f"own output (template '{output_template}')", own=True)
     rule = _pattern_rule(relpath, include=include, exclude=exclude)
     return Verdict(accepted=rule is None, rule=rule)
 

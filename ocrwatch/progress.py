@@ -6,6 +6,9 @@ and an erase-to-end-of-line, at most every ``min_interval_seconds``; elsewhere (
 log file, the journal) a plain line is written when the counts change, at most every
 ``line_interval_seconds``, so a large backlog does not flood the log. ``finish`` always
 gives the final state, ending the terminal's bar line.
+
+A log line written while the bar is on screen would be glued to its end: the writer first
+writes ``clear()`` (erasing the bar), then the line, then ``redraw()`` (the bar again, below).
 """
 
 from __future__ import annotations
@@ -67,6 +70,7 @@ class ProgressView:
         self._interval = min_interval_seconds if is_tty else line_interval_seconds
         self._last: Progress | None = None
         self._last_at: float | None = None
+        self._bar: str = ""  # the bar on screen now (terminal only), "" when none
 
     def update(self, progress: Progress, *, now: float) -> str | None:
         """The text to write now (None: unchanged, or too soon after the last)."""
@@ -75,15 +79,26 @@ class ProgressView:
         if self._last_at is not None and now - self._last_at < self._interval:
             return None
         self._last, self._last_at = progress, now
-        return self._render(progress)
+        text = self._render(progress)
+        if self._is_tty:
+            self._bar = text
+        return text
 
     def finish(self, progress: Progress) -> str:
         """The final state; on a terminal it also ends the bar's line."""
         if progress == self._last and not self._is_tty:
             return ""
         text = self._render(progress)
-        self._last = progress
+        self._last, self._bar = progress, ""
         return text + "\n" if self._is_tty else text
+
+    def clear(self) -> str:
+        """What erases the bar before another line is written ("" when no bar is shown)."""
+        return "\r" + _ERASE_TO_END if self._bar else ""
+
+    def redraw(self) -> str:
+        """The bar again, after another line was written below where it was."""
+        return self._bar
 
     def _render(self, progress: Progress) -> str:
         if self._is_tty:

@@ -36,6 +36,8 @@ class MetricsPublisher:
         self._metrics = metrics
         self._store = store
         self._listener: exporter.MetricsListener | None = None
+        self._process: exporter.ProcessMetrics | None = None  # made on first use
+        self._textfile_process: exporter.ProcessMetrics | None = None
         self._textfile_error: str | None = None
         self._next_at = 0.0
         metrics.set("ocrwatch_build_info", 1, version=__version__)
@@ -66,12 +68,22 @@ class MetricsPublisher:
         if self._config.listen is None:
             return
         host, port = self._config.listen
+        self._process = exporter.ProcessMetrics()
         try:
-            self._listener = exporter.MetricsListener(host, port, render=self._metrics.render)
+            self._listener = exporter.MetricsListener(host, port, render=self._render_for_scrape)
         except OSError as exc:
             log.warning("metrics_listener_failed", host=host, port=port, error=str(exc))
             return
         self._listener.start()
+
+    def _render_for_scrape(self) -> str:  # on the listener's threads
+        process = "" if self._process is None else self._process.render()
+        return self._metrics.render() + process
+
+    def _render_for_textfile(self) -> str:  # on the control thread
+        if self._textfile_process is None:
+            self._textfile_process = exporter.ProcessMetrics(prefix="ocrwatch")
+        return self._metrics.render() + self._textfile_process.render()
 
     def stop(self) -> None:
         if self._listener is not None:
@@ -117,7 +129,7 @@ class MetricsPublisher:
     def _write_textfile(self) -> None:
         assert self._config.textfile is not None
         try:
-            exporter.write_textfile(self._config.textfile, self._metrics.render())
+            exporter.write_textfile(self._config.textfile, self._render_for_textfile())
         except OSError as exc:
             if str(exc) != self._textfile_error:
                 log.warning(

@@ -39,6 +39,7 @@ from ocrwatch.dispatch import Dispatcher
 from ocrwatch.errors import ConfigError, InputFileError, TransientError
 from ocrwatch.finishing import Finisher
 from ocrwatch.hooks import HookRunner
+from ocrwatch.ignored import IgnoredFiles
 from ocrwatch.metrics import Metrics
 from ocrwatch.model import (
     DuplicatePolicy,
@@ -167,6 +168,7 @@ class Service:
             metrics=self.metrics,
         )
         self._settling: dict[int, _Settling] = {}
+        self._ignored = IgnoredFiles()  # which ignored files were logged already
         self._stop = threading.Event()
         self._watchers: Watchers | None = None
         self._next_rescan_at = 0.0
@@ -431,6 +433,8 @@ class Service:
             outputs_inside_inbox=self._outputs_inside_inbox(inbox),
         )
         if not verdict.accepted:
+            if verdict.is_notable:
+                self._log_ignored(inbox, path, verdict.rule, now)
             return
         job = self._store.active_job_for(path)
         if job is not None:
@@ -836,6 +840,13 @@ class Service:
         return "queued"
 
     # ----------------------------------------------------------------- watching
+
+    def _log_ignored(self, inbox: InboxConfig, path: Path, rule: str | None, now: float) -> None:
+        notice = self._ignored.note(str(path), now=now)
+        if notice.suppressed:
+            log.info("files_ignored_not_logged", count=notice.suppressed)
+        if notice.log:
+            log.info("file_ignored", inbox=inbox.name, path=str(path), rule=rule)
 
     def _outputs_inside_inbox(self, inbox: InboxConfig) -> bool:
         return inbox.output_dir is None or policy.is_within(inbox.output_dir, inbox.path)

@@ -11,7 +11,8 @@ JSON arrives as ``Text``, region detection as ``Other``), so a result whose cont
 decisively PDF or hOCR is that format whatever its type, a result whose type names a requested
 format is that format, and any other result is the requested JSON (when it parses as an object
 or an array) or the requested text. Several parts of one format (a service that answers one
-PDF or hOCR per page) are joined into one document (``joining``).
+PDF or hOCR per page) are joined into one document (``joining``). A text
+sidecar ends with one newline, as POSIX text files do; pages stay separated by a form feed.
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ def compose(
             sidecars.append(Sidecar(fmt, _join_region_texts(parts, ordered)))
         elif fmt is ResultFormat.JSON and ordered and len(parts) > 1:
             sidecars.append(Sidecar(fmt, _join_region_json(parts, ordered)))
+        elif fmt is ResultFormat.TEXT:
+            sidecars.append(Sidecar(fmt, _end_line(joining.join(fmt, parts))))
         else:
             sidecars.append(Sidecar(fmt, joining.join(fmt, parts)))
     return sidecars
@@ -76,6 +79,11 @@ def _format_of(result: ResultFile, *, wanted: Collection[ResultFormat]) -> Resul
     if ResultFormat.TEXT in wanted and declared in (ResultFormat.TEXT, None):
         return ResultFormat.TEXT
     return None
+
+
+def _end_line(text: bytes) -> bytes:
+    """A text file ends with a newline (POSIX): ``cat``, ``wc -l`` and ``diff`` expect one."""
+    return text if not text or text.endswith(b"\n") else text + b"\n"
 
 
 def _join_region_texts(parts: Sequence[bytes], regions: Sequence[Region]) -> bytes:

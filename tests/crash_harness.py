@@ -135,7 +135,7 @@ class SidecarAuditor:
         wanted = self.expected.get(name)
         if wanted is None:
             self.violations.append(f"unexpected file {name!r} in the output folder")
-        elif content != wanted.encode("utf-8"):
+        elif content != (wanted + "\n").encode("utf-8"):  # text sidecars end with a newline
             self.violations.append(f"{name}: {len(content)} bytes {content[:60]!r}, not the text")
 
 

@@ -31,8 +31,11 @@ def allowed_imports(component: str) -> set[str] | None:
         return {"model", "errors", "joining"}
     if component in {
         "schedule", "settling", "joining", "quota", "workers", "metrics", "progress",
+        "ignored", "completion",
     }:  # fmt: skip
         return {"model", "errors"}  # pure core: no boundary I/O
+    if component == "manpage":  # pure: the parser as roff, with completion's parser walk
+        return {"model", "errors", "completion"}
     if component == "reload":  # pure: which profile each job uses across reloads
         return {"model", "errors", "config"}
     if component == "config":
@@ -42,7 +45,7 @@ def allowed_imports(component: str) -> set[str] | None:
     composers = {
         "service", "requeue", "dispatch", "finishing", "preflight", "publisher", "account",
     }  # fmt: skip
-    if component in composers | {"doctor", "checkup", "explain", "embedded"}:
+    if component in composers | {"doctor", "checkup", "explain", "embedded", "status"}:
         return None
     if component in {"cli", "__main__", "__init__"}:
         return None

@@ -58,7 +58,7 @@ def still_processing(service: Service, inbox: Path, sidecars: Path, tag: str) ->
     drop(inbox / f"alive-{tag}.png", make_png(f"still alive {tag}"))
     sidecar = sidecars / f"alive-{tag}.png.txt"
     run_until(service, sidecar.exists)
-    assert sidecar.read_text() == f"still alive {tag}"
+    assert sidecar.read_text() == f"still alive {tag}\n"
 
 
 def inbox_config(**overrides: Any) -> list[dict[str, Any]]:
@@ -114,7 +114,7 @@ def test_a_zero_byte_file_waits_for_content_and_then_fails_as_never_settled(
         still_processing(service, inbox, inbox, "zero")
     failed = reason(errors, "empty.png")
     assert failed["class"] == "never_settled" and "empty" in failed["message"]
-    assert (inbox / "filled-later.png.txt").read_text() == "filled later"
+    assert (inbox / "filled-later.png.txt").read_text() == "filled later\n"
     assert emulator_submits(emulator) == 2
 
 
@@ -199,7 +199,7 @@ def test_a_100_mb_file_is_streamed_with_bounded_memory(tmp_path: Path, emulator:
         after = running.memory_kib()
         assert after is not None
         assert running.terminate() == 0
-    assert (inbox / "huge.png.txt").read_text() == "one hundred megabytes"
+    assert (inbox / "huge.png.txt").read_text() == "one hundred megabytes\n"
     peak_growth_mib = (after[1] - before[0]) / 1024
     print(f"\n100 MB file: RSS before {before[0] / 1024:.0f} MiB, peak {after[1] / 1024:.0f} MiB")
     # The Base64 body alone would be 133 MiB; streaming keeps the daemon's growth small.
@@ -231,7 +231,7 @@ def test_names_with_newlines_quotes_and_shell_characters(
         run_until(service, (tmp_path / "errors" / "junk\nname.png.error.json").exists)
         still_processing(service, inbox, inbox, "names")
     for n, name in enumerate(names):
-        assert (inbox / f"{name}.txt").read_text() == f"odd name {n}"
+        assert (inbox / f"{name}.txt").read_text() == f"odd name {n}\n"
     failed = reason(tmp_path / "errors", "junk\nname.png")
     assert failed["source_path"].endswith("junk\nname.png")
 
@@ -379,7 +379,7 @@ def test_a_full_disk_postpones_the_sidecar_and_never_fails_the_file(
         clock.offset_seconds += 61  # the postponed write is due again
         run_until(service, (out / "waits.png.txt").exists)
         still_processing(service, inbox, out, "disk")
-        assert (out / "waits.png.txt").read_text() == "written once there is room"
+        assert (out / "waits.png.txt").read_text() == "written once there is room\n"
         assert not [p for p in out.iterdir() if TEMP_PATTERN.fullmatch(p.name)]
     assert not (tmp_path / "errors").exists()
 
@@ -405,5 +405,5 @@ def test_an_inbox_unmounted_and_remounted_while_running(tmp_path: Path, emulator
         assert remounted.returncode == 0, remounted.stderr
         clock.offset_seconds += 11
         still_processing(service, inbox, out, "remounted")
-    assert (out / "underneath.png.txt").read_text() == "under the mount point"
+    assert (out / "underneath.png.txt").read_text() == "under the mount point\n"
     assert not (tmp_path / "errors").exists()

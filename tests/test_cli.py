@@ -94,7 +94,7 @@ def test_once_processes_everything_and_reports_failures(tmp_path: Path, emulator
     result = ocrwatch("once", "-c", str(config))
     assert result.returncode == 1, result.stderr
     assert "1 done, 1 failed" in result.stderr
-    assert (tmp_path / "inbox" / "good.png.txt").read_text() == "all good"
+    assert (tmp_path / "inbox" / "good.png.txt").read_text() == "all good\n"
     assert (tmp_path / "errors" / "junk.png.error.json").exists()
 
     status = ocrwatch("status", "-c", str(config), "--json")
@@ -132,7 +132,7 @@ def test_sigterm_stops_within_ten_seconds_and_pending_tasks_resume(
     assert result.returncode == 0, result.stderr
     assert emulator_submits(emulator) == 3, "pending tasks were polled, not resubmitted"
     for n in range(3):
-        assert (tmp_path / "inbox" / f"p{n}.png.txt").read_text() == f"pending {n}"
+        assert (tmp_path / "inbox" / f"p{n}.png.txt").read_text() == f"pending {n}\n"
 
 
 def test_sigkill_between_post_and_task_id_record_resubmits_once(
@@ -154,7 +154,7 @@ def test_sigkill_between_post_and_task_id_record_resubmits_once(
     result = ocrwatch("once", "-c", str(config))
     assert result.returncode == 0, result.stderr
     assert emulator_submits(emulator) == 2, "resubmitted exactly once"
-    assert (tmp_path / "inbox" / "victim.png.txt").read_text() == "killed mid-flight"
+    assert (tmp_path / "inbox" / "victim.png.txt").read_text() == "killed mid-flight\n"
     assert sorted(p.name for p in (tmp_path / "inbox").iterdir()) == [
         "victim.png",
         "victim.png.txt",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import textwrap
 from pathlib import Path
@@ -18,6 +19,7 @@ from ocrwatch.config import (
     default_state_path,
     describe,
     load_config,
+    locate_config,
 )
 from ocrwatch.errors import ConfigError, ExitCode
 from ocrwatch.model import (
@@ -312,6 +314,39 @@ def test_default_state_path_prefers_systemd_then_xdg_then_home(
 
 
 @pytest.mark.parametrize(
+    ("config_path", "environ", "expected"),
+    [  # the shipped units: ocrwatch.service and ocrwatch@NAME.service
+        ("/etc/ocrwatch/config.yaml", {"HOME": "/h"}, "/var/lib/ocrwatch/state.db"),
+        ("/etc/ocrwatch/scans.yaml", {"HOME": "/h"}, "/var/lib/ocrwatch/scans/state.db"),
+        ("/etc/ocrwatch/config.yaml", {"STATE_DIRECTORY": "/run/x"}, "/run/x/state.db"),
+        ("/home/u/config.yaml", {"HOME": "/h"}, "/h/.local/state/ocrwatch/state.db"),
+    ],
+)
+def test_a_config_in_etc_ocrwatch_uses_the_services_state_file(
+    config_path: str, environ: dict[str, str], expected: str
+) -> None:
+    """``ocrwatch status`` run by hand reads the file the unit's StateDirectory= holds."""
+    assert default_state_path(environ, config_path=Path(config_path)) == Path(expected)
+
+
+def test_the_config_search_path_is_flag_then_environment_then_etc(tmp_path: Path) -> None:
+    system = tmp_path / "etc" / "config.yaml"
+    flag, env = Path("flag.yaml"), {"OCRWATCH_CONFIG": "/from/env.yaml"}
+    assert locate_config(flag, environ=env, system_config=system).path == flag
+    found = locate_config(None, environ=env, system_config=system)
+    assert (found.path, found.origin) == (Path("/from/env.yaml"), "$OCRWATCH_CONFIG")
+    with pytest.raises(ConfigError) as refused:
+        locate_config(None, environ={}, system_config=system)
+    (problem,) = refused.value.problems
+    assert "--config" in problem and "$OCRWATCH_CONFIG (not set)" in problem
+    assert str(system) in problem
+    system.parent.mkdir()
+    system.write_text("inboxes: []\n")
+    found = locate_config(None, environ={}, system_config=system)
+    assert (found.path, found.origin) == (system, "the default")
+
+
+@pytest.mark.parametrize(
     "url",
     ["https://api.aspose.cloud", "http://localhost:5000", "http://127.0.0.2", "http://[::1]:8"],
 )
@@ -467,7 +502,7 @@ def test_describe_shows_where_the_secret_came_from_but_never_its_value(
 
 
 def test_trial_mode_warns_about_files_bound_to_fail(tmp_path: Path, env: dict[str, str]) -> None:
-    for name in ("photos", "labels", "forms", "pngs"):
+    for name in ("photos", "labels", "forms", "pngs", "braces"):
         make_inbox(tmp_path, name)
     path = write(
         tmp_path,
@@ -480,6 +515,7 @@ def test_trial_mode_warns_about_files_bound_to_fail(tmp_path: Path, env: dict[st
             mode: regions
             regions: [{rect: {top_left_x: 0, top_left_y: 0, bottom_right_x: 9, bottom_right_y: 9}}]
           - {name: pngs, path: ./pngs, include: ["*.png"]}
+          - {name: braces, path: ./braces, include: ["in/**/*.{png,PDF}"]}
         """,
     )
 
@@ -490,6 +526,8 @@ def test_trial_mode_warns_about_files_bound_to_fail(tmp_path: Path, env: dict[st
         "mode image — files will go to the error folder",
         "inbox forms: mode regions needs credentials; trial mode (no credentials) can only use "
         "mode image — files will go to the error folder",
+        "inbox braces: PDFs need credentials (RecognizePdf has no trial); "
+        "PDFs dropped here will go to the error folder",
     )
     env |= {"OCRWATCH_CLIENT_ID": "id", "OCRWATCH_CLIENT_SECRET": SECRET}
     assert load_config(path, environ=env).warnings == ()
@@ -1094,3 +1132,32 @@ def test_a_loopback_http_webhook_is_accepted(tmp_path: Path, env: dict[str, str]
         minimal(tmp_path, "hooks: {webhook: 'http://127.0.0.1:8080/hook'}"), environ=env
     )
     assert config.inboxes[0].hooks.webhook_url == "http://127.0.0.1:8080/hook"
+
+
+def test_check_never_calls_the_embedded_service_trial_mode(tmp_path: Path) -> None:
+    env = {"HOME": str(tmp_path)}
+    embedded = load_config(minimal(tmp_path, service="url: embedded"), environ=env)
+    assert "trial" not in json.dumps(describe(embedded)["service"]["credentials"])
+    cloud = load_config(minimal(tmp_path), environ=env)  # no credentials: trial mode for real
+    assert "trial" in describe(cloud)["service"]["credentials"]
+
+
+# Ports people already run: Prometheus, its Pushgateway and Alertmanager, node-exporter,
+# the OpenTelemetry Prometheus exporter, Grafana, and the usual web and development ports.
+_COMMON_PORTS = {80, 443, 3000, 5000, 8000, 8008, 8080, 8081, 8443, 8888, 9000, 9090, 9091,
+                 9093, 9100, 9464}  # fmt: skip
+
+
+def test_the_documented_metrics_port_collides_with_nothing_common() -> None:
+    documents = (REPO / "README.md").read_text() + (REPO / "config.example.yaml").read_text()
+    ports = {int(p) for p in re.findall(r"listen: \"(?:127\.0\.0\.1)?:(\d+)\"", documents)}
+    ports |= {int(p) for p in re.findall(r"a bare port \(\"?`?:(\d+)", documents)}
+    (port,) = ports  # one example port, the same everywhere
+    assert port not in _COMMON_PORTS
+    assert not 9100 <= port <= 9999, "the exporter range: every port there is someone's"
+    ephemeral = Path("/proc/sys/net/ipv4/ip_local_port_range")
+    if ephemeral.exists():
+        assert port < int(ephemeral.read_text().split()[0])
+    services = Path("/etc/services")
+    if services.exists():
+        assert not re.search(rf"\s{port}/(tcp|udp)", services.read_text())

@@ -208,7 +208,7 @@ def _assert_every_file_accounted_for(
     missing_text = [
         d.name
         for d in valid
-        if (out / d.sidecar_name).read_text(encoding="utf-8") != d.text
+        if (out / d.sidecar_name).read_text(encoding="utf-8") != d.text + "\n"
         or (done / d.name).read_bytes() != d.data
     ]
     assert not missing_text, missing_text[:10]

@@ -174,7 +174,7 @@ def run_soak(tmp_path: Path, make_emulator: MakeEmulator, soak: Soak) -> dict[st
         if reason_file.exists():
             failed[json.loads(reason_file.read_text())["class"]] += 1
             assert (errors / name).exists(), f"{name}: reason without its file"
-        elif not sidecar.exists() or sidecar.read_text() != text:
+        elif not sidecar.exists() or sidecar.read_text() != text + "\n":
             wrong.append(name)
     stats = emulator.stats()
     rss = [kib for _, kib in memory.samples]

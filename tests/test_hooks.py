@@ -89,7 +89,7 @@ def test_hooks_get_the_facts_in_their_environment_and_never_the_secret(
     assert success["OCRWATCH_SOURCE"] == str(tmp_path / "inbox" / "good.png")
     assert success["OCRWATCH_FINAL_PATH"] == str(tmp_path / "done" / "good.png")
     assert success["OCRWATCH_SIDECARS"] == str(tmp_path / "inbox" / "good.png.txt")
-    assert Path(success["OCRWATCH_SIDECARS"]).read_text() == "hooked"
+    assert Path(success["OCRWATCH_SIDECARS"]).read_text() == "hooked\n"
     assert success["OCRWATCH_TASK_ID"]
     assert success["OCRWATCH_ERROR_CLASS"] == ""
     assert failure["OCRWATCH_SOURCE"] == str(tmp_path / "inbox" / "junk.png")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from pathlib import Path
@@ -13,6 +14,7 @@ from daemon_process import Daemon, daemon, wait_for
 
 from ocrwatch.emulator import Emulator
 from ocrwatch.emulator.samples import make_png
+from ocrwatch.exporter import write_textfile
 from ocrwatch.metrics import Metrics
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -184,3 +186,49 @@ def test_a_running_daemon_serves_its_metrics_and_writes_the_textfile(
         wait_for(textfile_caught_up)
         assert not list(tmp_path.glob(".ocrwatch.prom*")), "no temporary file left beside it"
         assert requests.get(f"http://127.0.0.1:{port}/nope", timeout=10).status_code == 404
+
+
+def test_the_daemon_reports_its_own_memory_cpu_and_open_files(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    textfile = tmp_path / "ocrwatch.prom"
+    config = write_config(
+        tmp_path,
+        emulator.base_url,
+        metrics={"listen": "127.0.0.1:0", "textfile": str(textfile), "interval_seconds": 0.2},
+    )
+    with daemon(config, tmp_path / "daemon.log") as running:
+        samples = scrape(listening_port(running))
+        fds = len(list(Path(f"/proc/{running.pid}/fd").iterdir()))
+        rss_kib = next(
+            int(line.split()[1])
+            for line in Path(f"/proc/{running.pid}/status").read_text().splitlines()
+            if line.startswith("VmRSS:")
+        )
+        wait_for(textfile.exists)
+        written, _ = parse(textfile.read_text())
+    rss = sample(samples, "process_resident_memory_bytes")
+    assert rss is not None and 0.5 < rss / (rss_kib * 1024) < 2.0
+    cpu = sample(samples, "process_cpu_seconds_total")
+    assert cpu is not None and cpu > 0
+    open_fds = sample(samples, "process_open_fds")
+    assert open_fds is not None and abs(open_fds - fds) <= 5
+    assert (sample(samples, "process_max_fds") or 0) >= open_fds
+    # In node-exporter's textfile, bare process_* names would clash with its own.
+    assert sample(written, "ocrwatch_process_resident_memory_bytes")
+    assert not [name for name, _ in written if name.startswith("process_")]
+
+
+def test_the_textfile_is_replaced_atomically_without_fsync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rewritten every few seconds for months: an fsync each time wears flash for nothing."""
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+    target = tmp_path / "ocrwatch.prom"
+    target.write_text("old\n")
+    write_textfile(target, "new 1\n")
+    assert target.read_text() == "new 1\n"
+    assert synced == []
+    assert [p.name for p in tmp_path.iterdir()] == ["ocrwatch.prom"]

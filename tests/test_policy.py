@@ -69,7 +69,10 @@ def test_candidate_verdict(relpath: str, rule: str | None) -> None:
         output_template="{name}.{ext}",
         outputs_inside_inbox=True,
     )
-    assert verdict == policy.Verdict(accepted=rule is None, rule=rule)
+    assert (verdict.accepted, verdict.rule) == (rule is None, rule)
+    # Our own temporaries and reason files are ignored without a log line; the rest get one.
+    own = ("*.ocrwatch-", "*.error.json", "own output")
+    assert verdict.is_notable == (rule is not None and not any(o in rule for o in own))
 
 
 @pytest.mark.parametrize(

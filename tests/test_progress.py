@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import select
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from daemon_harness import write_config
@@ -112,4 +115,69 @@ def test_once_on_a_terminal_redraws_a_bar(tmp_path: Path, emulator: Emulator) ->
     assert output.count("\r[") >= 2, "the bar is redrawn in place"
     assert "file_discovered" not in output, "info logs would break the bar on a terminal"
     assert output.rstrip().endswith("3 done, 0 failed")
-    assert (tmp_path / "inbox" / "page2.png.txt").read_text() == "page 2"
+    assert (tmp_path / "inbox" / "page2.png.txt").read_text() == "page 2\n"
+
+
+def test_a_log_line_erases_the_bar_and_the_bar_comes_back_below_it() -> None:
+    view = ProgressView(is_tty=True)
+    assert view.clear() == "" and view.redraw() == ""  # no bar yet: nothing to erase
+    shown = view.update(Progress(done=1, failed=0, active=1, in_flight=1), now=0.0)
+    assert view.clear() == "\r\x1b[K" and view.redraw() == shown
+    view.finish(Progress(done=2, failed=0, active=0, in_flight=0))
+    assert view.clear() == "" and view.redraw() == ""  # the final bar has its own line
+    assert ProgressView(is_tty=False).clear() == ""  # plain lines never need erasing
+
+
+def visible_lines(output: str) -> list[str]:
+    """What a terminal shows: each line as the text after its last carriage return."""
+    lines = output.replace("\r\n", "\n").split("\n")  # the terminal's own newline mapping
+    return [re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", line.rsplit("\r", 1)[-1]) for line in lines]
+
+
+def test_log_lines_on_a_terminal_never_share_a_line_with_the_bar(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    config = write_config(tmp_path, emulator.base_url)
+    drop_three(tmp_path)
+    argv = [sys.executable, "-m", "ocrwatch", "--log-level", "info", "once", "-c", str(config)]
+
+    code, output = run_on_a_terminal(argv)
+
+    assert code == 0, output
+    lines = visible_lines(output)
+    logged = [line for line in lines if "file_discovered" in line or "task_submitted" in line]
+    assert logged, output  # info lines were asked for and shown
+    glued = [line for line in lines if "files:" in line and "[info" in line]
+    assert not glued, glued
+    assert lines[-3].startswith("[####################] 3/3 files"), lines[-3:]
+
+
+def test_an_interrupted_once_says_which_files_are_unfinished(
+    tmp_path: Path, make_emulator: Callable[..., Emulator]
+) -> None:
+    emulator = make_emulator(processing_seconds=(30.0, 30.0), slots=8)
+    config = write_config(tmp_path, emulator.base_url)
+    drop_three(tmp_path)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ocrwatch", "--log-format", "json", "once", "-c", str(config)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while sum(emulator.stats().submits.values()) < 3:
+            assert time.monotonic() < deadline, "the three files were never submitted"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 130
+    assert "interrupted: 3 file(s) unfinished" in stderr
+    assert "picks them up" in stderr
+    for n in range(3):
+        assert f"page{n}.png (submitted)" in stderr

@@ -55,7 +55,7 @@ def test_sighup_applies_new_result_types_to_new_files(tmp_path: Path, emulator: 
         wait_for(lambda: (drop / "after.png.hocr").exists() and (drop / "after.png.txt").exists())
 
         assert running.is_running()
-    assert (drop / "after.png.txt").read_text() == "after the reload"
+    assert (drop / "after.png.txt").read_text() == "after the reload\n"
     assert not (drop / "before.png.hocr").exists()
     (reloaded,) = named(running, "config_reloaded")
     assert reloaded["changed"] == ["scans"] and reloaded["restart_needed_for"] == ["service"]
@@ -82,7 +82,7 @@ def test_sighup_with_a_broken_config_keeps_the_old_one_running(
     assert any("Englsh" in problem for problem in first["problems"])
     assert any("not valid YAML" in problem for problem in second["problems"])
     assert not named(running, "config_reloaded")
-    assert (drop / "still.png.txt").read_text() == "old config still in force"
+    assert (drop / "still.png.txt").read_text() == "old config still in force\n"
 
 
 def test_a_task_in_flight_keeps_the_profile_it_started_with(
@@ -101,7 +101,7 @@ def test_a_task_in_flight_keeps_the_profile_it_started_with(
         wait_for(lambda: (drop / "late.png.hocr").exists() and (drop / "early.png.txt").exists())
     events = [e["event"] for e in running.events()]
     assert events.index("config_reloaded") < events.index("task_completed"), "reloaded mid-task"
-    assert (drop / "early.png.txt").read_text() == "submitted under the old profile"
+    assert (drop / "early.png.txt").read_text() == "submitted under the old profile\n"
     assert not (drop / "early.png.hocr").exists()
     (reloaded,) = named(running, "config_reloaded")
     assert reloaded["jobs_keeping_old_profile"] == 1
@@ -135,7 +135,7 @@ def test_removing_an_inbox_drops_its_unpaid_files_and_finishes_its_tasks(
         assert not store.jobs([JobState.SETTLING]), "the unpaid file of a removed inbox is dropped"
         run_until(service, (tmp_path / "inbox" / "paid.png.txt").exists)
         assert set(service.inboxes) == {"renamed"}
-    assert (tmp_path / "inbox" / "paid.png.txt").read_text() == "finished anyway"
+    assert (tmp_path / "inbox" / "paid.png.txt").read_text() == "finished anyway\n"
     assert not (tmp_path / "other" / "unpaid.png.txt").exists()
 
 

@@ -40,7 +40,7 @@ def test_image_is_recognised_into_a_sidecar(tmp_path: Path, emulator: Emulator) 
         drop(tmp_path / "inbox" / "scan.png", make_png("Hello ocrwatch\nsecond line"))
         sidecar = tmp_path / "inbox" / "scan.png.txt"
         run_until(service, sidecar.exists)
-        assert sidecar.read_text() == "Hello ocrwatch\nsecond line"
+        assert sidecar.read_text() == "Hello ocrwatch\nsecond line\n"
         run_until(service, service.is_idle)
         assert store.count_by_state()[JobState.DONE] == 1
     assert (tmp_path / "inbox" / "scan.png").exists(), "keep is the default disposition"
@@ -65,10 +65,10 @@ def test_files_present_at_start_and_every_result_type(tmp_path: Path, emulator: 
     with running_service(config) as (service, _, _):
         run_until(service, service.is_idle)
     inbox = tmp_path / "inbox"
-    assert (inbox / "a.jpg.txt").read_text() == "jpeg words"
+    assert (inbox / "a.jpg.txt").read_text() == "jpeg words\n"
     assert (inbox / "a.jpg.pdf").read_bytes().startswith(b"%PDF-")
     assert b"ocr_line" in (inbox / "a.jpg.hocr").read_bytes()
-    assert (inbox / "b.pdf.txt").read_text() == "page one\fpage two"
+    assert (inbox / "b.pdf.txt").read_text() == "page one\fpage two\n"
     assert emulator.stats().submits.get("RecognizePdf") == 1
 
 
@@ -190,7 +190,7 @@ def test_a_task_that_vanished_at_the_service_is_resubmitted(
         assert deleted.status_code == 200
         run_until(service, service.is_idle)
         assert store.count_by_state()[JobState.DONE] == 1
-    assert (tmp_path / "inbox" / "lost.png.txt").read_text() == "lost once"
+    assert (tmp_path / "inbox" / "lost.png.txt").read_text() == "lost once\n"
     assert emulator_submits(emulator) == 2
 
 
@@ -216,7 +216,7 @@ def test_duplicate_content_reuses_the_stored_result(tmp_path: Path, emulator: Em
         run_until(service, (tmp_path / "inbox" / "first.png.txt").exists)
         drop(tmp_path / "inbox" / "copy.png", (tmp_path / "inbox" / "first.png").read_bytes())
         run_until(service, (tmp_path / "inbox" / "copy.png.txt").exists)
-    assert (tmp_path / "inbox" / "copy.png.txt").read_text() == "same bytes"
+    assert (tmp_path / "inbox" / "copy.png.txt").read_text() == "same bytes\n"
     assert emulator_submits(emulator) == 1
 
 
@@ -249,7 +249,7 @@ def test_restart_while_tasks_are_pending_resumes_polling_without_resubmitting(
         assert store.count_by_state().get(JobState.DONE) == 5
     assert emulator_submits(emulator) == 5
     for n in range(5):
-        assert (tmp_path / "inbox" / f"doc{n}.png.txt").read_text() == f"document {n}"
+        assert (tmp_path / "inbox" / f"doc{n}.png.txt").read_text() == f"document {n}\n"
 
 
 def test_an_outage_never_sends_files_to_the_error_folder(
@@ -296,7 +296,7 @@ def test_a_file_written_slowly_is_submitted_once_when_complete(
                 time.sleep(0.02)
         out.close()
         run_until(service, (tmp_path / "inbox" / "chunked.png.txt").exists)
-    assert (tmp_path / "inbox" / "chunked.png.txt").read_text() == "written in chunks " * 20
+    assert (tmp_path / "inbox" / "chunked.png.txt").read_text() == "written in chunks " * 20 + "\n"
     assert emulator_submits(emulator) == 1
 
 
@@ -321,7 +321,7 @@ def test_polling_mode_and_copied_and_renamed_files(tmp_path: Path, emulator: Emu
         run_until(service, service.is_idle)
         run_until(service, (tmp_path / "inbox" / "renamed.png.txt").exists)
         run_until(service, (tmp_path / "inbox" / "copied.png.txt").exists)
-    assert (tmp_path / "inbox" / "copied.png.txt").read_text() == "copied in"
+    assert (tmp_path / "inbox" / "copied.png.txt").read_text() == "copied in\n"
 
 
 def test_a_thousand_files_dropped_at_once(tmp_path: Path, make_emulator: MakeEmulator) -> None:
@@ -361,10 +361,10 @@ def test_odd_names_symlinks_and_fifos(tmp_path: Path, emulator: Emulator) -> Non
         run_until(service, Path(str(undecodable) + ".txt").exists)
         run_until(service, Path(str(nfd) + ".txt").exists)
         run_until(service, lambda: len(list(inbox.glob("x*"))) == 2)
-    assert Path(str(undecodable) + ".txt").read_text() == "undecodable name"
-    assert Path(str(nfd) + ".txt").read_text() == "nfd name"
+    assert Path(str(undecodable) + ".txt").read_text() == "undecodable name\n"
+    assert Path(str(nfd) + ".txt").read_text() == "nfd name\n"
     long_sidecars = [p for p in inbox.iterdir() if p.name.startswith("x" * 200) and p != long_name]
-    assert len(long_sidecars) == 1 and long_sidecars[0].read_text() == "long name"
+    assert len(long_sidecars) == 1 and long_sidecars[0].read_text() == "long name\n"
     assert len(os.fsencode(long_sidecars[0].name)) <= 255
     assert "symbolic link" in error_reason(tmp_path / "errors", "link.png")["message"]
     assert (tmp_path / "errors" / "link.png").is_symlink(), "moved as the link itself"
@@ -389,7 +389,7 @@ def test_a_file_replaced_while_its_task_runs_is_processed_again(
         drop(target, make_png("second version"))
         run_until(service, lambda: not target.exists())
         run_until(service, service.is_idle)
-    assert (tmp_path / "inbox" / "doc.png.txt").read_text() == "second version"
+    assert (tmp_path / "inbox" / "doc.png.txt").read_text() == "second version\n"
     assert emulator_submits(emulator) == 2, "the first result was not used for the new content"
 
 
@@ -414,7 +414,7 @@ def test_an_outage_of_a_full_minute_loses_nothing(
         run_until(service, service.is_idle, timeout_seconds=90)
         assert store.count_by_state()[JobState.DONE] == 20
     for n in range(10):
-        assert (tmp_path / "inbox" / f"during{n}.png.txt").read_text() == f"during {n}"
+        assert (tmp_path / "inbox" / f"during{n}.png.txt").read_text() == f"during {n}\n"
 
 
 def test_one_tick_discovers_and_settle_checks_a_bounded_number_of_files(

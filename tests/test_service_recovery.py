@@ -103,7 +103,7 @@ def test_files_of_a_renamed_inbox_are_picked_up_under_its_new_name(
         run_until(service, (tmp_path / "inbox" / "moved.png.txt").exists, timeout_seconds=30)
         run_until(service, service.is_idle)
         assert store.count_by_state()[JobState.DONE] == 1
-    assert (tmp_path / "inbox" / "moved.png.txt").read_text() == "renamed inbox"
+    assert (tmp_path / "inbox" / "moved.png.txt").read_text() == "renamed inbox\n"
 
 
 def test_an_inbox_removed_and_recreated_while_running(tmp_path: Path, emulator: Emulator) -> None:
@@ -120,7 +120,7 @@ def test_an_inbox_removed_and_recreated_while_running(tmp_path: Path, emulator: 
         inbox.mkdir()
         drop(inbox / "second.png", make_png("second"))
         run_until(service, (inbox / "second.png.txt").exists, timeout_seconds=30)
-    assert (inbox / "second.png.txt").read_text() == "second"
+    assert (inbox / "second.png.txt").read_text() == "second\n"
 
 
 def test_a_file_that_never_completes_with_settle_zero_goes_to_the_error_folder(

@@ -352,7 +352,7 @@ def test_daemon_and_local_engine_run_without_writable_code(
         stdin=subprocess.DEVNULL,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert (tmp_path / "inbox" / "page.png.txt").read_text() == "no writable code"
+    assert (tmp_path / "inbox" / "page.png.txt").read_text() == "no writable code\n"
 
 
 # ------------------------------------------------------------------------- the notifier
@@ -594,8 +594,8 @@ def test_daemon_is_ready_only_after_start_up_then_reports_and_stops(
         until_done = wait_for_datagram(sock, lambda m: "2 done, 0 failed" in m, process, log)
         assert "WATCHDOG=1" in until_done
         assert any(m.startswith("STATUS=watching 1 inboxes; ") for m in until_done)
-        assert (inbox / "before.png.txt").read_text() == "there before the start"
-        assert (inbox / "after.png.txt").read_text() == "dropped after ready"
+        assert (inbox / "before.png.txt").read_text() == "there before the start\n"
+        assert (inbox / "after.png.txt").read_text() == "dropped after ready\n"
 
         process.send_signal(signal.SIGTERM)
         wait_for_datagram(sock, lambda m: m == "STOPPING=1", process, log)

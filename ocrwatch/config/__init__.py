@@ -35,7 +35,14 @@ from ocrwatch.config.keys import (
     SYSTEMD_CREDENTIAL,
     TEMPLATE_PLACEHOLDERS,
 )
-from ocrwatch.config.loader import default_state_path, load_config
+from ocrwatch.config.loader import (
+    ENV_CONFIG,
+    SYSTEM_CONFIG,
+    ConfigLocation,
+    default_state_path,
+    load_config,
+    locate_config,
+)
 from ocrwatch.config.operability import is_loopback_host
 from ocrwatch.config.profiles import Config, HookConfig, InboxConfig, MetricsConfig, ServiceConfig
 
@@ -46,13 +53,16 @@ __all__ = [
     "EMBEDDED_URL",
     "ENV_CLIENT_ID",
     "ENV_CLIENT_SECRET",
+    "ENV_CONFIG",
     "INBOX_MODES",
     "LOG_FORMATS",
     "LOG_LEVELS",
     "RESULT_TYPE_NAMES",
     "SYSTEMD_CREDENTIAL",
+    "SYSTEM_CONFIG",
     "TEMPLATE_PLACEHOLDERS",
     "Config",
+    "ConfigLocation",
     "HookConfig",
     "InboxConfig",
     "MetricsConfig",
@@ -61,4 +71,5 @@ __all__ = [
     "describe",
     "is_loopback_host",
     "load_config",
+    "locate_config",
 ]

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import stat
 from collections.abc import Sequence
-from fnmatch import fnmatchcase
 from pathlib import Path
 
+from ocrwatch import policy
 from ocrwatch.config.keys import ENV_CLIENT_ID, ENV_CLIENT_SECRET, SYSTEMD_CREDENTIAL
 from ocrwatch.config.profiles import InboxConfig
 from ocrwatch.config.reader import _Section
@@ -85,7 +85,7 @@ def _trial_warnings(inboxes: Sequence[InboxConfig]) -> list[str]:
                 f"inbox {inbox.name}: mode {inbox.mode} needs credentials; trial mode "
                 "(no credentials) can only use mode image — files will go to the error folder"
             )
-        elif any(fnmatchcase("scan.pdf", p.lower().rsplit("/", 1)[-1]) for p in inbox.include):
+        elif any(policy.glob_matches(p.rsplit("/", 1)[-1], "scan.pdf") for p in inbox.include):
             warnings.append(
                 f"inbox {inbox.name}: PDFs need credentials (RecognizePdf has no trial); "
                 "PDFs dropped here will go to the error folder"

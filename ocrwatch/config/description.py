@@ -19,7 +19,9 @@ def describe(config: Config) -> dict[str, Any]:
     """A JSON-able view of the resolved config for `ocrwatch check`; the secret never appears."""
     service = config.service
     credentials: dict[str, str] | str = "none (trial mode)"
-    if service.credentials is not None:
+    if service.is_embedded:  # the in-process server makes its own; it has no trial mode
+        credentials = "made by the embedded server at each start"
+    elif service.credentials is not None:
         credentials = {
             "client_id": service.credentials.client_id,
             "client_secret": f"(set, from {service.credentials_source})",

@@ -11,6 +11,7 @@ import ipaddress
 import os
 import stat
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -35,12 +36,57 @@ from ocrwatch.config.reader import _kind, _Section, _section
 from ocrwatch.errors import ConfigError
 from ocrwatch.model import Mode
 
+SYSTEM_CONFIG_DIR = Path("/etc/ocrwatch")
+SYSTEM_CONFIG = SYSTEM_CONFIG_DIR / "config.yaml"
+SERVICE_STATE_DIR = Path("/var/lib/ocrwatch")  # StateDirectory=ocrwatch of systemd/*.service
+ENV_CONFIG = "OCRWATCH_CONFIG"
 
-def default_state_path(environ: Mapping[str, str]) -> Path:
-    """Where the state database lives when the config does not say: systemd's, then XDG's."""
+
+@dataclass(frozen=True, slots=True)
+class ConfigLocation:
+    """The config file to read, and how it was found (for the line that says which one)."""
+
+    path: Path
+    origin: str  # "--config", "$OCRWATCH_CONFIG" or "the default"
+
+
+def locate_config(
+    explicit: Path | None, *, environ: Mapping[str, str], system_config: Path = SYSTEM_CONFIG
+) -> ConfigLocation:
+    """``--config``, else ``$OCRWATCH_CONFIG``, else ``/etc/ocrwatch/config.yaml``.
+
+    An explicit choice is taken as is (a missing file is then reported by ``load_config``);
+    when nothing was chosen and the default does not exist, the error lists every place looked.
+    """
+    if explicit is not None:
+        return ConfigLocation(explicit, "--config")
+    from_env = environ.get(ENV_CONFIG, "")
+    if from_env:
+        return ConfigLocation(Path(from_env), f"${ENV_CONFIG}")
+    if system_config.is_file():
+        return ConfigLocation(system_config, "the default")
+    raise ConfigError(
+        "no configuration file: looked for --config FILE (not given), "
+        f"${ENV_CONFIG} (not set) and {system_config} (does not exist); "
+        "start from config.example.yaml"
+    )
+
+
+def default_state_path(environ: Mapping[str, str], *, config_path: Path | None = None) -> Path:
+    """Where the state database lives when the config does not say.
+
+    systemd's ``$STATE_DIRECTORY`` first. Then, for a config in ``/etc/ocrwatch``, the state
+    file the shipped units give it (``config.yaml``: ``/var/lib/ocrwatch/state.db``,
+    ``NAME.yaml`` of ``ocrwatch@NAME``: ``/var/lib/ocrwatch/NAME/state.db``), so that
+    ``ocrwatch status`` or ``explain`` run by hand read the service's file. Else XDG's.
+    """
     state_directory = environ.get("STATE_DIRECTORY", "").split(":")[0]
     if state_directory:
         return Path(state_directory) / "state.db"
+    if config_path is not None and config_path.parent == SYSTEM_CONFIG_DIR:
+        if config_path.name == SYSTEM_CONFIG.name:
+            return SERVICE_STATE_DIR / "state.db"
+        return SERVICE_STATE_DIR / config_path.stem / "state.db"
     xdg_state_home = environ.get("XDG_STATE_HOME", "")
     if xdg_state_home and Path(xdg_state_home).is_absolute():  # XDG says ignore relative ones
         return Path(xdg_state_home) / "ocrwatch" / "state.db"
@@ -104,7 +150,10 @@ def _read(top: _Section, source: Path) -> Config:
     top.reject_unknown(_TOP_KEYS, prefix="")
     service = _read_service(top)
     state = _section(top, "state", allowed=("path", "keep_history_days"))
-    state_path = state.path("path") or default_state_path(top.environ).expanduser().resolve()
+    state_path = (
+        state.path("path")
+        or default_state_path(top.environ, config_path=source).expanduser().resolve()
+    )
     keep_history_days = state.number("keep_history_days", 90.0)
     rescan_interval_seconds = top.number("rescan_interval_seconds", 300.0)
     logging = _section(top, "logging", allowed=("level", "format"))

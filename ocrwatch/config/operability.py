@@ -61,13 +61,13 @@ def _read_listen(metrics: _Section, warnings: list[str]) -> tuple[str, int] | No
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | str):
-        metrics.report("listen", f"expected host:port such as 127.0.0.1:9464, got {_kind(value)}")
+        metrics.report("listen", f"expected host:port such as 127.0.0.1:19464, got {_kind(value)}")
         return None
     text = str(value).strip()
     host, _, port_text = text.rpartition(":")
     host = host.strip("[]") or DEFAULT_METRICS_HOST
     if not port_text.isdigit() or int(port_text) > 65535:
-        metrics.report("listen", f"{text!r}: expected host:port such as 127.0.0.1:9464")
+        metrics.report("listen", f"{text!r}: expected host:port such as 127.0.0.1:19464")
         return None
     if host != "localhost":
         try:

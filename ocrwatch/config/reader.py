@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ocrwatch import policy
 from ocrwatch.errors import InvalidSetting
 
 _MISSING: Any = object()
@@ -121,6 +122,8 @@ class _Section:
         for pattern in value:
             if pattern.startswith("/"):
                 self.report(key, f"{pattern!r} must be relative to the inbox (no leading /)")
+            elif (problem := policy.glob_problem(pattern)) is not None:
+                self.report(key, f"{pattern!r} is not a usable glob: {problem}")
         return tuple(value)
 
 

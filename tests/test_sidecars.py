@@ -1,0 +1,41 @@
+"""Sidecar bytes from task results: text sidecars are POSIX text files (they end with a newline)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ocrwatch.model import Rect, Region, ResultFile, ResultFormat
+from ocrwatch.sidecars import compose
+
+_RECT = Rect(0, 0, 10, 10)
+
+
+@pytest.mark.parametrize(
+    ("parts", "expected"),
+    [
+        ([b"one line"], b"one line\n"),
+        ([b"already ends\n"], b"already ends\n"),
+        ([b"page one", b"page two"], b"page one\fpage two\n"),
+        ([b"two\nlines"], b"two\nlines\n"),
+    ],
+)
+def test_a_text_sidecar_ends_with_exactly_one_newline(parts: list[bytes], expected: bytes) -> None:
+    results = [ResultFile("Text", part) for part in parts]
+    (sidecar,) = compose(results, formats=[ResultFormat.TEXT])
+    assert sidecar.data == expected
+
+
+def test_region_texts_end_with_a_newline_too() -> None:
+    results = [ResultFile("Text", b"top"), ResultFile("Text", b"bottom")]
+    regions = [
+        Region(rect=_RECT, name="Header", order=0),
+        Region(rect=_RECT, name="Footer", order=1),
+    ]
+    (sidecar,) = compose(results, formats=[ResultFormat.TEXT], regions=regions)
+    assert sidecar.data == b"## Header\ntop\n\n## Footer\nbottom\n"
+
+
+def test_binary_and_json_sidecars_are_left_as_the_service_sent_them() -> None:
+    results = [ResultFile("Pdf", b"%PDF-1.7 bytes"), ResultFile("JSON", b'[{"a": 1}]')]
+    sidecars = compose(results, formats=[ResultFormat.PDF, ResultFormat.JSON])
+    assert [s.data for s in sidecars] == [b"%PDF-1.7 bytes", b'[{"a": 1}]']
