@@ -232,7 +232,7 @@ def test_a_backlog_against_an_exhausted_quota_waits_in_the_inbox_and_finishes_af
         assert "ocrwatch_quota_paused 0" in textfile.read_text().splitlines()
     assert error_files(tmp_path) == []
     for name in names:
-        assert (tmp_path / "inbox" / f"{name}.txt").read_text() == f"backlog {name}"
+        assert (tmp_path / "inbox" / f"{name}.txt").read_text() == f"backlog {name}\n"
     assert _status(config)["submissions_paused"] is None
 
 
@@ -264,7 +264,7 @@ def test_a_file_too_large_for_the_service_fails_as_too_large_with_its_size(
     (tmp_path / "inbox" / "small.png").write_bytes(make_png("small"))
     with running_service(config) as (service, _, _):
         run_until(service, service.is_idle)
-    assert (tmp_path / "inbox" / "small.png.txt").read_text() == "small"
+    assert (tmp_path / "inbox" / "small.png.txt").read_text() == "small\n"
     reason = json.loads((tmp_path / "errors" / "big.png.error.json").read_text())
     assert reason["class"] == "too_large"
     assert reason["http_status"] == 413

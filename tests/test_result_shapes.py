@@ -67,7 +67,7 @@ def test_text_that_is_not_a_json_document_is_not_taken_for_the_requested_json() 
 
 def test_text_with_an_unknown_type_string_is_the_requested_text() -> None:
     [sidecar] = sidecars.compose([ResultFile("Other", b"hello")], formats=[ResultFormat.TEXT])
-    assert sidecar.data == b"hello"
+    assert sidecar.data == b"hello\n"
 
 
 def test_combined_results_are_told_apart_by_content_when_the_types_mislead() -> None:
@@ -84,7 +84,7 @@ def test_combined_results_are_told_apart_by_content_when_the_types_mislead() -> 
         )
     }
     assert got[ResultFormat.PDF] == pdf
-    assert got[ResultFormat.TEXT] == b"t"
+    assert got[ResultFormat.TEXT] == b"t\n"
     assert b"ocr_page" in got[ResultFormat.HOCR]
 
 
@@ -183,4 +183,4 @@ def test_the_daemon_joins_a_pdf_and_hocr_sent_one_per_page(
     hocr = (inbox / "b.pdf.hocr").read_text()
     assert hocr.count('class="ocr_page"') == 3
     assert hocr.index("one") < hocr.index("two") < hocr.index("three")
-    assert (inbox / "b.pdf.txt").read_text() == "\f".join(pages)
+    assert (inbox / "b.pdf.txt").read_text() == "\f".join(pages) + "\n"

@@ -120,7 +120,7 @@ def test_a_good_rescan_replacing_a_failing_file_is_processed_not_sent_to_errors(
         sidecar = tmp_path / "inbox" / "doc.png.txt"
         run_ticks(service, clock, step_seconds=0.5, until=sidecar.exists)
         run_ticks(service, clock, step_seconds=0.5, until=service.is_idle)
-    assert sidecar.read_text() == "good second scan"
+    assert sidecar.read_text() == "good second scan\n"
     assert target.exists(), "the new content stays where it was dropped (keep)"
     errors = tmp_path / "errors"
     assert not errors.exists() or not any(errors.iterdir()), "nothing went to the error folder"
@@ -216,7 +216,7 @@ def test_once_says_which_file_it_waits_for_and_why(tmp_path: Path, emulator: Emu
     assert "1 done, 1 failed" in result.stderr
     reason = json.loads((tmp_path / "errors" / "cut.jpg.error.json").read_text())
     assert reason["class"] == "incomplete"
-    assert (tmp_path / "inbox" / "good.png.txt").read_text() == "good"
+    assert (tmp_path / "inbox" / "good.png.txt").read_text() == "good\n"
 
 
 # ----------------------------------------------------------------- E.9 Retry-After after a release
@@ -265,7 +265,7 @@ def test_no_poll_comes_before_its_retry_after_even_when_the_breaker_releases_the
                 )
         assert not service.status_line().endswith("paused"), "the breaker closed meanwhile"
         run_ticks(service, clock, step_seconds=0.1, until=service.is_idle)
-    assert (tmp_path / "inbox" / "a.png.txt").read_text() == "file a"
+    assert (tmp_path / "inbox" / "a.png.txt").read_text() == "file a\n"
 
 
 # ----------------------------------------------------------------- E.11 backoff while healthy
@@ -336,7 +336,7 @@ def test_a_restart_in_embedded_mode_resubmits_without_consuming_attempts(
         (done,) = store.history(source)
         assert done.state is JobState.DONE
         assert done.attempts == 1, "the lost task's submission was not counted"
-    assert (tmp_path / "inbox" / "scan.png.txt").read_text() == "after a restart"
+    assert (tmp_path / "inbox" / "scan.png.txt").read_text() == "after a restart\n"
     assert emulator_submits(second) == 1
     assert [e["job_id"] for e in events(logs, "task_lost_with_embedded_service")] == [submitted.id]
 
@@ -405,4 +405,4 @@ def test_a_restart_does_not_bring_a_poll_before_its_retry_after(
                     f"polled {clock.now - throttled_at:.2f} s after a Retry-After of 5 s"
                 )
         run_ticks(service, clock, step_seconds=0.1, until=service.is_idle)
-    assert (tmp_path / "inbox" / "a.png.txt").read_text() == "file a"
+    assert (tmp_path / "inbox" / "a.png.txt").read_text() == "file a\n"
