@@ -85,7 +85,5 @@ def test_init_names_the_shipped_files_when_asked_for_an_unknown_one(
 
 
 def test_every_unit_file_in_the_repository_is_shipped() -> None:
-    in_repo = {
-        str(p.relative_to(REPO)) for p in (REPO / "systemd").rglob("*") if p.is_file()
-    } | {"config.example.yaml"}
-    assert in_repo == set(shipped_files())
+    units = {str(p.relative_to(REPO)) for p in (REPO / "systemd").rglob("*") if p.is_file()}
+    assert units | {"config.example.yaml"} == set(shipped_files())
