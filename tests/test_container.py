@@ -72,8 +72,8 @@ def buildah(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Buildah]:
     try:
         yield tool
     finally:
-        subprocess.run(["buildah", *tool.storage, "rm", "--all"], capture_output=True, check=False)
-        subprocess.run(["buildah", *tool.storage, "rmi", "--all", "--force"], capture_output=True, check=False)  # fmt: skip
+        for cleanup in (("rm", "--all"), ("rmi", "--all", "--force")):
+            subprocess.run(["buildah", *tool.storage, *cleanup], capture_output=True, check=False)
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -126,7 +126,9 @@ def test_the_containerfile_and_its_scripts_assume_no_architecture() -> None:
         assert not [ln for ln in code if pattern.search(ln)], source.name
 
 
-def test_the_image_declares_volumes_healthcheck_and_entry_point(buildah: Buildah, image: str) -> None:
+def test_the_image_declares_volumes_healthcheck_and_entry_point(
+    buildah: Buildah, image: str
+) -> None:
     info = json.loads(buildah("inspect", "--type", "image", image))
     config = info["Docker"]["config"]
     assert set(config["Volumes"]) == {"/config", "/data"}
