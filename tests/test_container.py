@@ -181,6 +181,7 @@ def test_one_file_through_ocrwatch_once_as_puid_with_environment_overrides(
 def test_the_health_command_passes_once_the_daemon_loop_runs(
     buildah: Buildah, container: str, tmp_path: Path
 ) -> None:
+    tmp_path.chmod(0o755)  # pytest makes it 0700; it is /data, which PUID must traverse
     # Inside the container: start the daemon, wait (up to 5 min) for the health command to
     # pass, then stop the daemon with SIGTERM and report its exit status.
     script = (
