@@ -196,7 +196,7 @@ def test_a_data_folder_puid_cannot_enter_is_a_config_error_naming_the_uid(
     (data / "inbox").mkdir(parents=True)
     data.chmod(0o700)  # root's; PUID may not enter it
     output = run_in(
-        buildah, container, "sh", "-c", "/usr/local/bin/ocrwatch-entrypoint check; echo rc=$?",
+        buildah, container, "sh", "-c", "/usr/local/bin/ocrwatch-entrypoint check 2>&1; echo rc=$?",
         volumes={data: "/data"}, env={"PUID": str(USER_ID), "PGID": str(USER_ID)},
     )  # fmt: skip
     assert output.strip().endswith("rc=78"), output
