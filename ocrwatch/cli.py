@@ -23,7 +23,7 @@ from typing import Any, TextIO, cast
 
 import structlog
 
-from ocrwatch import __version__, allocator, completion, doctor, logsetup
+from ocrwatch import __version__, allocator, completion, doctor, examples, logsetup
 from ocrwatch.aspose import OcrClient, Timeouts
 from ocrwatch.config import (
     ENV_CONFIG,
@@ -120,6 +120,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     complete.add_argument("shell", choices=completion.SHELLS)
     complete.set_defaults(handler=_completion)
+    init = commands.add_parser(
+        "init",
+        help="write the example config and the systemd units into a folder",
+        description="Write config.example.yaml and the systemd units shipped with this "
+        "install into DIRECTORY (default: the current folder), or print one of them.",
+    )
+    init.add_argument("directory", nargs="?", type=Path, default=Path(), metavar="DIRECTORY")
+    init.add_argument("--force", action="store_true", help="replace files that exist")
+    init.add_argument("--print", dest="print_name", metavar="NAME", help="print one file")
+    init.add_argument("--list", action="store_true", help="list the shipped files")
+    init.set_defaults(handler=_init)
 
     serve = commands.add_parser(
         "serve",
@@ -141,6 +152,17 @@ def _completion(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     return int(emulator_cli.run(args, out=sys.stdout))
+
+
+def _init(args: argparse.Namespace) -> int:
+    if args.list:
+        print("\n".join(examples.shipped_files()))
+    elif args.print_name:
+        sys.stdout.write(examples.read_example(args.print_name))
+    else:
+        for path in examples.write_examples(args.directory, force=args.force):
+            print(f"wrote {path}")
+    return int(ExitCode.OK)
 
 
 def _load(args: argparse.Namespace, *, quiet: bool = False) -> Config:

@@ -38,6 +38,7 @@ from ocrwatch.config import Config, InboxConfig, load_config
 from ocrwatch.dispatch import Dispatcher
 from ocrwatch.errors import ConfigError, InputFileError, TransientError
 from ocrwatch.finishing import Finisher
+from ocrwatch.heartbeat import Heartbeat
 from ocrwatch.hooks import HookRunner
 from ocrwatch.ignored import IgnoredFiles
 from ocrwatch.metrics import Metrics
@@ -140,6 +141,7 @@ class Service:
         self._api = api
         self._store = store
         self._notifier = notifier or NullNotifier()
+        self._heartbeat = Heartbeat.from_environ()  # $OCRWATCH_HEARTBEAT_FILE, for containers
         self._clock = clock
         self._rng = rng or random.Random()
         self._watch = watch
@@ -239,6 +241,7 @@ class Service:
                 self._wait_for_work(self._clock())
                 self.tick(self._clock())
                 self._notifier.watchdog()
+                self._heartbeat.beat()
                 idle = until_idle and self.is_idle()
                 if on_progress is not None and (idle or time.monotonic() >= self._next_progress_at):
                     on_progress(self.progress())

@@ -42,6 +42,7 @@ def describe(config: Config) -> dict[str, Any]:
             "interval_seconds": config.metrics.interval_seconds,
         },
         "inboxes": [_describe_inbox(inbox) for inbox in config.inboxes],
+        "environment": list(config.environment),
         "warnings": list(config.warnings),
     }
 

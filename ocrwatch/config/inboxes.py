@@ -7,8 +7,10 @@ inbox: that is how ocrwatch recognises its own outputs and never reads them back
 
 from __future__ import annotations
 
+import os
 import string
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from ocrwatch.config.keys import (
@@ -73,10 +75,10 @@ def _read_inbox(
     if path is None:
         inbox.report("path", "required: the folder to watch")
         path = top.base_dir  # a stand-in so the remaining keys are still checked
-    elif not path.is_dir():
-        inbox.report(
-            "path", f"{path} {'is not a directory' if path.exists() else 'does not exist'}"
-        )
+    else:
+        problem = _folder_problem(path)
+        if problem:
+            inbox.report("path", problem)
     mode = inbox.choice("mode", INBOX_MODES, Mode.IMAGE)
     result_formats = _read_result_formats(inbox)
     if mode is Mode.REGIONS and set(result_formats) - {ResultFormat.TEXT, ResultFormat.JSON}:
@@ -133,6 +135,16 @@ def _read_inbox(
         hooks=_read_hooks(inbox),
     )
     return (label, config) if "path" in values else None
+
+
+def _folder_problem(path: Path) -> str | None:
+    """Why ``path`` is no usable inbox folder, or None; never raises for what stat refuses."""
+    try:
+        if path.is_dir():
+            return None
+        return f"{path} {'is not a directory' if path.exists() else 'does not exist'}"
+    except OSError as error:  # EACCES on a parent (a container's PUID), ENAMETOOLONG, ...
+        return f"{path} cannot be checked: {error.strerror or error} (as uid {os.getuid()})"
 
 
 def _read_result_formats(inbox: _Section) -> tuple[ResultFormat, ...]:

@@ -2,7 +2,8 @@
 
 This is the only code that parses YAML, and only into plain data (a ``SafeLoader`` that also
 refuses a key given twice). Every problem found by the readers is raised once, as one
-``ConfigError`` listing them all; a bad default repeated per inbox is listed once.
+``ConfigError`` listing them all; a bad default repeated per inbox is listed once. The
+``OCRWATCH_*`` inbox variables (``environment``) win over the file for every inbox.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from ocrwatch.config.credentials import _read_credentials, _trial_warnings
+from ocrwatch.config.environment import read_inbox_overrides
 from ocrwatch.config.inboxes import _read_inbox
 from ocrwatch.config.keys import (
     _DEFAULTS_KEYS,
@@ -162,6 +164,7 @@ def _read(top: _Section, source: Path) -> Config:
     metrics_warnings: list[str] = []
     metrics = _read_metrics(top, metrics_warnings)
     defaults = _section(top, "defaults", allowed=_DEFAULTS_KEYS).values
+    overrides = read_inbox_overrides(top.environ, top.problems)  # OCRWATCH_RECURSIVE, ...
     raw_inboxes = top.values.get("inboxes")
     labelled: list[tuple[str, InboxConfig]] = []
     if not raw_inboxes:
@@ -170,7 +173,8 @@ def _read(top: _Section, source: Path) -> Config:
         top.report("inboxes", f"expected a list of inboxes, got {_kind(raw_inboxes)}")
     else:
         for index, raw in enumerate(raw_inboxes):
-            read = _read_inbox(top, index, raw, defaults)
+            entry = overrides.applied_to(raw) if isinstance(raw, Mapping) else raw
+            read = _read_inbox(top, index, entry, defaults)
             if read is not None:
                 labelled.append(read)
     _check_layout(labelled, state_path=state_path, problems=top.problems)
@@ -202,6 +206,7 @@ def _read(top: _Section, source: Path) -> Config:
         source_path=source,
         warnings=tuple(warnings),
         metrics=metrics,
+        environment=tuple(overrides.describe()),
     )
 
 

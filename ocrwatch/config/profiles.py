@@ -123,6 +123,8 @@ class Config:
     source_path: Path | None = None
     warnings: tuple[str, ...] = ()  # non-fatal findings to log at start-up
     metrics: MetricsConfig = MetricsConfig()
+    # Inbox keys set by OCRWATCH_* variables (config/environment.py), as `ocrwatch check` shows
+    environment: tuple[str, ...] = ()
 
     def inbox(self, name: str) -> InboxConfig:
         for inbox in self.inboxes:
