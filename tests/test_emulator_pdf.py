@@ -382,3 +382,13 @@ def test_the_pdf_libraries_load_only_when_a_pdf_comes() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_a_pdf_pdfium_cannot_open_ends_an_image_task_with_its_reason(api: EmulatorApi) -> None:
+    # Cut in half: qpdf rebuilds what it can and reads the page, pdfium refuses the file.
+    original = jpeg_pdf()
+    damaged = original[: len(original) // 2] + b"%%EOF\n"
+    body = api.wait("RecognizePdf", api.submit("RecognizePdf", damaged, {"resultType": "ImagePNG"}))
+    assert body["taskStatus"] == "Error", body
+    [message] = body["error"]["messages"]
+    assert message.startswith("The PDF document cannot be read: page 1 cannot be rendered"), message

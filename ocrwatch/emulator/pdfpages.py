@@ -189,7 +189,11 @@ def render_page(ref: PdfPageRef, *, width_px: int, height_px: int) -> Image.Imag
     width_pt, _ = ref.shown_size_pt
     extra_turn = (ref.rotation - ref.own_rotation) % 360
     with _PDFIUM_LOCK:
-        document = pdfium.PdfDocument(ref.data)
+        try:
+            # qpdf repairs files pdfium refuses, so even opening can fail here.
+            document = pdfium.PdfDocument(ref.data)
+        except pdfium.PdfiumError as exc:
+            raise PdfError(f"page {ref.index + 1} cannot be rendered: {exc}") from exc
         try:
             page = document[ref.index]
             try:
@@ -198,7 +202,11 @@ def render_page(ref: PdfPageRef, *, width_px: int, height_px: int) -> Image.Imag
                     rotation=extra_turn,
                     fill_color=(255, 255, 255, 255),
                 )
-                image: Image.Image = bitmap.to_pil().convert("RGB")
+                try:
+                    image: Image.Image = bitmap.to_pil().convert("RGB")
+                finally:
+                    # Freed here, under the lock, not by a finalizer on some other thread.
+                    bitmap.close()
             finally:
                 page.close()
         except pdfium.PdfiumError as exc:
