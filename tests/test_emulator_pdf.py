@@ -392,3 +392,15 @@ def test_a_pdf_pdfium_cannot_open_ends_an_image_task_with_its_reason(api: Emulat
     assert body["taskStatus"] == "Error", body
     [message] = body["error"]["messages"]
     assert message.startswith("The PDF document cannot be read: page 1 cannot be rendered"), message
+
+
+def test_a_needle_thin_page_stays_within_the_pixel_limit() -> None:
+    # A page 0.03 pt high rounds up to one pixel row: the width alone must keep to the limit
+    # (it was 1.8e9 pixels wide, and rendering it wanted gigabytes).
+    pdf = pikepdf.new()
+    pdf.add_blank_page(page_size=(100, 100))
+    pdf.pages[0].MediaBox = [0, 0, 1_000_000_000, 0.03]
+    out = io.BytesIO()
+    pdf.save(out)
+    [page] = load_document(out.getvalue(), max_pixels=1_000_000).pages
+    assert page.width_px * page.height_px <= 1_000_000

@@ -139,8 +139,12 @@ def _pixel_size(ref: PdfPageRef, px_per_pt: float, *, max_pixels: int) -> tuple[
     if width_pt * height_pt * px_per_pt**2 > max_pixels:
         px_per_pt = math.sqrt(max_pixels / (width_pt * height_pt))
     width, height = max(round(width_pt * px_per_pt), 1), max(round(height_pt * px_per_pt), 1)
-    while width * height > max_pixels and width > 1 and height > 1:  # rounding went over
-        width, height = width - 1, height - 1
+    # Rounding up, or a side held at one pixel, can pass the limit: the longer side gives way.
+    if width * height > max_pixels:
+        if width >= height:
+            width = max(max_pixels // height, 1)
+        else:
+            height = max(max_pixels // width, 1)
     return width, height
 
 
