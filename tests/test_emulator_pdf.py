@@ -10,6 +10,7 @@ text layer (the words must be where the recognizer saw them on the displayed pag
 
 from __future__ import annotations
 
+import array
 import ctypes
 import io
 import subprocess
@@ -404,3 +405,24 @@ def test_a_needle_thin_page_stays_within_the_pixel_limit() -> None:
     pdf.save(out)
     [page] = load_document(out.getvalue(), max_pixels=1_000_000).pages
     assert page.width_px * page.height_px <= 1_000_000
+
+
+def test_sixteen_bit_greys_in_motorola_byte_order_are_embedded_as_they_look(
+    api: EmulatorApi,
+) -> None:
+    # A big-endian 16-bit TIFF (Pillow's mode I;16B): the page must not come out white where
+    # the scan is grey, as a 16-bit little-endian one does not.
+    page = samples.draw_page(TEXT)
+    words = array.array(
+        "H", page.convert("I").point(lambda value: value * 257).convert("I;16").tobytes()
+    )
+    if sys.byteorder == "little":
+        words.byteswap()
+    buffer = io.BytesIO()
+    Image.frombytes("I;16B", page.size, words.tobytes()).save(buffer, "TIFF", tiffinfo={270: TEXT})
+    tiff = buffer.getvalue()
+    assert Image.open(io.BytesIO(tiff)).mode == "I;16B"
+    [(_, output)] = api.recognize("RecognizeImage", tiff, {"resultType": "Pdf"})
+    [rendered] = render_pages(output)
+    assert ImageChops.difference(rendered, page).getextrema()[1] <= 1
+    assert_lines_in_bands(output, TEXT)

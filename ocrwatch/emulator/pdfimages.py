@@ -5,8 +5,8 @@ its own bytes with DCTDecode, so the PDF shows exactly the pixels that were reco
 no bigger than the JPEG. Every other image is compressed losslessly: Pillow's PNG encoder
 filters and deflates the rows, and its IDAT stream is a valid FlateDecode stream with PNG
 predictors (``/Predictor 15``), so a PNG-sized image becomes a PNG-sized PDF image. 1-bit
-images stay at 1 bit per pixel, 16-bit greys at 16 bits; transparency is laid on white as it
-would be printed; palettes become grey or RGB; CMYK is deflated as it is.
+images stay at 1 bit per pixel, 16-bit greys (either byte order) at 16 bits; transparency is
+laid on white as it would be printed; palettes become grey or RGB; CMYK is deflated as it is.
 """
 
 from __future__ import annotations
@@ -75,6 +75,10 @@ def _flat(image: Image.Image) -> Image.Image:
     palette of greys as grey (a scanner's GIF is as small in the PDF as it came)."""
     if image.mode in ("1", "L", "RGB", "I;16", "CMYK"):
         return image
+    if image.mode in ("I;16B", "I;16L", "I;16N"):
+        # Pillow's direct conversions of 16-bit greys clip at 255; through 32-bit integers
+        # they keep all 16 bits, in the byte order PNG (and so the PDF) wants.
+        return image.convert("I").convert("I;16")
     target = "L" if _is_grey(image) else "RGB"
     if image.mode in ("LA", "RGBA", "PA") or "transparency" in image.info:
         rgba = image.convert("RGBA")
