@@ -426,3 +426,27 @@ def test_sixteen_bit_greys_in_motorola_byte_order_are_embedded_as_they_look(
     [rendered] = render_pages(output)
     assert ImageChops.difference(rendered, page).getextrema()[1] <= 1
     assert_lines_in_bands(output, TEXT)
+
+
+def test_a_pdf_with_16_bit_images_declares_a_version_that_has_them(api: EmulatorApi) -> None:
+    # 16 bits per component came with PDF 1.5; a reader may refuse them in an older file.
+    page = samples.draw_page(TEXT).convert("I").point(lambda value: value * 257)
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt(samples.TEXT_KEY, TEXT)
+    buffer = io.BytesIO()
+    page.convert("I;16").save(buffer, "PNG", pnginfo=info)
+    [(_, output)] = api.recognize("RecognizeImage", buffer.getvalue(), {"resultType": "Pdf"})
+    with pikepdf.open(io.BytesIO(output)) as pdf:
+        [image] = pdf.pages[0].get_images().values()
+        assert image.BitsPerComponent == 16
+        assert tuple(int(part) for part in pdf.pdf_version.split(".")) >= (1, 5)
+
+
+def test_a_pdf_1_1_input_is_raised_to_the_version_of_its_text_layers_font(
+    api: EmulatorApi,
+) -> None:
+    with pikepdf.open(io.BytesIO(jpeg_pdf())) as pdf:
+        out = io.BytesIO()
+        pdf.save(out, force_version="1.1")
+    [(_, output)] = api.recognize("RecognizePdf", out.getvalue(), {"resultType": "Pdf"})
+    assert output.startswith(b"%PDF-1.2")  # Type0 fonts came with PDF 1.2

@@ -32,6 +32,8 @@ from ocrwatch.emulator.recognizer import PageText
 _ADVANCE_EM = ADVANCE / 1000
 _DESCENT_EM = -DESCENT / 1000
 Box4 = tuple[float, float, float, float]
+_TYPE0_FONT_VERSION = "1.2"
+_IMAGE_PAGES_VERSION = "1.5"  # images may have 16 bits per component
 
 
 def _units(text: str) -> list[int]:
@@ -224,11 +226,13 @@ def _onto_new_pages(document: Document, pages: Sequence[tuple[Page, PageText]]) 
 def write_searchable_pdf(document: Document, pages: Sequence[tuple[Page, PageText]]) -> bytes:
     """One PDF page per (page, text): the PDF's own pages, or each image, under its text."""
     is_pdf = document.format == "PDF" and all(page.pdf is not None for page, _ in pages)
+    # What the file uses came with: Type0 fonts PDF 1.2, 16-bit images PDF 1.5.
+    min_version = _TYPE0_FONT_VERSION if is_pdf else _IMAGE_PAGES_VERSION
     try:
         pdf = _onto_pdf_pages(document, pages) if is_pdf else _onto_new_pages(document, pages)
         with pdf:
             out = io.BytesIO()
-            pdf.save(out, deterministic_id=True)
+            pdf.save(out, deterministic_id=True, min_version=min_version)
             return out.getvalue()
     except pikepdf.PdfError as exc:
         raise DocumentError(f"The searchable PDF cannot be written: {exc}") from exc
