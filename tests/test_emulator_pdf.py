@@ -450,3 +450,21 @@ def test_a_pdf_1_1_input_is_raised_to_the_version_of_its_text_layers_font(
         pdf.save(out, force_version="1.1")
     [(_, output)] = api.recognize("RecognizePdf", out.getvalue(), {"resultType": "Pdf"})
     assert output.startswith(b"%PDF-1.2")  # Type0 fonts came with PDF 1.2
+
+
+def test_a_page_with_a_user_unit_gets_its_scans_pixels() -> None:
+    # /UserUnit 10: the 43.2 x 28.8 unit page is 60 x 40 inches, its 900 x 600 scan 15 dpi.
+    # The grid's limits are physical; in units the scan would count as 1500 dpi and be cut
+    # to 600.
+    with pikepdf.open(io.BytesIO(flate_pdf())) as pdf:
+        page = pdf.pages[0]
+        page.MediaBox = [0, 0, 43.2, 28.8]
+        page.UserUnit = 10
+        page.Contents = pikepdf.Stream(pdf, b"q 43.2 0 0 28.8 0 0 cm /Scan Do Q")
+        out = io.BytesIO()
+        pdf.save(out)
+    [page] = load_document(out.getvalue(), max_pixels=LIMIT).pages
+    assert (page.width_px, page.height_px) == (900, 600)
+    image = page.pixels()
+    assert image is not None
+    assert ink_fraction(image) > 0.005
