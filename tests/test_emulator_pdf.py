@@ -57,14 +57,20 @@ def ccitt_pdf(text: str = TEXT) -> bytes:
     return _with_subject(buffer.getvalue(), text)
 
 
-def flate_pdf(text: str = TEXT) -> bytes:
-    """A greyscale Flate image at 150 dpi on a page whose MediaBox starts at (100, 200)."""
+def grey_scan(pdf: pikepdf.Pdf, text: str = TEXT) -> pikepdf.Stream:
+    """A 900 x 600 greyscale Flate image of ``text`` (432 x 288 pt at 150 dpi)."""
     image = samples.draw_page(text, width=900, height=600)
-    pdf = pikepdf.new()
     stream = pikepdf.Stream(pdf, zlib.compress(image.tobytes()))
     stream.Type, stream.Subtype = pikepdf.Name.XObject, pikepdf.Name.Image
     stream.Width, stream.Height, stream.BitsPerComponent = 900, 600, 8
     stream.ColorSpace, stream.Filter = pikepdf.Name.DeviceGray, pikepdf.Name.FlateDecode
+    return stream
+
+
+def flate_pdf(text: str = TEXT) -> bytes:
+    """A greyscale Flate image at 150 dpi on a page whose MediaBox starts at (100, 200)."""
+    pdf = pikepdf.new()
+    stream = grey_scan(pdf, text)
     width_pt, height_pt = 900 * 72 / 150, 600 * 72 / 150
     content = f"q {width_pt} 0 0 {height_pt} 100 200 cm /Scan Do Q".encode()
     page = pikepdf.Dictionary(
@@ -82,6 +88,51 @@ def flate_pdf(text: str = TEXT) -> bytes:
 
 def jpeg_pdf(text: str = TEXT, *, rotate: int = 0) -> bytes:
     return _with_subject(samples.make_pdf([text], width=800, height=600), text, rotate=rotate)
+
+
+def _saved(pdf: pikepdf.Pdf, text: str) -> bytes:
+    pdf.docinfo["/Subject"] = text
+    out = io.BytesIO()
+    pdf.save(out)
+    return out.getvalue()
+
+
+def inherited_pdf(text: str = TEXT) -> bytes:
+    """A page that owns nothing but its content, two streams of it: its resources, MediaBox
+    and ``/Rotate 90`` come from the two levels of /Pages above it, as a PDF merger leaves
+    them."""
+    pdf = pikepdf.new()
+    resources = pdf.make_indirect(
+        pikepdf.Dictionary(XObject=pikepdf.Dictionary(Scan=grey_scan(pdf)))
+    )
+    halves = [pikepdf.Stream(pdf, b"q 432 0 0 288 0 0 cm"), pikepdf.Stream(pdf, b" /Scan Do Q")]
+    page = pdf.make_indirect(
+        pikepdf.Dictionary(Type=pikepdf.Name.Page, Contents=pikepdf.Array(halves))
+    )
+    middle = pdf.make_indirect(
+        pikepdf.Dictionary(Type=pikepdf.Name.Pages, Kids=[page], Count=1, Resources=resources)
+    )
+    root = pdf.Root.Pages
+    root.Kids, root.Count, root.MediaBox, root.Rotate = [middle], 1, [0, 0, 432, 288], 90
+    page.Parent, middle.Parent = middle, root
+    return _saved(pdf, text)
+
+
+def form_pdf(text: str = TEXT, *, content: bytes = b"/Fm0 Do") -> bytes:
+    """The scan drawn inside a Form XObject, as many PDF producers draw every page; with
+    ``content``, the page's own drawing around it."""
+    pdf = pikepdf.new()
+    form = pikepdf.Stream(pdf, b"q 432 0 0 288 0 0 cm /Scan Do Q")
+    form.Type, form.Subtype, form.BBox = pikepdf.Name.XObject, pikepdf.Name.Form, [0, 0, 432, 288]
+    form.Resources = pikepdf.Dictionary(XObject=pikepdf.Dictionary(Scan=grey_scan(pdf)))
+    page = pikepdf.Dictionary(
+        Type=pikepdf.Name.Page,
+        MediaBox=[0, 0, 432, 288],
+        Resources=pikepdf.Dictionary(XObject=pikepdf.Dictionary(Fm0=form)),
+        Contents=pikepdf.Stream(pdf, content),
+    )
+    pdf.pages.append(pikepdf.Page(page))
+    return _saved(pdf, text)
 
 
 def vector_pdf(text: str = TEXT) -> bytes:
@@ -131,6 +182,12 @@ INPUTS: dict[str, Callable[[], bytes]] = {
     # the text's middle line (its band of the cropped page) stays inside the crop
     "jpeg-cropbox": lambda: _changed(jpeg_pdf(), crop_box=[0, 100, 800, 500]),
     "vector-text": vector_pdf,
+    "inherited-nested-kids-contents-array-rotate-90": inherited_pdf,
+    "form-xobject": form_pdf,
+    # content that scales the page, then opens a q it never closes
+    "unbalanced-q": lambda: form_pdf(content=b"0.5 0 0 0.5 0 0 cm q 2 0 0 2 0 0 cm /Fm0 Do"),
+    # content that starts by closing a q it never opened, then moves the page down
+    "stray-q": lambda: form_pdf(content=b"Q 1 0 0 1 0 -100 cm /Fm0 Do"),
 }
 
 

@@ -2,7 +2,8 @@
 
 A PDF input keeps its pages: their content streams, images, annotations and boxes are not
 touched. The page's content is wrapped in ``q``/``Q`` (so a transformation it leaves behind
-cannot move the text) and followed by the text layer; only the page's ``/Resources`` gain a
+cannot move the text; as many more as its own ``q``/``Q`` fail to pair) and followed by the
+text layer; only the page's ``/Resources`` gain a
 font, under a name the page does not use yet. If the task turned the pages (``Rotate``), the
 page's ``/Rotate`` says so, and the text is placed on the page as it is then shown.
 
@@ -178,6 +179,24 @@ def _add_font_resource(page: pikepdf.Page, font: pikepdf.Object) -> str:
     return name
 
 
+def _unbalanced(page: pikepdf.Page) -> tuple[int, int]:
+    """How many ``Q`` the page's content has with no ``q`` open, and how many ``q`` it leaves
+    open: a text layer after ``Q`` must still be drawn in the page's default user space."""
+    try:
+        operators = [str(op) for _, op in pikepdf.parse_content_stream(page, "q Q")]
+    except pikepdf.PdfError:
+        return 0, 0  # content qpdf cannot parse: readers show what they can, and so do we
+    stray = depth = 0
+    for operator in operators:
+        if operator == "q":
+            depth += 1
+        elif depth:
+            depth -= 1
+        else:
+            stray += 1
+    return stray, depth
+
+
 def _onto_pdf_pages(document: Document, pages: Sequence[tuple[Page, PageText]]) -> pikepdf.Pdf:
     pdf = pikepdf.open(io.BytesIO(document.data))
     font = _font(pdf, pages)
@@ -189,9 +208,10 @@ def _onto_pdf_pages(document: Document, pages: Sequence[tuple[Page, PageText]]) 
         if ref.rotation != ref.own_rotation:
             target.obj.Rotate = ref.rotation
         name = _add_font_resource(target, font)
-        target.contents_add(b"q\n", prepend=True)
+        stray, unclosed = _unbalanced(target)
+        target.contents_add(b"q\n" * (stray + 1), prepend=True)
         layer = _text_layer(text, page, box=ref.box, rotation=ref.rotation, font=name)
-        target.contents_add(b"\nQ\n" + layer)
+        target.contents_add(b"\n" + b"Q\n" * (unclosed + 1) + layer)
     return pdf
 
 
