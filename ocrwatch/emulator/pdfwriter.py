@@ -183,7 +183,7 @@ def _unbalanced(page: pikepdf.Page) -> tuple[int, int]:
     """How many ``Q`` the page's content has with no ``q`` open, and how many ``q`` it leaves
     open: a text layer after ``Q`` must still be drawn in the page's default user space."""
     try:
-        operators = [str(op) for _, op in pikepdf.parse_content_stream(page, "q Q")]
+        operators = [str(step.operator) for step in pikepdf.parse_content_stream(page, "q Q")]
     except pikepdf.PdfError:
         return 0, 0  # content qpdf cannot parse: readers show what they can, and so do we
     stray = depth = 0
