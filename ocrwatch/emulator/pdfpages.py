@@ -74,7 +74,9 @@ class PdfInfo:
     subject: str | None
 
 
-def _inherited(page: pikepdf.Dictionary, key: str) -> object:
+def inherited(page: pikepdf.Dictionary, key: str) -> object:
+    """The page's ``key``, or the nearest one up its page tree (``/Resources``, the boxes and
+    ``/Rotate`` are inherited); None if no node has it."""
     node: object = page
     for _ in range(_MAX_TREE_DEPTH):
         if not isinstance(node, pikepdf.Dictionary):
@@ -97,8 +99,8 @@ def _rectangle(value: object) -> tuple[float, float, float, float] | None:
 
 
 def _visible_box(page: pikepdf.Dictionary) -> tuple[float, float, float, float]:
-    media = _rectangle(_inherited(page, "/MediaBox")) or _LETTER_BOX
-    crop = _rectangle(_inherited(page, "/CropBox"))
+    media = _rectangle(inherited(page, "/MediaBox")) or _LETTER_BOX
+    crop = _rectangle(inherited(page, "/CropBox"))
     if crop is None:
         return media
     clipped = (max(media[0], crop[0]), max(media[1], crop[1]))
@@ -109,7 +111,7 @@ def _visible_box(page: pikepdf.Dictionary) -> tuple[float, float, float, float]:
 
 
 def _rotation(page: pikepdf.Dictionary) -> int:
-    value = _inherited(page, "/Rotate")
+    value = inherited(page, "/Rotate")
     try:
         degrees = int(value) if isinstance(value, int | pikepdf.Object) else 0
     except (TypeError, ValueError):

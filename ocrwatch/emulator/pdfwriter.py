@@ -28,6 +28,7 @@ import pikepdf
 from ocrwatch.emulator.document import Document, DocumentError, Page
 from ocrwatch.emulator.glyphless import ADVANCE, ASCENT, DESCENT, FAMILY, glyphless_font
 from ocrwatch.emulator.pdfimages import flate_stream, image_stream
+from ocrwatch.emulator.pdfpages import inherited
 from ocrwatch.emulator.recognizer import PageText
 
 _ADVANCE_EM = ADVANCE / 1000
@@ -153,15 +154,7 @@ def _text_layer(text: PageText, page: Page, *, box: Box4, rotation: int, font: s
 
 def _add_font_resource(page: pikepdf.Page, font: pikepdf.Object) -> str:
     """Give the page its own /Resources (keeping inherited ones) with the font under a new name."""
-    node: object = page.obj
-    resources: object = None
-    for _ in range(64):  # /Resources may be inherited from the page tree
-        if not isinstance(node, pikepdf.Dictionary):
-            break
-        if "/Resources" in node:
-            resources = node["/Resources"]
-            break
-        node = node.get("/Parent")
+    resources = inherited(page.obj, "/Resources")
     own = pikepdf.Dictionary(
         dict(resources.items()) if isinstance(resources, pikepdf.Dictionary) else {}
     )
