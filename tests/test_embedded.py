@@ -217,3 +217,31 @@ def test_a_searchable_pdf_has_the_engines_lines_on_their_ink(
         [(x, y)] = line_centres(output, line)
         assert abs(y - band) < 0.02, (line, y, band)
         assert 0.08 < x < 0.5, (line, x)  # the lines start 80 px in, and are short
+
+
+def test_a_jpeg_turned_by_exif_gives_a_searchable_page_upright_with_lines_on_their_ink(
+    client: OcrClient,
+) -> None:
+    # A phone's portrait photo: the pixels stored sideways, EXIF orientation 6 stands them up.
+    page = render_text(PDF_TEXT, size=(850, 1100), font_px=30, origin=(80, 100), spacing=1.6)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    page.convert("RGB").transpose(Image.Transpose.ROTATE_90).save(
+        buffer, "JPEG", quality=90, exif=exif, dpi=(100, 100)
+    )
+    settings = RecognitionSettings(result_type=ResultType.TEXT_AND_PDF)
+    result = run_task(client, Mode.IMAGE, buffer.getvalue(), settings)
+    assert result.task_status is TaskStatus.COMPLETED, result.messages
+    by_type = {item.type: item.data for item in result.results}
+    recognised = by_type["Text"].decode("utf-8")
+    assert character_error_rate(recognised, PDF_TEXT) <= 0.02, recognised
+    output = by_type["Pdf"]
+    [shown] = render_pages(output)
+    assert shown.width < shown.height  # upright, as a viewer shows the photo
+    bands = ink_rows(shown)
+    assert len(bands) == 3
+    for line, band in zip(recognised.split("\n"), bands, strict=True):
+        [(x, y)] = line_centres(output, line)
+        assert abs(y - band) < 0.02, (line, y, band)
+        assert 0.08 < x < 0.5, (line, x)

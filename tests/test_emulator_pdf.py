@@ -23,7 +23,7 @@ import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 import pytest
 from conftest import EmulatorApi
-from PIL import Image, ImageChops, ImageFont, PngImagePlugin
+from PIL import Image, ImageChops, ImageFont, ImageOps, PngImagePlugin
 
 from ocrwatch.emulator import Emulator, samples
 from ocrwatch.emulator.document import DocumentError, load_document, rotate_document
@@ -525,3 +525,29 @@ def test_a_page_with_a_user_unit_gets_its_scans_pixels() -> None:
     image = page.pixels()
     assert image is not None
     assert ink_fraction(image) > 0.005
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_a_jpeg_turned_by_exif_is_shown_upright_as_the_bytes_that_came(
+    api: EmulatorApi, orientation: int
+) -> None:
+    # A phone or scanner stores the pixels as the sensor saw them and says in EXIF how to
+    # turn them: viewers show the page upright, and so does the local engine, which reads it
+    # upright. The PDF page must show it upright too, with the lines on it, from the same bytes.
+    upright = samples.draw_page(TEXT, width=600, height=800).convert("RGB")
+    stored_as = {3: Image.Transpose.ROTATE_180, 6: Image.Transpose.ROTATE_90}
+    stored = upright.transpose(stored_as.get(orientation, Image.Transpose.ROTATE_270))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buffer = io.BytesIO()
+    stored.save(buffer, "JPEG", quality=90, exif=exif, comment=TEXT.encode())
+    jpeg = buffer.getvalue()
+    [(_, output)] = api.recognize("RecognizeImage", jpeg, {"resultType": "Pdf"})
+    with pikepdf.open(io.BytesIO(output)) as pdf:
+        [image] = pdf.pages[0].get_images().values()
+        assert image.read_raw_bytes() == jpeg
+    [rendered] = render_pages(output)
+    decoded = ImageOps.exif_transpose(Image.open(io.BytesIO(jpeg))).convert("L")
+    assert rendered.size == decoded.size == (600, 800)
+    assert ImageChops.difference(rendered, decoded).getextrema()[1] <= 2
+    assert_lines_in_bands(output, TEXT)

@@ -6,6 +6,9 @@ format, a multi-page TIFF (the service takes single-page TIFF only), more pixels
 limit. Pillow's decompression-bomb check is kept from surfacing as a warning; the emulator's
 own ``max_pixels`` (capped by Pillow's hard limit) decides instead.
 
+An image's page is the image as shown: turned (or mirrored) as its EXIF orientation says, as
+viewers and the local engine take it, so every coordinate is on the upright page.
+
 The ground truth for the fixture recognizer is read from the metadata here too: PNG text chunk
 ``ocr-text``, JPEG or GIF comment, TIFF ImageDescription, PDF Info ``/Subject``.
 """
@@ -21,7 +24,7 @@ import zlib
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 if TYPE_CHECKING:
     from ocrwatch.emulator.pdfpages import PdfPageRef
@@ -36,6 +39,9 @@ _SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"MM\x00*", "TIFF"),
     (b"BM", "BMP"),
 )
+_EXIF_ORIENTATION = 0x0112
+# EXIF orientation -> clockwise turn that shows the stored pixels upright; the others mirror.
+_EXIF_TURNS = {1: 0, 3: 180, 6: 90, 8: 270}
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error)
 # warnings.catch_warnings changes process-wide state; one opener at a time keeps it consistent.
 _PILLOW_WARNINGS_LOCK = threading.Lock()
@@ -49,7 +55,10 @@ class DocumentError(Exception):
 class Page:
     """One page as shown. Coordinates are pixels of a ``width_px`` x ``height_px`` grid.
 
-    An image's page holds its pixels; a PDF's page holds ``pdf`` instead, the page of the
+    An image's page holds its pixels, turned upright as its EXIF orientation says (viewers
+    and the local engine show it so); ``source_turn`` is how far ``image`` is turned clockwise
+    from the file's own pixels, or None when it is not merely turned (mirrored, cut), so a PDF
+    can show the file's bytes turned. A PDF's page holds ``pdf`` instead, the page of the
     submitted PDF, rendered on that grid only when ``pixels()`` is called.
     """
 
@@ -58,6 +67,7 @@ class Page:
     points_per_px: float  # the page's physical scale, for PDF output
     image: Image.Image | None
     pdf: PdfPageRef | None = None
+    source_turn: int | None = None
 
     def pixels(self) -> Image.Image | None:
         """The page's pixels; a PDF page is rendered (with pdfium) on each call."""
@@ -137,13 +147,20 @@ def _open_image(data: bytes, *, kind: str, max_pixels: int) -> Image.Image:
 
 
 def _image_page(image: Image.Image) -> Page:
+    orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
+    turn = _EXIF_TURNS.get(orientation) if orientation in range(1, 9) else 0
+    upright = image if turn == 0 else ImageOps.exif_transpose(image)
     dpi = image.info.get("dpi")
-    horizontal_dpi = float(dpi[0]) if isinstance(dpi, tuple) and dpi and dpi[0] else 72.0
+    horizontal_dpi = 72.0
+    if isinstance(dpi, tuple) and len(dpi) == 2:
+        across = dpi[1] if turn in (90, 270) else dpi[0]  # the stored rows' dpi, stood up
+        horizontal_dpi = float(across) if across else 72.0
     return Page(
-        width_px=image.width,
-        height_px=image.height,
+        width_px=upright.width,
+        height_px=upright.height,
         points_per_px=72.0 / horizontal_dpi if horizontal_dpi > 1 else 1.0,
-        image=image,
+        image=upright,
+        source_turn=turn,
     )
 
 
@@ -208,6 +225,9 @@ def rotate_document(document: Document, degrees: int) -> Document:
                 height_px=page.width_px if swapped else page.height_px,
                 image=None if page.image is None else page.image.transpose(transpose),
                 pdf=None if page.pdf is None else page.pdf.turned(quarter_turns * 90),
+                source_turn=None
+                if page.source_turn is None
+                else (page.source_turn + quarter_turns * 90) % 360,
             )
         )
     return replace(document, pages=tuple(pages))

@@ -128,6 +128,18 @@ def _placement(u: float, v: float, *, box: Box4, rotation: int) -> tuple[float, 
     return (1, 0, 0, 1, x0 + u, y1 - v)
 
 
+def _image_matrix(turn: int, width_pt: float, height_pt: float) -> tuple[float, ...]:
+    """The ``cm`` that fills the page with an image turned clockwise by ``turn`` degrees
+    (an image fills the unit square, its first row at the top)."""
+    if turn == 90:
+        return (0, -height_pt, width_pt, 0, 0, height_pt)
+    if turn == 180:
+        return (-width_pt, 0, 0, -height_pt, width_pt, height_pt)
+    if turn == 270:
+        return (0, height_pt, -width_pt, 0, width_pt, 0)
+    return (width_pt, 0, 0, height_pt, 0, 0)
+
+
 def _text_layer(text: PageText, page: Page, *, box: Box4, rotation: int, font: str) -> bytes:
     x0, y0, x1, y1 = box
     shown_width, shown_height = (y1 - y0, x1 - x0) if rotation % 180 else (x1 - x0, y1 - y0)
@@ -218,9 +230,10 @@ def _onto_new_pages(document: Document, pages: Sequence[tuple[Page, PageText]]) 
         resources = pikepdf.Dictionary(Font=pikepdf.Dictionary(OcrText0=font))
         drawing = b""
         if page.image is not None:
-            image = image_stream(pdf, document, page.image)
+            image, turn = image_stream(pdf, document, page)
             resources.XObject = pikepdf.Dictionary(Scan=image)
-            drawing = f"q {width_pt:.3f} 0 0 {height_pt:.3f} 0 0 cm /Scan Do Q\n".encode()
+            matrix = " ".join(f"{v:.3f}" for v in _image_matrix(turn, width_pt, height_pt))
+            drawing = f"q {matrix} cm /Scan Do Q\n".encode()
         layer = _text_layer(text, page, box=box, rotation=0, font="/OcrText0")
         pdf.pages.append(
             pikepdf.Page(
