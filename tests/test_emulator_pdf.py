@@ -551,3 +551,23 @@ def test_a_jpeg_turned_by_exif_is_shown_upright_as_the_bytes_that_came(
     assert rendered.size == decoded.size == (600, 800)
     assert ImageChops.difference(rendered, decoded).getextrema()[1] <= 2
     assert_lines_in_bands(output, TEXT)
+
+
+def test_a_jpeg_with_a_damaged_exif_block_is_still_turned_upright(api: EmulatorApi) -> None:
+    # The Make tag renumbered to SamplesPerPixel with its text still in it: Pillow can read
+    # the orientation but not write the block back (exif_transpose raised struct.error).
+    upright = samples.draw_page(TEXT, width=600, height=800).convert("RGB")
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif[0x010F] = "Maker"
+    buffer = io.BytesIO()
+    upright.transpose(Image.Transpose.ROTATE_90).save(
+        buffer, "JPEG", quality=90, exif=exif, comment=TEXT.encode()
+    )
+    # Pillow writes EXIF big-endian: tag 0x010F, type 2 (ASCII) becomes tag 0x0115.
+    jpeg = buffer.getvalue().replace(b"\x01\x0f\x00\x02", b"\x01\x15\x00\x02", 1)
+    assert jpeg != buffer.getvalue()
+    [(_, output)] = api.recognize("RecognizeImage", jpeg, {"resultType": "Pdf"})
+    [rendered] = render_pages(output)
+    assert rendered.size == (600, 800)
+    assert_lines_in_bands(output, TEXT)

@@ -24,7 +24,7 @@ import zlib
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 if TYPE_CHECKING:
     from ocrwatch.emulator.pdfpages import PdfPageRef
@@ -40,7 +40,18 @@ _SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"BM", "BMP"),
 )
 _EXIF_ORIENTATION = 0x0112
-# EXIF orientation -> clockwise turn that shows the stored pixels upright; the others mirror.
+# EXIF orientation -> how to show the stored pixels upright, and the clockwise turn that is
+# (orientations 2, 4, 5 and 7 mirror).
+_EXIF_TRANSPOSE: dict[int, Image.Transpose | None] = {
+    1: None,
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,  # Pillow names the counter-clockwise angle
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 _EXIF_TURNS = {1: 0, 3: 180, 6: 90, 8: 270}
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error)
 # warnings.catch_warnings changes process-wide state; one opener at a time keeps it consistent.
@@ -146,10 +157,21 @@ def _open_image(data: bytes, *, kind: str, max_pixels: int) -> Image.Image:
     return image
 
 
+def _orientation(image: Image.Image) -> int:
+    try:
+        value = image.getexif().get(_EXIF_ORIENTATION, 1)
+    except (*_DECODE_ERRORS, TypeError):  # a damaged EXIF block: the pixels as stored
+        return 1
+    return value if isinstance(value, int) and value in _EXIF_TRANSPOSE else 1
+
+
 def _image_page(image: Image.Image) -> Page:
-    orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
-    turn = _EXIF_TURNS.get(orientation) if orientation in range(1, 9) else 0
-    upright = image if turn == 0 else ImageOps.exif_transpose(image)
+    orientation = _orientation(image)
+    turn = _EXIF_TURNS.get(orientation)
+    # Turned here rather than by ImageOps.exif_transpose, which also rewrites the EXIF block
+    # and fails on a damaged one.
+    method = _EXIF_TRANSPOSE[orientation]
+    upright = image if method is None else image.transpose(method)
     dpi = image.info.get("dpi")
     horizontal_dpi = 72.0
     if isinstance(dpi, tuple) and len(dpi) == 2:
