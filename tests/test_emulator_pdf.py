@@ -571,3 +571,16 @@ def test_a_jpeg_with_a_damaged_exif_block_is_still_turned_upright(api: EmulatorA
     [rendered] = render_pages(output)
     assert rendered.size == (600, 800)
     assert_lines_in_bands(output, TEXT)
+
+
+@pytest.mark.parametrize("orientation", [5, 8])  # transposed, turned: rows become columns
+def test_a_page_stood_up_by_exif_takes_its_width_from_the_stored_columns(
+    orientation: int,
+) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buffer = io.BytesIO()
+    Image.new("L", (400, 300), 255).save(buffer, "JPEG", exif=exif, dpi=(100, 200))
+    [page] = load_document(buffer.getvalue(), max_pixels=LIMIT).pages
+    assert (page.width_px, page.height_px) == (300, 400)
+    assert page.width_px * page.points_per_px == pytest.approx(300 * 72 / 200)  # 1.5 inches

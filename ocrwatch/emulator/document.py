@@ -175,7 +175,8 @@ def _image_page(image: Image.Image) -> Page:
     dpi = image.info.get("dpi")
     horizontal_dpi = 72.0
     if isinstance(dpi, tuple) and len(dpi) == 2:
-        across = dpi[1] if turn in (90, 270) else dpi[0]  # the stored rows' dpi, stood up
+        # Orientations 5 to 8 stand the stored rows up: the page's rows are its columns.
+        across = dpi[1] if orientation >= 5 else dpi[0]
         horizontal_dpi = float(across) if across else 72.0
     return Page(
         width_px=upright.width,
