@@ -1,8 +1,10 @@
 """Searchable PDFs and PDF inputs: the text layer goes onto the original pages, untouched.
 
 The inputs are made here the way scanners and office programs make them: a 1-bit CCITT G4
-page, a Flate image page whose MediaBox does not start at the origin, a JPEG page, a JPEG page
-shown turned by ``/Rotate 90``, and a page of vector text. Each carries its ground truth in
+page, a Flate image page whose MediaBox does not start at the origin, JPEG pages shown turned
+by ``/Rotate`` or cut by a CropBox, a page of vector text, a page that inherits everything
+through nested /Pages, a scan inside a Form XObject, and content whose ``q``/``Q`` do not
+pair. Each carries its ground truth in
 ``/Subject``, so the fixture recognizer reports its lines in equal bands of the displayed page.
 pdfium renders the input and output pages (the pixels must not change) and extracts the output's
 text layer (the words must be where the recognizer saw them on the displayed page).
