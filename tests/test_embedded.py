@@ -11,7 +11,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pikepdf
 import pytest
+from PIL import Image, ImageChops
+from test_emulator_pdf import assert_fonts_embedded, line_centres, render_pages
 from test_engine_accuracy import (
     LABEL_TEXT,
     character_error_rate,
@@ -149,3 +152,96 @@ def test_stopping_ends_the_server_and_every_worker() -> None:
         pytest.raises(Exception, match=r"(?i)connect|unavailable|refused"),
     ):
         late.submit(Mode.IMAGE, png_bytes(render_label()), RecognitionSettings())
+
+
+PDF_TEXT = "Delivery note 88\nTwo boxes of paper\nSigned on receipt"
+
+
+def scanned_pdf(page: Image.Image, *, rotate: int) -> bytes:
+    """``page`` stored turned back by ``rotate`` degrees, with ``/Rotate`` showing it upright."""
+    stored = page.rotate(rotate, expand=True) if rotate else page
+    buffer = io.BytesIO()
+    stored.save(buffer, "PDF", resolution=100.0)
+    if not rotate:
+        return buffer.getvalue()
+    with pikepdf.open(io.BytesIO(buffer.getvalue())) as pdf:
+        pdf.pages[0].Rotate = rotate
+        out = io.BytesIO()
+        pdf.save(out)
+        return out.getvalue()
+
+
+def ink_rows(page: Image.Image) -> list[float]:
+    """The vertical centre of each band of inked rows, as fractions of the page height."""
+    grey = page.convert("L")
+    inked = [grey.crop((0, y, grey.width, y + 1)).getextrema()[0] < 128 for y in range(grey.height)]
+    bands, start = [], None
+    for y, has_ink in enumerate([*inked, False]):
+        if has_ink and start is None:
+            start = y
+        elif not has_ink and start is not None:
+            bands.append((start + y) / 2 / grey.height)
+            start = None
+    return bands
+
+
+@pytest.mark.parametrize(
+    ("mode", "rotate"), [("1", 0), ("L", 90)], ids=["ccitt-g4", "grey-rotate-90"]
+)
+def test_a_searchable_pdf_has_the_engines_lines_on_their_ink(
+    client: OcrClient, mode: str, rotate: int
+) -> None:
+    """Scanned pages as scanners store them (a 1-bit CCITT page, a greyscale page stored
+    sideways and shown upright by ``/Rotate 90``): the output's pages render as the input's
+    did, and each recognised line is in the invisible layer over the ink it was read from."""
+    page = render_text(
+        PDF_TEXT, size=(850, 1100), font_px=30, origin=(80, 100), spacing=1.6
+    ).convert(mode)
+    original = scanned_pdf(page, rotate=rotate)
+    settings = RecognitionSettings(result_type=ResultType.TEXT_AND_PDF)
+    result = run_task(client, Mode.PDF, original, settings)
+    assert result.task_status is TaskStatus.COMPLETED, result.messages
+    by_type = {item.type: item.data for item in result.results}
+    recognised = by_type["Text"].decode("utf-8")
+    assert character_error_rate(recognised, PDF_TEXT) <= 0.02, recognised
+
+    output = by_type["Pdf"]
+    [before], [after] = render_pages(original), render_pages(output)
+    assert ImageChops.difference(before, after).getbbox() is None
+    assert len(output) < len(original) + 6_000
+    assert_fonts_embedded(output)
+
+    bands = ink_rows(after)  # three bands of rows: the page is shown upright
+    assert len(bands) == 3
+    for line, band in zip(recognised.split("\n"), bands, strict=True):
+        [(x, y)] = line_centres(output, line)
+        assert abs(y - band) < 0.02, (line, y, band)
+        assert 0.08 < x < 0.5, (line, x)  # the lines start 80 px in, and are short
+
+
+def test_a_jpeg_turned_by_exif_gives_a_searchable_page_upright_with_lines_on_their_ink(
+    client: OcrClient,
+) -> None:
+    # A phone's portrait photo: the pixels stored sideways, EXIF orientation 6 stands them up.
+    page = render_text(PDF_TEXT, size=(850, 1100), font_px=30, origin=(80, 100), spacing=1.6)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    page.convert("RGB").transpose(Image.Transpose.ROTATE_90).save(
+        buffer, "JPEG", quality=90, exif=exif, dpi=(100, 100)
+    )
+    settings = RecognitionSettings(result_type=ResultType.TEXT_AND_PDF)
+    result = run_task(client, Mode.IMAGE, buffer.getvalue(), settings)
+    assert result.task_status is TaskStatus.COMPLETED, result.messages
+    by_type = {item.type: item.data for item in result.results}
+    recognised = by_type["Text"].decode("utf-8")
+    assert character_error_rate(recognised, PDF_TEXT) <= 0.02, recognised
+    output = by_type["Pdf"]
+    [shown] = render_pages(output)
+    assert shown.width < shown.height  # upright, as a viewer shows the photo
+    bands = ink_rows(shown)
+    assert len(bands) == 3
+    for line, band in zip(recognised.split("\n"), bands, strict=True):
+        [(x, y)] = line_centres(output, line)
+        assert abs(y - band) < 0.02, (line, y, band)
+        assert 0.08 < x < 0.5, (line, x)

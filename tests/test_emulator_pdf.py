@@ -1,8 +1,10 @@
 """Searchable PDFs and PDF inputs: the text layer goes onto the original pages, untouched.
 
 The inputs are made here the way scanners and office programs make them: a 1-bit CCITT G4
-page, a Flate image page whose MediaBox does not start at the origin, a JPEG page, a JPEG page
-shown turned by ``/Rotate 90``, and a page of vector text. Each carries its ground truth in
+page, a Flate image page whose MediaBox does not start at the origin, JPEG pages shown turned
+by ``/Rotate`` or cut by a CropBox, a page of vector text, a page that inherits everything
+through nested /Pages, a scan inside a Form XObject, and content whose ``q``/``Q`` do not
+pair. Each carries its ground truth in
 ``/Subject``, so the fixture recognizer reports its lines in equal bands of the displayed page.
 pdfium renders the input and output pages (the pixels must not change) and extracts the output's
 text layer (the words must be where the recognizer saw them on the displayed page).
@@ -10,6 +12,7 @@ text layer (the words must be where the recognizer saw them on the displayed pag
 
 from __future__ import annotations
 
+import array
 import ctypes
 import io
 import subprocess
@@ -22,7 +25,7 @@ import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 import pytest
 from conftest import EmulatorApi
-from PIL import Image, ImageChops, ImageFont, PngImagePlugin
+from PIL import Image, ImageChops, ImageFont, ImageOps, PngImagePlugin
 
 from ocrwatch.emulator import Emulator, samples
 from ocrwatch.emulator.document import DocumentError, load_document, rotate_document
@@ -56,14 +59,20 @@ def ccitt_pdf(text: str = TEXT) -> bytes:
     return _with_subject(buffer.getvalue(), text)
 
 
-def flate_pdf(text: str = TEXT) -> bytes:
-    """A greyscale Flate image at 150 dpi on a page whose MediaBox starts at (100, 200)."""
+def grey_scan(pdf: pikepdf.Pdf, text: str = TEXT) -> pikepdf.Stream:
+    """A 900 x 600 greyscale Flate image of ``text`` (432 x 288 pt at 150 dpi)."""
     image = samples.draw_page(text, width=900, height=600)
-    pdf = pikepdf.new()
     stream = pikepdf.Stream(pdf, zlib.compress(image.tobytes()))
     stream.Type, stream.Subtype = pikepdf.Name.XObject, pikepdf.Name.Image
     stream.Width, stream.Height, stream.BitsPerComponent = 900, 600, 8
     stream.ColorSpace, stream.Filter = pikepdf.Name.DeviceGray, pikepdf.Name.FlateDecode
+    return stream
+
+
+def flate_pdf(text: str = TEXT) -> bytes:
+    """A greyscale Flate image at 150 dpi on a page whose MediaBox starts at (100, 200)."""
+    pdf = pikepdf.new()
+    stream = grey_scan(pdf, text)
     width_pt, height_pt = 900 * 72 / 150, 600 * 72 / 150
     content = f"q {width_pt} 0 0 {height_pt} 100 200 cm /Scan Do Q".encode()
     page = pikepdf.Dictionary(
@@ -81,6 +90,51 @@ def flate_pdf(text: str = TEXT) -> bytes:
 
 def jpeg_pdf(text: str = TEXT, *, rotate: int = 0) -> bytes:
     return _with_subject(samples.make_pdf([text], width=800, height=600), text, rotate=rotate)
+
+
+def _saved(pdf: pikepdf.Pdf, text: str) -> bytes:
+    pdf.docinfo["/Subject"] = text
+    out = io.BytesIO()
+    pdf.save(out)
+    return out.getvalue()
+
+
+def inherited_pdf(text: str = TEXT) -> bytes:
+    """A page that owns nothing but its content, two streams of it: its resources, MediaBox
+    and ``/Rotate 90`` come from the two levels of /Pages above it, as a PDF merger leaves
+    them."""
+    pdf = pikepdf.new()
+    resources = pdf.make_indirect(
+        pikepdf.Dictionary(XObject=pikepdf.Dictionary(Scan=grey_scan(pdf)))
+    )
+    halves = [pikepdf.Stream(pdf, b"q 432 0 0 288 0 0 cm"), pikepdf.Stream(pdf, b" /Scan Do Q")]
+    page = pdf.make_indirect(
+        pikepdf.Dictionary(Type=pikepdf.Name.Page, Contents=pikepdf.Array(halves))
+    )
+    middle = pdf.make_indirect(
+        pikepdf.Dictionary(Type=pikepdf.Name.Pages, Kids=[page], Count=1, Resources=resources)
+    )
+    root = pdf.Root.Pages
+    root.Kids, root.Count, root.MediaBox, root.Rotate = [middle], 1, [0, 0, 432, 288], 90
+    page.Parent, middle.Parent = middle, root
+    return _saved(pdf, text)
+
+
+def form_pdf(text: str = TEXT, *, content: bytes = b"/Fm0 Do") -> bytes:
+    """The scan drawn inside a Form XObject, as many PDF producers draw every page; with
+    ``content``, the page's own drawing around it."""
+    pdf = pikepdf.new()
+    form = pikepdf.Stream(pdf, b"q 432 0 0 288 0 0 cm /Scan Do Q")
+    form.Type, form.Subtype, form.BBox = pikepdf.Name.XObject, pikepdf.Name.Form, [0, 0, 432, 288]
+    form.Resources = pikepdf.Dictionary(XObject=pikepdf.Dictionary(Scan=grey_scan(pdf)))
+    page = pikepdf.Dictionary(
+        Type=pikepdf.Name.Page,
+        MediaBox=[0, 0, 432, 288],
+        Resources=pikepdf.Dictionary(XObject=pikepdf.Dictionary(Fm0=form)),
+        Contents=pikepdf.Stream(pdf, content),
+    )
+    pdf.pages.append(pikepdf.Page(page))
+    return _saved(pdf, text)
 
 
 def vector_pdf(text: str = TEXT) -> bytes:
@@ -130,6 +184,12 @@ INPUTS: dict[str, Callable[[], bytes]] = {
     # the text's middle line (its band of the cropped page) stays inside the crop
     "jpeg-cropbox": lambda: _changed(jpeg_pdf(), crop_box=[0, 100, 800, 500]),
     "vector-text": vector_pdf,
+    "inherited-nested-kids-contents-array-rotate-90": inherited_pdf,
+    "form-xobject": form_pdf,
+    # content that scales the page, then opens a q it never closes
+    "unbalanced-q": lambda: form_pdf(content=b"0.5 0 0 0.5 0 0 cm q 2 0 0 2 0 0 cm /Fm0 Do"),
+    # content that starts by closing a q it never opened, then moves the page down
+    "stray-q": lambda: form_pdf(content=b"Q 1 0 0 1 0 -100 cm /Fm0 Do"),
 }
 
 
@@ -382,3 +442,147 @@ def test_the_pdf_libraries_load_only_when_a_pdf_comes() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_a_pdf_pdfium_cannot_open_ends_an_image_task_with_its_reason(api: EmulatorApi) -> None:
+    # Cut in half: qpdf rebuilds what it can and reads the page, pdfium refuses the file.
+    original = jpeg_pdf()
+    damaged = original[: len(original) // 2] + b"%%EOF\n"
+    body = api.wait("RecognizePdf", api.submit("RecognizePdf", damaged, {"resultType": "ImagePNG"}))
+    assert body["taskStatus"] == "Error", body
+    [message] = body["error"]["messages"]
+    assert message.startswith("The PDF document cannot be read: page 1 cannot be rendered"), message
+
+
+def test_a_needle_thin_page_stays_within_the_pixel_limit() -> None:
+    # A page 0.03 pt high rounds up to one pixel row: the width alone must keep to the limit
+    # (it was 1.8e9 pixels wide, and rendering it wanted gigabytes).
+    pdf = pikepdf.new()
+    pdf.add_blank_page(page_size=(100, 100))
+    pdf.pages[0].MediaBox = [0, 0, 1_000_000_000, 0.03]
+    out = io.BytesIO()
+    pdf.save(out)
+    [page] = load_document(out.getvalue(), max_pixels=1_000_000).pages
+    assert page.width_px * page.height_px <= 1_000_000
+
+
+def test_sixteen_bit_greys_in_motorola_byte_order_are_embedded_as_they_look(
+    api: EmulatorApi,
+) -> None:
+    # A big-endian 16-bit TIFF (Pillow's mode I;16B): the page must not come out white where
+    # the scan is grey, as a 16-bit little-endian one does not.
+    page = samples.draw_page(TEXT)
+    words = array.array(
+        "H", page.convert("I").point(lambda value: value * 257).convert("I;16").tobytes()
+    )
+    if sys.byteorder == "little":
+        words.byteswap()
+    buffer = io.BytesIO()
+    Image.frombytes("I;16B", page.size, words.tobytes()).save(buffer, "TIFF", tiffinfo={270: TEXT})
+    tiff = buffer.getvalue()
+    assert Image.open(io.BytesIO(tiff)).mode == "I;16B"
+    [(_, output)] = api.recognize("RecognizeImage", tiff, {"resultType": "Pdf"})
+    [rendered] = render_pages(output)
+    assert ImageChops.difference(rendered, page).getextrema()[1] <= 1
+    assert_lines_in_bands(output, TEXT)
+
+
+def test_a_pdf_with_16_bit_images_declares_a_version_that_has_them(api: EmulatorApi) -> None:
+    # 16 bits per component came with PDF 1.5; a reader may refuse them in an older file.
+    page = samples.draw_page(TEXT).convert("I").point(lambda value: value * 257)
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt(samples.TEXT_KEY, TEXT)
+    buffer = io.BytesIO()
+    page.convert("I;16").save(buffer, "PNG", pnginfo=info)
+    [(_, output)] = api.recognize("RecognizeImage", buffer.getvalue(), {"resultType": "Pdf"})
+    with pikepdf.open(io.BytesIO(output)) as pdf:
+        [image] = pdf.pages[0].get_images().values()
+        assert image.BitsPerComponent == 16
+        assert tuple(int(part) for part in pdf.pdf_version.split(".")) >= (1, 5)
+
+
+def test_a_pdf_1_1_input_is_raised_to_the_version_of_its_text_layers_font(
+    api: EmulatorApi,
+) -> None:
+    with pikepdf.open(io.BytesIO(jpeg_pdf())) as pdf:
+        out = io.BytesIO()
+        pdf.save(out, force_version="1.1")
+    [(_, output)] = api.recognize("RecognizePdf", out.getvalue(), {"resultType": "Pdf"})
+    assert output.startswith(b"%PDF-1.2")  # Type0 fonts came with PDF 1.2
+
+
+def test_a_page_with_a_user_unit_gets_its_scans_pixels() -> None:
+    # /UserUnit 10: the 43.2 x 28.8 unit page is 60 x 40 inches, its 900 x 600 scan 15 dpi.
+    # The grid's limits are physical; in units the scan would count as 1500 dpi and be cut
+    # to 600.
+    with pikepdf.open(io.BytesIO(flate_pdf())) as pdf:
+        page = pdf.pages[0]
+        page.MediaBox = [0, 0, 43.2, 28.8]
+        page.UserUnit = 10
+        page.Contents = pikepdf.Stream(pdf, b"q 43.2 0 0 28.8 0 0 cm /Scan Do Q")
+        out = io.BytesIO()
+        pdf.save(out)
+    [page] = load_document(out.getvalue(), max_pixels=LIMIT).pages
+    assert (page.width_px, page.height_px) == (900, 600)
+    image = page.pixels()
+    assert image is not None
+    assert ink_fraction(image) > 0.005
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_a_jpeg_turned_by_exif_is_shown_upright_as_the_bytes_that_came(
+    api: EmulatorApi, orientation: int
+) -> None:
+    # A phone or scanner stores the pixels as the sensor saw them and says in EXIF how to
+    # turn them: viewers show the page upright, and so does the local engine, which reads it
+    # upright. The PDF page must show it upright too, with the lines on it, from the same bytes.
+    upright = samples.draw_page(TEXT, width=600, height=800).convert("RGB")
+    stored_as = {3: Image.Transpose.ROTATE_180, 6: Image.Transpose.ROTATE_90}
+    stored = upright.transpose(stored_as.get(orientation, Image.Transpose.ROTATE_270))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buffer = io.BytesIO()
+    stored.save(buffer, "JPEG", quality=90, exif=exif, comment=TEXT.encode())
+    jpeg = buffer.getvalue()
+    [(_, output)] = api.recognize("RecognizeImage", jpeg, {"resultType": "Pdf"})
+    with pikepdf.open(io.BytesIO(output)) as pdf:
+        [image] = pdf.pages[0].get_images().values()
+        assert image.read_raw_bytes() == jpeg
+    [rendered] = render_pages(output)
+    decoded = ImageOps.exif_transpose(Image.open(io.BytesIO(jpeg))).convert("L")
+    assert rendered.size == decoded.size == (600, 800)
+    assert ImageChops.difference(rendered, decoded).getextrema()[1] <= 2
+    assert_lines_in_bands(output, TEXT)
+
+
+def test_a_jpeg_with_a_damaged_exif_block_is_still_turned_upright(api: EmulatorApi) -> None:
+    # The Make tag renumbered to SamplesPerPixel with its text still in it: Pillow can read
+    # the orientation but not write the block back (exif_transpose raised struct.error).
+    upright = samples.draw_page(TEXT, width=600, height=800).convert("RGB")
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif[0x010F] = "Maker"
+    buffer = io.BytesIO()
+    upright.transpose(Image.Transpose.ROTATE_90).save(
+        buffer, "JPEG", quality=90, exif=exif, comment=TEXT.encode()
+    )
+    # Pillow writes EXIF big-endian: tag 0x010F, type 2 (ASCII) becomes tag 0x0115.
+    jpeg = buffer.getvalue().replace(b"\x01\x0f\x00\x02", b"\x01\x15\x00\x02", 1)
+    assert jpeg != buffer.getvalue()
+    [(_, output)] = api.recognize("RecognizeImage", jpeg, {"resultType": "Pdf"})
+    [rendered] = render_pages(output)
+    assert rendered.size == (600, 800)
+    assert_lines_in_bands(output, TEXT)
+
+
+@pytest.mark.parametrize("orientation", [5, 8])  # transposed, turned: rows become columns
+def test_a_page_stood_up_by_exif_takes_its_width_from_the_stored_columns(
+    orientation: int,
+) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buffer = io.BytesIO()
+    Image.new("L", (400, 300), 255).save(buffer, "JPEG", exif=exif, dpi=(100, 200))
+    [page] = load_document(buffer.getvalue(), max_pixels=LIMIT).pages
+    assert (page.width_px, page.height_px) == (300, 400)
+    assert page.width_px * page.points_per_px == pytest.approx(300 * 72 / 200)  # 1.5 inches

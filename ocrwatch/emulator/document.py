@@ -6,6 +6,9 @@ format, a multi-page TIFF (the service takes single-page TIFF only), more pixels
 limit. Pillow's decompression-bomb check is kept from surfacing as a warning; the emulator's
 own ``max_pixels`` (capped by Pillow's hard limit) decides instead.
 
+An image's page is the image as shown: turned (or mirrored) as its EXIF orientation says, as
+viewers and the local engine take it, so every coordinate is on the upright page.
+
 The ground truth for the fixture recognizer is read from the metadata here too: PNG text chunk
 ``ocr-text``, JPEG or GIF comment, TIFF ImageDescription, PDF Info ``/Subject``.
 """
@@ -36,6 +39,20 @@ _SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"MM\x00*", "TIFF"),
     (b"BM", "BMP"),
 )
+_EXIF_ORIENTATION = 0x0112
+# EXIF orientation -> how to show the stored pixels upright, and the clockwise turn that is
+# (orientations 2, 4, 5 and 7 mirror).
+_EXIF_TRANSPOSE: dict[int, Image.Transpose | None] = {
+    1: None,
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,  # Pillow names the counter-clockwise angle
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_EXIF_TURNS = {1: 0, 3: 180, 6: 90, 8: 270}
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error)
 # warnings.catch_warnings changes process-wide state; one opener at a time keeps it consistent.
 _PILLOW_WARNINGS_LOCK = threading.Lock()
@@ -49,7 +66,10 @@ class DocumentError(Exception):
 class Page:
     """One page as shown. Coordinates are pixels of a ``width_px`` x ``height_px`` grid.
 
-    An image's page holds its pixels; a PDF's page holds ``pdf`` instead, the page of the
+    An image's page holds its pixels, turned upright as its EXIF orientation says (viewers
+    and the local engine show it so); ``source_turn`` is how far ``image`` is turned clockwise
+    from the file's own pixels, or None when it is not merely turned (mirrored, cut), so a PDF
+    can show the file's bytes turned. A PDF's page holds ``pdf`` instead, the page of the
     submitted PDF, rendered on that grid only when ``pixels()`` is called.
     """
 
@@ -58,6 +78,7 @@ class Page:
     points_per_px: float  # the page's physical scale, for PDF output
     image: Image.Image | None
     pdf: PdfPageRef | None = None
+    source_turn: int | None = None
 
     def pixels(self) -> Image.Image | None:
         """The page's pixels; a PDF page is rendered (with pdfium) on each call."""
@@ -136,14 +157,33 @@ def _open_image(data: bytes, *, kind: str, max_pixels: int) -> Image.Image:
     return image
 
 
+def _orientation(image: Image.Image) -> int:
+    try:
+        value = image.getexif().get(_EXIF_ORIENTATION, 1)
+    except (*_DECODE_ERRORS, TypeError):  # a damaged EXIF block: the pixels as stored
+        return 1
+    return value if isinstance(value, int) and value in _EXIF_TRANSPOSE else 1
+
+
 def _image_page(image: Image.Image) -> Page:
+    orientation = _orientation(image)
+    turn = _EXIF_TURNS.get(orientation)
+    # Turned here rather than by ImageOps.exif_transpose, which also rewrites the EXIF block
+    # and fails on a damaged one.
+    method = _EXIF_TRANSPOSE[orientation]
+    upright = image if method is None else image.transpose(method)
     dpi = image.info.get("dpi")
-    horizontal_dpi = float(dpi[0]) if isinstance(dpi, tuple) and dpi and dpi[0] else 72.0
+    horizontal_dpi = 72.0
+    if isinstance(dpi, tuple) and len(dpi) == 2:
+        # Orientations 5 to 8 stand the stored rows up: the page's rows are its columns.
+        across = dpi[1] if orientation >= 5 else dpi[0]
+        horizontal_dpi = float(across) if across else 72.0
     return Page(
-        width_px=image.width,
-        height_px=image.height,
+        width_px=upright.width,
+        height_px=upright.height,
         points_per_px=72.0 / horizontal_dpi if horizontal_dpi > 1 else 1.0,
-        image=image,
+        image=upright,
+        source_turn=turn,
     )
 
 
@@ -208,6 +248,9 @@ def rotate_document(document: Document, degrees: int) -> Document:
                 height_px=page.width_px if swapped else page.height_px,
                 image=None if page.image is None else page.image.transpose(transpose),
                 pdf=None if page.pdf is None else page.pdf.turned(quarter_turns * 90),
+                source_turn=None
+                if page.source_turn is None
+                else (page.source_turn + quarter_turns * 90) % 360,
             )
         )
     return replace(document, pages=tuple(pages))

@@ -60,7 +60,7 @@ def _hhea() -> bytes:
         ADVANCE,  # widest advance
         0,  # min left side bearing
         0,  # min right side bearing
-        0,  # max extent
+        ADVANCE,  # max extent: the blank glyph's bounds span its advance
         1,  # caret slope rise: upright
         0,  # caret slope run
         0,  # caret offset

@@ -1,12 +1,13 @@
 """Embed a page image in a PDF without loss: a JPEG as it came, anything else as Flate.
 
-A JPEG that is still the submitted file (not turned or cut since it was decoded) goes in as
-its own bytes with DCTDecode, so the PDF shows exactly the pixels that were recognised and is
-no bigger than the JPEG. Every other image is compressed losslessly: Pillow's PNG encoder
-filters and deflates the rows, and its IDAT stream is a valid FlateDecode stream with PNG
-predictors (``/Predictor 15``), so a PNG-sized image becomes a PNG-sized PDF image. 1-bit
-images stay at 1 bit per pixel, 16-bit greys at 16 bits; transparency is laid on white as it
-would be printed; palettes become grey or RGB; CMYK is deflated as it is.
+A JPEG whose page is the submitted file's pixels, at most turned (by its EXIF orientation or
+the task's ``Rotate``), goes in as its own bytes with DCTDecode, to be drawn turned, so the
+PDF shows exactly the pixels that were recognised and is no bigger than the JPEG. Every other
+image is compressed losslessly: Pillow's PNG encoder filters and deflates the rows, and its
+IDAT stream is a valid FlateDecode stream with PNG predictors (``/Predictor 15``), so a
+PNG-sized image becomes a PNG-sized PDF image. 1-bit images stay at 1 bit per pixel, 16-bit
+greys (either byte order) at 16 bits; transparency is laid on white as it would be printed;
+palettes become grey or RGB; CMYK is deflated as it is.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import zlib
 import pikepdf
 from PIL import Image
 
-from ocrwatch.emulator.document import Document
+from ocrwatch.emulator.document import Document, Page
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Mode Pillow writes as PNG -> (PDF colour space, colours per pixel).
@@ -75,6 +76,10 @@ def _flat(image: Image.Image) -> Image.Image:
     palette of greys as grey (a scanner's GIF is as small in the PDF as it came)."""
     if image.mode in ("1", "L", "RGB", "I;16", "CMYK"):
         return image
+    if image.mode in ("I;16B", "I;16L", "I;16N"):
+        # Pillow's direct conversions of 16-bit greys clip at 255; through 32-bit integers
+        # they keep all 16 bits, in the byte order PNG (and so the PDF) wants.
+        return image.convert("I").convert("I;16")
     target = "L" if _is_grey(image) else "RGB"
     if image.mode in ("LA", "RGBA", "PA") or "transparency" in image.info:
         rgba = image.convert("RGBA")
@@ -83,10 +88,17 @@ def _flat(image: Image.Image) -> Image.Image:
     return image.convert(target)
 
 
-def image_stream(pdf: pikepdf.Pdf, document: Document, image: Image.Image) -> pikepdf.Stream:
+def image_stream(pdf: pikepdf.Pdf, document: Document, page: Page) -> tuple[pikepdf.Stream, int]:
+    """The page's image as an image XObject, and how far to turn it clockwise to show it."""
+    image = page.image
+    if image is None:
+        raise ValueError("a page without an image")
+    is_jpeg_as_sent = document.format == "JPEG" and page.source_turn is not None
+    turn = page.source_turn if is_jpeg_as_sent and page.source_turn is not None else 0
+    width, height = (image.height, image.width) if turn % 180 else (image.width, image.height)
     entries: dict[str, object] = {"Type": pikepdf.Name.XObject, "Subtype": pikepdf.Name.Image}
-    entries |= {"Width": image.width, "Height": image.height, "BitsPerComponent": 8}
-    if document.format == "JPEG" and image.format == "JPEG":  # untouched since it was decoded
+    entries |= {"Width": width, "Height": height, "BitsPerComponent": 8}
+    if is_jpeg_as_sent:  # the file's pixels, at most turned: the bytes that came, turned
         stream = pikepdf.Stream(pdf, document.data)
         stream.Filter = pikepdf.Name.DCTDecode
         spaces = {"L": "/DeviceGray", "CMYK": "/DeviceCMYK"}
@@ -109,4 +121,4 @@ def image_stream(pdf: pikepdf.Pdf, document: Document, image: Image.Image) -> pi
             )
     for key, value in entries.items():
         stream[f"/{key}"] = value
-    return stream
+    return stream, turn

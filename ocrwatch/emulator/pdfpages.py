@@ -7,8 +7,9 @@ when something needs its pixels. Nothing is decoded at load time: a hundred-page
 no memory until a page is rendered, and the embedded engine renders pages itself.
 
 Each page gets a pixel grid: the resolution of its largest image shaped like the page (so a
-scanned page has its scan's pixels), 150 dpi for pages without one, and less where the page
-would pass the pixel limit. pdfium is not thread-safe and the emulator's slots are threads:
+scanned page has its scan's pixels), 150 dpi for pages without one, never under 72 or over
+600 dpi (physical: a ``/UserUnit`` counts), and less where the page would pass the pixel
+limit. pdfium is not thread-safe and the emulator's slots are threads:
 every call into it holds ``_PDFIUM_LOCK``. Encrypted PDFs are refused, as the service's
 clients must send them decrypted; qpdf repairs what damage it can, and anything else is a
 ``PdfError``.
@@ -21,6 +22,7 @@ import math
 import re
 import threading
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 
 import pikepdf
 from PIL import Image
@@ -72,7 +74,9 @@ class PdfInfo:
     subject: str | None
 
 
-def _inherited(page: pikepdf.Dictionary, key: str) -> object:
+def inherited(page: pikepdf.Dictionary, key: str) -> object:
+    """The page's ``key``, or the nearest one up its page tree (``/Resources``, the boxes and
+    ``/Rotate`` are inherited); None if no node has it."""
     node: object = page
     for _ in range(_MAX_TREE_DEPTH):
         if not isinstance(node, pikepdf.Dictionary):
@@ -95,8 +99,8 @@ def _rectangle(value: object) -> tuple[float, float, float, float] | None:
 
 
 def _visible_box(page: pikepdf.Dictionary) -> tuple[float, float, float, float]:
-    media = _rectangle(_inherited(page, "/MediaBox")) or _LETTER_BOX
-    crop = _rectangle(_inherited(page, "/CropBox"))
+    media = _rectangle(inherited(page, "/MediaBox")) or _LETTER_BOX
+    crop = _rectangle(inherited(page, "/CropBox"))
     if crop is None:
         return media
     clipped = (max(media[0], crop[0]), max(media[1], crop[1]))
@@ -107,7 +111,7 @@ def _visible_box(page: pikepdf.Dictionary) -> tuple[float, float, float, float]:
 
 
 def _rotation(page: pikepdf.Dictionary) -> int:
-    value = _inherited(page, "/Rotate")
+    value = inherited(page, "/Rotate")
     try:
         degrees = int(value) if isinstance(value, int | pikepdf.Object) else 0
     except (TypeError, ValueError):
@@ -115,32 +119,49 @@ def _rotation(page: pikepdf.Dictionary) -> int:
     return degrees % 360 if degrees % 90 == 0 else 0
 
 
-def _px_per_pt(page: pikepdf.Page, box: tuple[float, float, float, float]) -> float:
-    """The resolution of the page's scan (its largest image shaped like the page), or the
-    default for pages without one: a logo on a page of vector text does not set the grid."""
-    best_area, best = 0, _DEFAULT_PX_PER_PT
-    width_pt, height_pt = box[2] - box[0], box[3] - box[1]
+def _user_unit(page: pikepdf.Dictionary) -> float:
+    """How many points one unit of the page's user space is (``/UserUnit``, PDF 1.6)."""
+    value = page.get("/UserUnit")
+    try:
+        unit = float(value) if isinstance(value, int | float | Decimal) else 1.0
+    except (TypeError, ValueError):
+        return 1.0
+    return unit if math.isfinite(unit) and unit > 0 else 1.0
+
+
+def _px_per_unit(page: pikepdf.Page, box: tuple[float, float, float, float]) -> float:
+    """Pixels per unit of user space: the resolution of the page's scan (its largest image
+    shaped like the page), or the default for pages without one (a logo on a page of vector
+    text does not set the grid). The limits are physical, so a ``/UserUnit`` scales them."""
+    points = _user_unit(page.obj)
+    best_area, best = 0, _DEFAULT_PX_PER_PT * points
+    width_units, height_units = box[2] - box[0], box[3] - box[1]
     for image in page.get_images().values():
         # pikepdf hands integers back as int, though its stubs say Object.
         width: object = image.get("/Width")
         height: object = image.get("/Height")
         if not isinstance(width, int) or not isinstance(height, int) or width < 1 or height < 1:
             continue
-        if abs((width / height) / (width_pt / height_pt) - 1) > _SCAN_SHAPE_TOLERANCE:
+        if abs((width / height) / (width_units / height_units) - 1) > _SCAN_SHAPE_TOLERANCE:
             continue
         if width * height > best_area:
             best_area = width * height
-            best = max(width / width_pt, height / height_pt)
-    return min(max(best, _MIN_PX_PER_PT), _MAX_PX_PER_PT)
+            best = max(width / width_units, height / height_units)
+    return min(max(best, _MIN_PX_PER_PT * points), _MAX_PX_PER_PT * points)
 
 
-def _pixel_size(ref: PdfPageRef, px_per_pt: float, *, max_pixels: int) -> tuple[int, int]:
-    width_pt, height_pt = ref.shown_size_pt
-    if width_pt * height_pt * px_per_pt**2 > max_pixels:
-        px_per_pt = math.sqrt(max_pixels / (width_pt * height_pt))
-    width, height = max(round(width_pt * px_per_pt), 1), max(round(height_pt * px_per_pt), 1)
-    while width * height > max_pixels and width > 1 and height > 1:  # rounding went over
-        width, height = width - 1, height - 1
+def _pixel_size(ref: PdfPageRef, px_per_unit: float, *, max_pixels: int) -> tuple[int, int]:
+    width_units, height_units = ref.shown_size_pt
+    if width_units * height_units * px_per_unit**2 > max_pixels:
+        px_per_unit = math.sqrt(max_pixels / (width_units * height_units))
+    width = max(round(width_units * px_per_unit), 1)
+    height = max(round(height_units * px_per_unit), 1)
+    # Rounding up, or a side held at one pixel, can pass the limit: the longer side gives way.
+    if width * height > max_pixels:
+        if width >= height:
+            width = max(max_pixels // height, 1)
+        else:
+            height = max(max_pixels // width, 1)
     return width, height
 
 
@@ -166,7 +187,7 @@ def read_pdf(data: bytes, *, max_pixels: int) -> PdfInfo:
                 box = _visible_box(page.obj)
                 rotation = _rotation(page.obj)
                 ref = PdfPageRef(index, box, rotation, rotation, data)
-                width, height = _pixel_size(ref, _px_per_pt(page, box), max_pixels=max_pixels)
+                width, height = _pixel_size(ref, _px_per_unit(page, box), max_pixels=max_pixels)
                 pages.append(PdfPage(ref=ref, width_px=width, height_px=height))
         except (pikepdf.PdfError, RuntimeError) as exc:
             raise PdfError(_message(exc)) from exc
@@ -189,7 +210,11 @@ def render_page(ref: PdfPageRef, *, width_px: int, height_px: int) -> Image.Imag
     width_pt, _ = ref.shown_size_pt
     extra_turn = (ref.rotation - ref.own_rotation) % 360
     with _PDFIUM_LOCK:
-        document = pdfium.PdfDocument(ref.data)
+        try:
+            # qpdf repairs files pdfium refuses, so even opening can fail here.
+            document = pdfium.PdfDocument(ref.data)
+        except pdfium.PdfiumError as exc:
+            raise PdfError(f"page {ref.index + 1} cannot be rendered: {exc}") from exc
         try:
             page = document[ref.index]
             try:
@@ -198,7 +223,11 @@ def render_page(ref: PdfPageRef, *, width_px: int, height_px: int) -> Image.Imag
                     rotation=extra_turn,
                     fill_color=(255, 255, 255, 255),
                 )
-                image: Image.Image = bitmap.to_pil().convert("RGB")
+                try:
+                    image: Image.Image = bitmap.to_pil().convert("RGB")
+                finally:
+                    # Freed here, under the lock, not by a finalizer on some other thread.
+                    bitmap.close()
             finally:
                 page.close()
         except pdfium.PdfiumError as exc:

@@ -2,7 +2,8 @@
 
 A PDF input keeps its pages: their content streams, images, annotations and boxes are not
 touched. The page's content is wrapped in ``q``/``Q`` (so a transformation it leaves behind
-cannot move the text) and followed by the text layer; only the page's ``/Resources`` gain a
+cannot move the text; as many more as its own ``q``/``Q`` fail to pair) and followed by the
+text layer; only the page's ``/Resources`` gain a
 font, under a name the page does not use yet. If the task turned the pages (``Rotate``), the
 page's ``/Rotate`` says so, and the text is placed on the page as it is then shown.
 
@@ -27,11 +28,14 @@ import pikepdf
 from ocrwatch.emulator.document import Document, DocumentError, Page
 from ocrwatch.emulator.glyphless import ADVANCE, ASCENT, DESCENT, FAMILY, glyphless_font
 from ocrwatch.emulator.pdfimages import flate_stream, image_stream
+from ocrwatch.emulator.pdfpages import inherited
 from ocrwatch.emulator.recognizer import PageText
 
 _ADVANCE_EM = ADVANCE / 1000
 _DESCENT_EM = -DESCENT / 1000
 Box4 = tuple[float, float, float, float]
+_TYPE0_FONT_VERSION = "1.2"
+_IMAGE_PAGES_VERSION = "1.5"  # images may have 16 bits per component
 
 
 def _units(text: str) -> list[int]:
@@ -124,6 +128,18 @@ def _placement(u: float, v: float, *, box: Box4, rotation: int) -> tuple[float, 
     return (1, 0, 0, 1, x0 + u, y1 - v)
 
 
+def _image_matrix(turn: int, width_pt: float, height_pt: float) -> tuple[float, ...]:
+    """The ``cm`` that fills the page with an image turned clockwise by ``turn`` degrees
+    (an image fills the unit square, its first row at the top)."""
+    if turn == 90:
+        return (0, -height_pt, width_pt, 0, 0, height_pt)
+    if turn == 180:
+        return (-width_pt, 0, 0, -height_pt, width_pt, height_pt)
+    if turn == 270:
+        return (0, height_pt, -width_pt, 0, width_pt, 0)
+    return (width_pt, 0, 0, height_pt, 0, 0)
+
+
 def _text_layer(text: PageText, page: Page, *, box: Box4, rotation: int, font: str) -> bytes:
     x0, y0, x1, y1 = box
     shown_width, shown_height = (y1 - y0, x1 - x0) if rotation % 180 else (x1 - x0, y1 - y0)
@@ -150,15 +166,7 @@ def _text_layer(text: PageText, page: Page, *, box: Box4, rotation: int, font: s
 
 def _add_font_resource(page: pikepdf.Page, font: pikepdf.Object) -> str:
     """Give the page its own /Resources (keeping inherited ones) with the font under a new name."""
-    node: object = page.obj
-    resources: object = None
-    for _ in range(64):  # /Resources may be inherited from the page tree
-        if not isinstance(node, pikepdf.Dictionary):
-            break
-        if "/Resources" in node:
-            resources = node["/Resources"]
-            break
-        node = node.get("/Parent")
+    resources = inherited(page.obj, "/Resources")
     own = pikepdf.Dictionary(
         dict(resources.items()) if isinstance(resources, pikepdf.Dictionary) else {}
     )
@@ -176,6 +184,24 @@ def _add_font_resource(page: pikepdf.Page, font: pikepdf.Object) -> str:
     return name
 
 
+def _unbalanced(page: pikepdf.Page) -> tuple[int, int]:
+    """How many ``Q`` the page's content has with no ``q`` open, and how many ``q`` it leaves
+    open: a text layer after ``Q`` must still be drawn in the page's default user space."""
+    try:
+        operators = [str(step.operator) for step in pikepdf.parse_content_stream(page, "q Q")]
+    except pikepdf.PdfError:
+        return 0, 0  # content qpdf cannot parse: readers show what they can, and so do we
+    stray = depth = 0
+    for operator in operators:
+        if operator == "q":
+            depth += 1
+        elif depth:
+            depth -= 1
+        else:
+            stray += 1
+    return stray, depth
+
+
 def _onto_pdf_pages(document: Document, pages: Sequence[tuple[Page, PageText]]) -> pikepdf.Pdf:
     pdf = pikepdf.open(io.BytesIO(document.data))
     font = _font(pdf, pages)
@@ -187,9 +213,10 @@ def _onto_pdf_pages(document: Document, pages: Sequence[tuple[Page, PageText]]) 
         if ref.rotation != ref.own_rotation:
             target.obj.Rotate = ref.rotation
         name = _add_font_resource(target, font)
-        target.contents_add(b"q\n", prepend=True)
+        stray, unclosed = _unbalanced(target)
+        target.contents_add(b"q\n" * (stray + 1), prepend=True)
         layer = _text_layer(text, page, box=ref.box, rotation=ref.rotation, font=name)
-        target.contents_add(b"\nQ\n" + layer)
+        target.contents_add(b"\n" + b"Q\n" * (unclosed + 1) + layer)
     # A result of some of the pages (a service answering one PDF per page) holds only those.
     wanted = {page.pdf.index for page, _ in pages if page.pdf is not None}
     for index in reversed(range(len(pdf.pages))):
@@ -208,9 +235,10 @@ def _onto_new_pages(document: Document, pages: Sequence[tuple[Page, PageText]]) 
         resources = pikepdf.Dictionary(Font=pikepdf.Dictionary(OcrText0=font))
         drawing = b""
         if page.image is not None:
-            image = image_stream(pdf, document, page.image)
+            image, turn = image_stream(pdf, document, page)
             resources.XObject = pikepdf.Dictionary(Scan=image)
-            drawing = f"q {width_pt:.3f} 0 0 {height_pt:.3f} 0 0 cm /Scan Do Q\n".encode()
+            matrix = " ".join(f"{v:.3f}" for v in _image_matrix(turn, width_pt, height_pt))
+            drawing = f"q {matrix} cm /Scan Do Q\n".encode()
         layer = _text_layer(text, page, box=box, rotation=0, font="/OcrText0")
         pdf.pages.append(
             pikepdf.Page(
@@ -229,11 +257,13 @@ def _onto_new_pages(document: Document, pages: Sequence[tuple[Page, PageText]]) 
 def write_searchable_pdf(document: Document, pages: Sequence[tuple[Page, PageText]]) -> bytes:
     """One PDF page per (page, text): the PDF's own pages, or each image, under its text."""
     is_pdf = document.format == "PDF" and all(page.pdf is not None for page, _ in pages)
+    # What the file uses came with: Type0 fonts PDF 1.2, 16-bit images PDF 1.5.
+    min_version = _TYPE0_FONT_VERSION if is_pdf else _IMAGE_PAGES_VERSION
     try:
         pdf = _onto_pdf_pages(document, pages) if is_pdf else _onto_new_pages(document, pages)
         with pdf:
             out = io.BytesIO()
-            pdf.save(out, deterministic_id=True)
+            pdf.save(out, deterministic_id=True, min_version=min_version)
             return out.getvalue()
     except pikepdf.PdfError as exc:
         raise DocumentError(f"The searchable PDF cannot be written: {exc}") from exc
