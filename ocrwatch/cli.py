@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import signal
 import sys
 import time
@@ -29,7 +30,7 @@ from ocrwatch.progress import Progress, ProgressView
 from ocrwatch.requeue import failed_files, requeue
 from ocrwatch.service import Service
 from ocrwatch.store import Store
-from ocrwatch.systemd import SystemdNotifier
+from ocrwatch.systemd import SystemdNotifier, journal_writer, request_reload
 
 Handler = Callable[[argparse.Namespace], int]
 DEFAULT_CONFIG = Path("config.yaml")
@@ -92,6 +93,17 @@ def build_parser() -> argparse.ArgumentParser:
     why.add_argument("path", type=Path, help="a file in an inbox (or in an error folder)")
     why.add_argument("--json", action="store_true", help="machine-readable output")
 
+    reload = commands.add_parser(
+        "reload",
+        help="ExecReload= of the systemd unit: SIGHUP the daemon, exit 1 if it refuses the config",
+        description="Send SIGHUP to the daemon (--pid, default $MAINPID) and wait until it has "
+        "taken or refused its configuration; exit 0 if taken, 1 if refused. Needs the unit's "
+        "RuntimeDirectory=, where the daemon writes each reload's outcome.",
+    )
+    reload.add_argument("--pid", type=int, help="the daemon's process id (default $MAINPID)")
+    reload.add_argument("--timeout", type=float, default=60.0, help="seconds to wait (60)")
+    reload.set_defaults(handler=_reload)
+
     serve = commands.add_parser(
         "serve",
         help="run the local Aspose.OCR Cloud v5 compatible server",
@@ -105,6 +117,26 @@ def build_parser() -> argparse.ArgumentParser:
 # ------------------------------------------------------------------------------ commands
 
 
+def _reload(args: argparse.Namespace) -> int:
+    pid = args.pid or int(os.environ.get("MAINPID", "0") or 0)
+    runtime = os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
+    if pid <= 0 or not runtime:
+        print("ocrwatch reload: needs $MAINPID and $RUNTIME_DIRECTORY (run it as ExecReload=)",
+              file=sys.stderr)  # fmt: skip
+        return int(ExitCode.USAGE)
+    try:
+        outcome = request_reload(pid, Path(runtime), timeout_seconds=args.timeout)
+    except (OSError, TimeoutError) as exc:
+        print(f"ocrwatch reload: {exc}", file=sys.stderr)
+        return 1
+    if not outcome.ok:
+        print("ocrwatch reload: the configuration was refused; the previous one stays in force:\n  "
+              + "\n  ".join(outcome.problems), file=sys.stderr)  # fmt: skip
+        return 1
+    print("ocrwatch reload: configuration taken")
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     return int(emulator_cli.run(args, out=sys.stdout))
 
@@ -113,7 +145,8 @@ def _load(args: argparse.Namespace, *, quiet: bool = False) -> Config:
     """Load the config and set up logging; ``quiet``: warnings and errors only, unless asked."""
     config = load_config(args.config)
     level = args.log_level or ("warning" if quiet else config.log_level)
-    logsetup.configure(level, logsetup.log_format(args.log_format or config.log_format))
+    fmt = logsetup.log_format(args.log_format or config.log_format)
+    logsetup.configure(level, fmt, journal_send=journal_writer())
     return config
 
 
@@ -370,7 +403,8 @@ def _retry(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logsetup.configure(args.log_level or "info", logsetup.log_format(args.log_format or "auto"))
+    fmt = logsetup.log_format(args.log_format or "auto")
+    logsetup.configure(args.log_level or "info", fmt, journal_send=journal_writer())
     handler: Handler = args.handler
     try:
         return handler(args)

@@ -9,6 +9,7 @@ read back the exact datagrams; the end-to-end test runs the real daemon as a sub
 
 from __future__ import annotations
 
+import fcntl
 import os
 import platform
 import re
@@ -31,7 +32,12 @@ from ocrwatch.emulator.samples import make_png
 from ocrwatch.engine import missing_modules
 from ocrwatch.service import SHUTDOWN_GRACE_SECONDS
 from ocrwatch.store import Store
-from ocrwatch.systemd import SystemdNotifier, notify_address, watchdog_interval_seconds
+from ocrwatch.systemd import (
+    SystemdNotifier,
+    journal_writer,
+    notify_address,
+    watchdog_interval_seconds,
+)
 from ocrwatch.watcher import filesystem_type
 
 REPO = Path(__file__).resolve().parent.parent
@@ -572,7 +578,9 @@ def test_daemon_is_ready_only_after_start_up_then_reports_and_stops(
         )
     try:
         before_ready = wait_for_datagram(sock, lambda m: m == "READY=1", process, log)
-        assert before_ready == [], "nothing is reported before start-up is complete"
+        # Nothing but the first STATUS line before start-up is complete: `systemctl status`
+        # has a line to show from the moment the unit is active.
+        assert before_ready == ["STATUS=watching 1 inbox; 1 waiting, 0 in flight, 0 done, 0 failed"]
         # Start-up reconciled the inbox with the store before READY=1 ...
         with Store.open(tmp_path / "state" / "state.db", readonly=True) as store:
             assert store.history(inbox / "before.png")
@@ -580,7 +588,7 @@ def test_daemon_is_ready_only_after_start_up_then_reports_and_stops(
         (inbox / "after.png").write_bytes(make_png("dropped after ready"))
         until_done = wait_for_datagram(sock, lambda m: "2 done, 0 failed" in m, process, log)
         assert "WATCHDOG=1" in until_done
-        assert any(m.startswith("STATUS=watching 1 inboxes; ") for m in until_done)
+        assert any(m.startswith("STATUS=watching 1 inbox; ") for m in until_done)
         assert (inbox / "before.png.txt").read_text() == "there before the start"
         assert (inbox / "after.png.txt").read_text() == "dropped after ready"
 
@@ -591,3 +599,110 @@ def test_daemon_is_ready_only_after_start_up_then_reports_and_stops(
         if process.poll() is None:
             process.kill()
             process.wait(timeout=30)
+
+
+def test_reload_is_announced_and_a_refused_config_fails_ocrwatch_reload(
+    tmp_path: Path, emulator: Emulator, path_listener: Listener
+) -> None:
+    # What ExecReload= runs: `ocrwatch reload` must exit 1 when the daemon keeps its old
+    # config, so that `systemctl reload` fails visibly; systemd >= 253 also hears
+    # RELOADING=1 with MONOTONIC_USEC, then READY=1.
+    sock, address = path_listener
+    config = write_config(tmp_path, emulator.base_url, rescan_interval_seconds=3600)
+    good = config.read_text()
+    runtime = tmp_path / "run"
+    runtime.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in {"WATCHDOG_PID", "JOURNAL_STREAM"}}
+    env.update(NOTIFY_SOCKET=address, RUNTIME_DIRECTORY=str(runtime))
+    log = tmp_path / "daemon.log"
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ocrwatch", "--log-format", "json", "run", "-c", str(config)],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    reload_env = {k: v for k, v in env.items() if k != "NOTIFY_SOCKET"}
+    reload_env["MAINPID"] = str(process.pid)
+
+    def reload() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "ocrwatch", "reload", "--timeout", "30"],
+            env=reload_env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+
+    try:
+        wait_for_datagram(sock, lambda m: m == "READY=1", process, log)
+        config.write_text(good.replace("scans", "scans", 1) + "rescan_interval_seconds: -5\n")
+        refused = reload()
+        assert refused.returncode == 1, refused
+        assert "refused" in refused.stderr
+        assert "rescan_interval_seconds" in refused.stderr
+        before = wait_for_datagram(sock, lambda m: m == "READY=1", process, log)
+        assert re.fullmatch(r"RELOADING=1\nMONOTONIC_USEC=\d+", before[-2])
+        usec = int(before[-2].rsplit("=", 1)[1])
+        assert 0 < usec <= time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        assert before[-1] == "STATUS=configuration reload refused; running on the previous one"
+
+        config.write_text(good)
+        taken = reload()
+        assert taken.returncode == 0, taken
+        before = wait_for_datagram(sock, lambda m: m == "READY=1", process, log)
+        assert before[-1].startswith("RELOADING=1\n")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=SHUTDOWN_GRACE_SECONDS + 10)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=30)
+
+
+def test_ocrwatch_reload_outside_a_unit_says_what_it_needs() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in {"MAINPID", "RUNTIME_DIRECTORY"}}
+    result = subprocess.run(
+        [sys.executable, "-m", "ocrwatch", "reload"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "ExecReload=" in result.stderr
+
+
+def test_a_large_journal_entry_goes_in_a_sealed_memfd(tmp_path: Path) -> None:
+    # Past the socket's datagram limit (its send buffer, at most net.core.wmem_max), journald
+    # takes an entry only as a sealed memfd passed over the socket, as sd_journal_sendv does.
+    address = tmp_path / "journal.socket"
+    wmem_max = int(Path("/proc/sys/net/core/wmem_max").read_text())
+    big = "page text " * (wmem_max // 5)  # twice the largest datagram
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as journald:
+        journald.bind(str(address))
+        writer = journal_writer(address)
+        assert writer is not None
+        try:
+            writer.send({"MESSAGE": "text_extracted", "TEXT": big, "TRACE": "a\nb"})
+        finally:
+            writer.close()
+        data, ancillary, _, _ = journald.recvmsg(4096, socket.CMSG_SPACE(4))
+    assert data == b""
+    ((level, kind, payload),) = ancillary
+    assert (level, kind) == (socket.SOL_SOCKET, socket.SCM_RIGHTS)
+    fd = int.from_bytes(payload[:4], sys.byteorder)
+    try:
+        seals = fcntl.fcntl(fd, fcntl.F_GET_SEALS)
+        for seal in (fcntl.F_SEAL_SHRINK, fcntl.F_SEAL_GROW, fcntl.F_SEAL_WRITE):
+            assert seals & seal
+        entry = os.pread(fd, os.fstat(fd).st_size, 0)  # journald maps it from the start
+    finally:
+        os.close(fd)
+    assert entry.startswith(b"MESSAGE=text_extracted\nTEXT=page text ")
+    assert entry.endswith(b"TRACE\n" + (3).to_bytes(8, "little") + b"a\nb\n")
