@@ -141,9 +141,12 @@ def _serve(args: argparse.Namespace) -> int:
     return int(emulator_cli.run(args, out=sys.stdout))
 
 
-def _load(args: argparse.Namespace, *, quiet: bool = False) -> Config:
-    """Load the config and set up logging; ``quiet``: warnings and errors only, unless asked."""
-    config = load_config(args.config)
+def _load(args: argparse.Namespace, *, quiet: bool = False, secrets: bool = True) -> Config:
+    """Load the config and set up logging; ``quiet``: warnings and errors only, unless asked.
+
+    ``secrets=False`` for commands that never call the service: no client secret needed.
+    """
+    config = load_config(args.config, secrets=secrets)
     level = args.log_level or ("warning" if quiet else config.log_level)
     fmt = logsetup.log_format(args.log_format or config.log_format)
     logsetup.configure(level, fmt, journal_send=journal_writer())
@@ -267,7 +270,7 @@ def _service(config: Config, *, watch: bool = True) -> Iterator[Service]:
 
 
 def _status(args: argparse.Namespace) -> int:
-    config = _load(args)
+    config = _load(args, secrets=False)
     if not config.state_path.exists():
         print(f"no state file yet at {config.state_path}: the daemon has not run", file=sys.stderr)
         return int(ExitCode.OK)
@@ -356,7 +359,7 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    config = _load(args, quiet=True)
+    config = _load(args, quiet=True, secrets=False)
     report = explain(config, args.path)
     if args.json:
         json.dump(
@@ -383,7 +386,7 @@ def _explain(args: argparse.Namespace) -> int:
 def _retry(args: argparse.Namespace) -> int:
     if not args.paths and not args.all:
         raise ConfigError("retry: name files from an error folder, or use --all")
-    config = _load(args)
+    config = _load(args, secrets=False)
     results = requeue(config, None if args.all else args.paths)
     failed = 0
     for item in results:

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from daemon_harness import write_config
+from daemon_harness import run_until, running_service, write_config
 
 from ocrwatch.config import SYSTEMD_CREDENTIAL
 from ocrwatch.emulator import Emulator
@@ -706,3 +706,56 @@ def test_a_large_journal_entry_goes_in_a_sealed_memfd(tmp_path: Path) -> None:
         os.close(fd)
     assert entry.startswith(b"MESSAGE=text_extracted\nTEXT=page text ")
     assert entry.endswith(b"TRACE\n" + (3).to_bytes(8, "little") + b"a\nb\n")
+
+
+# ------------------------------------------------------------------ what a restart must redo
+
+
+def test_a_restart_with_a_corrected_secret_authenticates_at_once(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    # The 300 s pause after refused credentials protects the token endpoint's lockout within
+    # one run; kept in the state file, it made a corrected secret wait 5 minutes after
+    # `systemctl restart`. The pause belongs to the credential, which a restart re-reads.
+    config = write_config(tmp_path, emulator.base_url)
+    secret = tmp_path / "client_secret"
+    good_secret = secret.read_text()
+    secret.write_text("not-the-secret")
+    page = tmp_path / "inbox" / "page.png"
+    page.write_bytes(make_png("after the fix"))
+    with running_service(config) as (service, store, _):
+        run_until(service, lambda: any(j.last_error for j in store.history(page)))
+        assert service.status_line().endswith("service unavailable, paused")
+    secret.write_text(good_secret)
+    with running_service(config) as (service, _, _):
+        # Far less than the 300 s pause: only the restart's own work stands in the way.
+        run_until(service, (page.parent / "page.png.txt").exists, timeout_seconds=30)
+    assert (page.parent / "page.png.txt").read_text() == "after the fix"
+
+
+def test_read_only_commands_need_no_client_secret(tmp_path: Path, emulator: Emulator) -> None:
+    # `sudo -u ocrwatch ocrwatch status` runs outside the unit, where systemd's credentials
+    # directory does not exist: status, explain and retry never call the service.
+    config = write_config(tmp_path, emulator.base_url)
+    text = config.read_text().replace(str(tmp_path / "client_secret"), "")
+    document = [line for line in text.splitlines() if "client_secret_file" not in line]
+    config.write_text("\n".join(document) + "\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OCRWATCH_", "CREDENTIALS"))}
+
+    def ocrwatch(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "ocrwatch", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+
+    for command in (["status"], ["explain", str(tmp_path / "inbox" / "x.png")]):
+        result = ocrwatch(*command, "-c", str(config))
+        assert result.returncode == 0, (command, result.stderr)
+        assert "no client secret" not in result.stderr
+    checked = ocrwatch("check", "-c", str(config))  # run and check do need it
+    assert checked.returncode == 78
+    assert "no client secret" in checked.stderr
