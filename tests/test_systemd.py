@@ -44,6 +44,7 @@ REPO = Path(__file__).resolve().parent.parent
 SERVICE = REPO / "systemd" / "ocrwatch.service"
 TEMPLATE = REPO / "systemd" / "ocrwatch@.service"
 DROP_IN = REPO / "systemd" / "ocrwatch.service.d" / "folders.conf.example"
+CLOUD_DROP_IN = REPO / "systemd" / "ocrwatch.service.d" / "cloud.conf.example"
 MAX_EXPOSURE = 2.0  # systemd-analyze security: "OK" is up to 4.9; these units measure 1.4
 
 Unit = dict[str, list[tuple[str, str]]]
@@ -106,7 +107,6 @@ HARDENING = {
     "ProtectClock": "yes",
     "ProtectHostname": "yes",
     "ProtectProc": "invisible",
-    "ProcSubset": "pid",
     "RestrictNamespaces": "yes",
     "RestrictRealtime": "yes",
     "RestrictSUIDSGID": "yes",
@@ -119,30 +119,34 @@ SUPERVISION = {
     "Type": "notify",
     "NotifyAccess": "main",
     "Restart": "on-failure",
-    "RestartPreventExitStatus": "78",
+    "RestartPreventExitStatus": "78 226 243",
     "User": "ocrwatch",
 }
 
 
 @pytest.mark.parametrize(
-    ("path", "config", "state_directory", "secret"),
+    ("path", "config", "state_directory"),
     [
-        (SERVICE, "/etc/ocrwatch/config.yaml", "ocrwatch", "/etc/ocrwatch/client_secret"),
-        (TEMPLATE, "/etc/ocrwatch/%i.yaml", "ocrwatch/%i", "/etc/ocrwatch/%i.client_secret"),
+        (SERVICE, "/etc/ocrwatch/config.yaml", "ocrwatch"),
+        (TEMPLATE, "/etc/ocrwatch/%i.yaml", "ocrwatch/%i"),
     ],
     ids=["service", "template"],
 )
-def test_unit_has_every_required_directive(
-    path: Path, config: str, state_directory: str, secret: str
-) -> None:
+def test_unit_has_every_required_directive(path: Path, config: str, state_directory: str) -> None:
     unit = parse_unit(path.read_text(encoding="utf-8"))
     for key, expected in {**SUPERVISION, **HARDENING}.items():
         assert value(unit, "Service", key) == expected, key
     assert value(unit, "Service", "ExecStart") == f"/usr/local/bin/ocrwatch run --config {config}"
-    assert value(unit, "Service", "ExecReload") == "/bin/kill -HUP $MAINPID", "SIGHUP reloads"
+    # Waits for the daemon's verdict: a refused config fails `systemctl reload`.
+    assert value(unit, "Service", "ExecReload") == "/usr/local/bin/ocrwatch reload"
+    assert value(unit, "Service", "RuntimeDirectory") == state_directory
     assert value(unit, "Service", "DynamicUser") is None
     assert value(unit, "Service", "StateDirectory") == state_directory
-    assert value(unit, "Service", "LoadCredential") == f"{SYSTEMD_CREDENTIAL}:{secret}"
+    # The default (embedded engine) needs no secret: a credential would stop it starting.
+    assert value(unit, "Service", "LoadCredential") is None
+    # onnxruntime reads /proc/cpuinfo at every engine start; ProcSubset=pid hides it.
+    assert value(unit, "Service", "ProcSubset") is None
+    assert int(value(unit, "Unit", "StartLimitBurst") or 0) <= 5
     # The loop pings at least once a second; a stop takes up to the shutdown grace.
     assert int(value(unit, "Service", "WatchdogSec") or 0) >= 30
     assert int(value(unit, "Service", "TimeoutStopSec") or 0) >= SHUTDOWN_GRACE_SECONDS + 10
@@ -154,7 +158,7 @@ def test_unit_has_every_required_directive(
 
 
 def test_template_is_hardened_exactly_like_the_service() -> None:
-    per_instance = {"ExecStart", "StateDirectory", "LoadCredential"}
+    per_instance = {"ExecStart", "StateDirectory", "RuntimeDirectory"}
     service = parse_unit(SERVICE.read_text(encoding="utf-8"))["Service"]
     template = parse_unit(TEMPLATE.read_text(encoding="utf-8"))["Service"]
     assert [e for e in service if e[0] not in per_instance] == [
@@ -167,9 +171,18 @@ def test_folders_drop_in_example_shows_every_way_to_open_folders() -> None:
     drop_in = parse_unit(text)
     assert value(drop_in, "Service", "ReadWritePaths")
     shown = commented_directives(text)
-    for directive in ("SupplementaryGroups=", "ProtectHome=tmpfs", "BindPaths=", "LoadCredential="):
+    for directive in ("SupplementaryGroups=", "ProtectHome=tmpfs", "BindPaths="):
         assert any(line.startswith(directive) for line in shown), directive
-    assert "LoadCredential=" in shown, "the empty assignment that clears the credential"
+
+
+def test_cloud_drop_in_example_loads_the_secret_for_the_service_and_the_template() -> None:
+    text = CLOUD_DROP_IN.read_text(encoding="utf-8")
+    assert value(parse_unit(text), "Service", "LoadCredential") == (
+        f"{SYSTEMD_CREDENTIAL}:/etc/ocrwatch/client_secret"
+    )
+    shown = commented_directives(text)
+    assert f"LoadCredential={SYSTEMD_CREDENTIAL}:/etc/ocrwatch/%i.client_secret" in shown
+    assert any(line.startswith("LoadCredentialEncrypted=") for line in shown)
 
 
 # ------------------------------------------------------------------------- systemd-analyze
@@ -200,15 +213,17 @@ def stage_units(directory: Path, *, with_drop_in: bool) -> Path:
     stub.chmod(0o755)
     for unit in (SERVICE, TEMPLATE):
         text = unit.read_text(encoding="utf-8")
-        staged = text.replace("ExecStart=/usr/local/bin/ocrwatch ", f"ExecStart={stub} ")
+        staged = text.replace("=/usr/local/bin/ocrwatch ", f"={stub} ")
         assert staged.count(f"ExecStart={stub} ") == 1
+        assert staged.count(f"ExecReload={stub} ") == 1
         (directory / unit.name).write_text(staged)
         if with_drop_in:
             # Every commented-out directive switched on: they must all be valid.
-            example = DROP_IN.read_text(encoding="utf-8")
-            enabled = re.sub(r"(?m)^#([A-Z][A-Za-z]+=)", r"\1", example)
             (directory / f"{unit.name}.d").mkdir()
-            (directory / f"{unit.name}.d" / "folders.conf").write_text(enabled)
+            for example in (DROP_IN, CLOUD_DROP_IN):
+                text = example.read_text(encoding="utf-8")
+                enabled = re.sub(r"(?m)^#([A-Z][A-Za-z]+=)", r"\1", text)
+                (directory / f"{unit.name}.d" / example.stem).write_text(enabled)
     return directory
 
 
