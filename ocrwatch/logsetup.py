@@ -235,7 +235,8 @@ def configure(
         handler = JournalFieldsHandler(send, fallback=stream_handler)
     root = logging.getLogger()
     for old in root.handlers:
-        old.close()  # a journal handler's socket; a StreamHandler leaves its stream open
+        if isinstance(old, JournalFieldsHandler):
+            old.close()  # its writer's socket
     root.handlers[:] = [handler]
     root.setLevel(_LEVELS.get(level, logging.INFO))
     # urllib3 logs full URLs at debug level; those never carry secrets here (tokens travel in

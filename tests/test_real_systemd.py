@@ -367,25 +367,26 @@ def test_a_dropped_file_gets_its_sidecar_under_the_full_sandbox(container: Conta
 def test_the_journal_gets_native_records_with_fields_and_priorities(
     container: Container,
 ) -> None:
-    broken = b"%PDF-1.4\nnot a pdf at all\n%%EOF\n"
-    drop(container, "broken.pdf", broken)
-    reason = container.path(f"{ERRORS}/broken.pdf.error.json")
-    container.wait_for(reason.exists, "broken.pdf in the error folder with its reason")
-    assert container.path(f"{ERRORS}/broken.pdf").read_bytes() == broken
+    # A PNG that ends well (IEND) but cannot be decoded: it settles, fails and is moved.
+    broken = b"\x89PNG\r\n\x1a\n" + b"garbage" * 20 + b"\x00\x00\x00\x00IEND\xaeB`\x82"
+    drop(container, "broken.png", broken)
+    reason = container.path(f"{ERRORS}/broken.png.error.json")
+    container.wait_for(reason.exists, "broken.png in the error folder with its reason")
+    assert container.path(f"{ERRORS}/broken.png").read_bytes() == broken
     entries = [e for e in container.journal() if e.get("SYSLOG_IDENTIFIER") == "ocrwatch"]
     assert entries, "no record of ocrwatch's own in the journal"
     assert {e["_TRANSPORT"] for e in entries} == {"journal"}, "every record native, none text"
     done = next(e for e in entries if e["MESSAGE"] == "file_done")
     assert done["PRIORITY"] == "6"
-    assert done["INBOX"] == "scans"
+    assert done["PATH"] == f"{INBOX}/page.png"
     assert done["OCRWATCH_JOB_ID"].isdigit()
     assert done["CODE_LINE"].isdigit()
     assert done["CODE_FILE"].endswith(".py")
     assert not any("JOB_ID" in e for e in entries), "JOB_ID is systemd's own field"
     warnings = [e for e in container.journal("-p", "warning") if e.get("SYSLOG_IDENTIFIER")]
-    failed = [e for e in warnings if e.get("PATH", "").endswith("broken.pdf")]
+    failed = [e for e in warnings if e.get("PATH", "").endswith("broken.png")]
     assert failed, "the failed file shows under journalctl -p warning"
-    assert all(int(e["PRIORITY"]) <= 4 for e in failed)
+    assert [e["PRIORITY"] for e in failed if e["MESSAGE"] == "file_moved_to_error"] == ["3"]
     one_job = container.journal(f"OCRWATCH_JOB_ID={done['OCRWATCH_JOB_ID']}")
     assert {e["MESSAGE"] for e in one_job} >= {"file_discovered", "file_done"}
 

@@ -409,13 +409,13 @@ def test_each_call_sends_its_exact_datagram(listener: Listener) -> None:
     assert notifier.is_enabled
     assert notifier.watchdog_interval_seconds == 60.0
     notifier.ready()
-    notifier.status("watching 1 inboxes; 0 waiting")
+    notifier.status("watching 1 inbox; 0 waiting")
     notifier.watchdog()
     notifier.extend_timeout(90)
     notifier.stopping()
     assert received(sock) == [
         "READY=1",
-        "STATUS=watching 1 inboxes; 0 waiting",
+        "STATUS=watching 1 inbox; 0 waiting",
         "WATCHDOG=1",
         "EXTEND_TIMEOUT_USEC=90000000",
         "STOPPING=1",
