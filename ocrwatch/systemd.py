@@ -52,6 +52,7 @@ JOURNAL_SEND_TIMEOUT_SECONDS = 5.0  # journald stalled: the record goes to stder
 _JOURNAL_SNDBUF_BYTES = 8 * 1024 * 1024  # as libsystemd asks; the kernel caps it
 _MEMFD_SEALS = fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE | fcntl.F_SEAL_SEAL
 RELOAD_RESULT_NAME = "reload.json"
+RELOAD_REFUSED_NOTE = "; config reload refused, the previous config is in force"
 
 
 def notify_address(value: str) -> str | None:
@@ -92,6 +93,8 @@ class SystemdNotifier:
         self._address = notify_address(env.get("NOTIFY_SOCKET", ""))
         self._clock = clock
         self._last_status: str | None = None
+        self._last_text = ""
+        self._note = ""
         self._last_ping_at: float | None = None
         self._reloads = 0
         runtime = env.get("RUNTIME_DIRECTORY", "").split(":")[0]
@@ -108,8 +111,13 @@ class SystemdNotifier:
         self._send("READY=1")
 
     def status(self, text: str) -> None:
-        """The one-line status ``systemctl status`` shows; sent only when it changes."""
-        line = " ".join(text.split())[:STATUS_MAX_CHARS]
+        """The one-line status ``systemctl status`` shows; sent only when it changes.
+
+        After a refused reload every line ends with ``RELOAD_REFUSED_NOTE`` until a reload
+        is taken: the old config is still in force, and ``systemctl status`` says so.
+        """
+        self._last_text = text
+        line = " ".join((text + self._note).split())[:STATUS_MAX_CHARS]
         if line != self._last_status and self._send(f"STATUS={line}"):
             self._last_status = line
 
@@ -162,9 +170,8 @@ class SystemdNotifier:
                 write_reload_result(self._runtime_directory, record)
             except OSError as exc:
                 log.warning("reload_result_not_written", error=str(exc))
-        if not ok:
-            self._last_status = None  # the STATUS line below is replaced by the next update
-            self._send("STATUS=configuration reload refused; running on the previous one")
+        self._note = "" if ok else RELOAD_REFUSED_NOTE
+        self.status(self._last_text)
         self._send("READY=1")
 
     def _send(self, message: str) -> bool:

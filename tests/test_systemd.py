@@ -662,13 +662,16 @@ def test_reload_is_announced_and_a_refused_config_fails_ocrwatch_reload(
         assert re.fullmatch(r"RELOADING=1\nMONOTONIC_USEC=\d+", before[-2])
         usec = int(before[-2].rsplit("=", 1)[1])
         assert 0 < usec <= time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
-        assert before[-1] == "STATUS=configuration reload refused; running on the previous one"
+        assert before[-1].startswith("STATUS=watching 1 inbox; ")
+        assert before[-1].endswith("; config reload refused, the previous config is in force")
 
         config.write_text(good)
         taken = reload()
         assert taken.returncode == 0, taken
         before = wait_for_datagram(sock, lambda m: m == "READY=1", process, log)
-        assert before[-1].startswith("RELOADING=1\n")
+        assert before[-2].startswith("RELOADING=1\n")
+        assert before[-1].startswith("STATUS=watching 1 inbox; ")
+        assert "refused" not in before[-1], "the note goes with the first good reload"
     finally:
         process.send_signal(signal.SIGTERM)
         try:
