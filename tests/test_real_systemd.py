@@ -277,14 +277,23 @@ def remove_root(root: Path) -> None:
     shutil.rmtree(root, ignore_errors=True)
 
 
+Report = Callable[[str], None]
+
+
 @pytest.fixture(scope="module")
-def container(request: pytest.FixtureRequest) -> Iterator[Container]:
+def report(request: pytest.FixtureRequest) -> Report:
+    """Print a measurement on the terminal (times are shown, never asserted)."""
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
 
-    def report(line: str) -> None:
+    def write(line: str) -> None:
         if reporter is not None:
             reporter.write_line(f"test_real_systemd: {line}")
 
+    return write
+
+
+@pytest.fixture(scope="module")
+def container(report: Report) -> Iterator[Container]:
     mirror = debian_mirror()
     assert mirror is not None
     root = Path(tempfile.mkdtemp(prefix="ocrwatch-nspawn-", dir="/var/tmp"))
@@ -441,7 +450,7 @@ def test_the_watchdog_restarts_a_stopped_main_process(container: Container) -> N
         container.sh("systemctl daemon-reload && systemctl restart ocrwatch", check=True)
 
 
-def test_a_stop_ends_within_10_seconds(container: Container) -> None:
+def test_a_stop_ends_within_10_seconds(container: Container, report: Report) -> None:
     # systemd's verdict, not a stopwatch: past TimeoutStopSec=10 it kills the service and
     # records Result=timeout.
     drop_in = container.path(f"{DROP_INS}/zz-test-stop.conf")
@@ -449,7 +458,9 @@ def test_a_stop_ends_within_10_seconds(container: Container) -> None:
     try:
         container.sh("systemctl daemon-reload", check=True)
         drop(container, "late.png", make_png("in flight at the stop"))
+        started = time.monotonic()
         container.sh("systemctl stop ocrwatch", check=True, timeout=60)
+        report(f"systemctl stop with a file in flight: {time.monotonic() - started:.2f} s")
         shown = container.show("Result", "ActiveState", "ExecMainStatus", "ExecMainCode")
         assert shown["Result"] == "success", container.diagnose(str(shown))
         assert shown["ActiveState"] == "inactive"
