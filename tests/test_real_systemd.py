@@ -284,9 +284,13 @@ Report = Callable[[str], None]
 def report(request: pytest.FixtureRequest) -> Report:
     """Print a measurement on the terminal (times are shown, never asserted)."""
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
 
     def write(line: str) -> None:
-        if reporter is not None:
+        if reporter is None:
+            return
+        # Past pytest's output capture, so the numbers show in every run, CI's included.
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
             reporter.write_line(f"test_real_systemd: {line}")
 
     return write
