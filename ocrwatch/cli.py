@@ -43,7 +43,7 @@ from ocrwatch.requeue import requeue
 from ocrwatch.service import Service
 from ocrwatch.status import status_report
 from ocrwatch.store import Store
-from ocrwatch.systemd import SystemdNotifier
+from ocrwatch.systemd import SystemdNotifier, journal_writer, request_reload
 
 Handler = Callable[[argparse.Namespace], int]
 _log = structlog.get_logger(__name__)
@@ -131,6 +131,16 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--print", dest="print_name", metavar="NAME", help="print one file")
     init.add_argument("--list", action="store_true", help="list the shipped files")
     init.set_defaults(handler=_init)
+    reload = commands.add_parser(
+        "reload",
+        help="ExecReload= of the systemd unit: SIGHUP the daemon, exit 1 if it refuses the config",
+        description="Send SIGHUP to the daemon (--pid, default $MAINPID) and wait until it has "
+        "taken or refused its configuration; exit 0 if taken, 1 if refused. Needs the unit's "
+        "RuntimeDirectory=, where the daemon writes each reload's outcome.",
+    )
+    reload.add_argument("--pid", type=int, help="the daemon's process id (default $MAINPID)")
+    reload.add_argument("--timeout", type=float, default=60.0, help="seconds to wait (60)")
+    reload.set_defaults(handler=_reload)
 
     serve = commands.add_parser(
         "serve",
@@ -150,6 +160,26 @@ def _completion(args: argparse.Namespace) -> int:
     return int(ExitCode.OK)
 
 
+def _reload(args: argparse.Namespace) -> int:
+    pid = args.pid or int(os.environ.get("MAINPID", "0") or 0)
+    runtime = os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
+    if pid <= 0 or not runtime:
+        print("ocrwatch reload: needs $MAINPID and $RUNTIME_DIRECTORY (run it as ExecReload=)",
+              file=sys.stderr)  # fmt: skip
+        return int(ExitCode.USAGE)
+    try:
+        outcome = request_reload(pid, Path(runtime), timeout_seconds=args.timeout)
+    except (OSError, TimeoutError) as exc:
+        print(f"ocrwatch reload: {exc}", file=sys.stderr)
+        return 1
+    if not outcome.ok:
+        print("ocrwatch reload: the configuration was refused; the previous one stays in force:\n  "
+              + "\n  ".join(outcome.problems), file=sys.stderr)  # fmt: skip
+        return 1
+    print("ocrwatch reload: configuration taken")
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     return int(emulator_cli.run(args, out=sys.stdout))
 
@@ -165,18 +195,20 @@ def _init(args: argparse.Namespace) -> int:
     return int(ExitCode.OK)
 
 
-def _load(args: argparse.Namespace, *, quiet: bool = False) -> Config:
+def _load(args: argparse.Namespace, *, quiet: bool = False, secrets: bool = True) -> Config:
     """Find and load the config, set up logging; ``quiet``: warnings and errors only, unless asked.
 
     A config not named with ``--config`` is announced on stderr, so nobody wonders which of
-    the search path's files was read.
+    the search path's files was read. ``secrets=False`` for commands that never call the
+    service: no client secret needed.
     """
     location = locate_config(args.config, environ=os.environ)
     if location.origin != "--config":
         print(f"ocrwatch: using {location.path} (from {location.origin})", file=sys.stderr)
-    config = load_config(location.path)
+    config = load_config(location.path, secrets=secrets)
     level = args.log_level or ("warning" if quiet else config.log_level)
-    logsetup.configure(level, logsetup.log_format(args.log_format or config.log_format))
+    fmt = logsetup.log_format(args.log_format or config.log_format)
+    logsetup.configure(level, fmt, journal_send=journal_writer())
     _log.info("config_loaded", path=str(config.source_path), found_by=location.origin,
               state_path=str(config.state_path))  # fmt: skip
     return config
@@ -359,7 +391,7 @@ def _service(config: Config, *, watch: bool = True) -> Iterator[Service]:
 
 
 def _status(args: argparse.Namespace) -> int:
-    config = _load(args)
+    config = _load(args, secrets=False)
     if not config.state_path.exists():
         print(f"no state file yet at {config.state_path}: the daemon has not run", file=sys.stderr)
         return int(ExitCode.OK)
@@ -433,7 +465,7 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    config = _load(args, quiet=True)
+    config = _load(args, quiet=True, secrets=False)
     report = explain(config, args.path)
     if args.json:
         json.dump(
@@ -460,7 +492,7 @@ def _explain(args: argparse.Namespace) -> int:
 def _retry(args: argparse.Namespace) -> int:
     if not args.paths and not args.all:
         raise ConfigError("retry: name files from an error folder, or use --all")
-    config = _load(args)
+    config = _load(args, secrets=False)
     results = requeue(config, None if args.all else args.paths)
     failed = 0
     for item in results:
@@ -480,7 +512,8 @@ def _retry(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logsetup.configure(args.log_level or "info", logsetup.log_format(args.log_format or "auto"))
+    fmt = logsetup.log_format(args.log_format or "auto")
+    logsetup.configure(args.log_level or "info", fmt, journal_send=journal_writer())
     handler: Handler = args.handler
     try:
         code = handler(args)

@@ -538,7 +538,9 @@ class Dispatcher:
             now=now,
             state=state,
             attempts=max(0, attempts),
-            next_attempt_at=now + AUTH_PAUSE_SECONDS,
+            # The pause lives in the breaker, in memory, not in the row: it belongs to the
+            # credential, and a restart (with a corrected secret) must try again at once.
+            next_attempt_at=None,
             last_error=str(error),
         )
         log.error("authentication_failed", error=str(error), paused_seconds=AUTH_PAUSE_SECONDS)

@@ -7,27 +7,30 @@ handler depends on the format:
 - ``console``: ``ConsoleRenderer`` on stderr, for a person at a terminal;
 - ``json``: one JSON object per line on stderr; under systemd that lands in the journal as is;
 - ``journal``: each record goes to journald with its structlog keys as upper-case fields
-  (``journalctl TASK_ID=...``), through ``systemd.journal.send`` from the optional
-  ``systemd-python`` package. Its own ``JournalHandler`` would not do: it turns ``LogRecord``
-  attributes into fields, and structlog's keys are not attributes.
+  (``journalctl TASK_ID=...``), through a sender the caller passes in
+  (``ocrwatch.systemd.JournalWriter``, the journal's native protocol, no C extension).
 - ``auto``: ``journal`` when stderr is the journal stream systemd set up (``$JOURNAL_STREAM``)
   and the journal can be reached, else ``console`` on a TTY, else ``json``.
 
+When stderr is the journal stream but the lines go there as text (``json`` or ``console``, or
+a record the journal refused), each line starts with its syslog priority (``<4>``), which
+journald strips and records as ``PRIORITY``: ``journalctl -p warning`` works either way.
+
 Hazards: a log call must never raise, so a record the journal refuses is written as JSON to
 stderr instead. A journal field name is upper-case letters, digits and ``_``; a leading ``_``
-is reserved for fields journald sets itself, so keys are mapped onto that alphabet. Secrets
-are never logged (nothing here filters them: callers never pass them).
+is reserved for fields journald sets itself, so keys are mapped onto that alphabet, and a key
+that would collide with a field systemd gives a meaning (``JOB_ID``, ``UNIT``, ``ERRNO``...)
+or with the fixed fields gets an ``OCRWATCH_`` prefix. Secrets are never logged (nothing here
+filters them: callers never pass them).
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import re
 import sys
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Literal, Protocol, TextIO
 
 import structlog
@@ -36,7 +39,7 @@ LogFormat = Literal["auto", "console", "json", "journal"]
 Output = Literal["console", "json", "journal"]
 
 SYSLOG_IDENTIFIER = "ocrwatch"
-JOURNAL_SOCKET = Path("/run/systemd/journal/socket")
+RESERVED_FIELD_PREFIX = "OCRWATCH_"
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
            "error": logging.ERROR}  # fmt: skip
@@ -49,36 +52,28 @@ _FORMATS: dict[str, LogFormat] = {
 # Keys the journal records in its own way (PRIORITY, its own timestamp) or that only carry
 # structlog's bookkeeping.
 _NOT_FIELDS = frozenset({"event", "level", "timestamp", "_record", "_from_structlog"})
-# The fields every record carries; an event key of the same name is renamed, not dropped.
-_FIXED_FIELDS = frozenset(
-    {"MESSAGE", "PRIORITY", "SYSLOG_IDENTIFIER", "CODE_FILE", "CODE_LINE", "CODE_FUNC"}
-)
+# The fields every record carries, and those systemd itself writes with a meaning of its own
+# (systemd.journal-fields(7)): `journalctl -u ocrwatch JOB_ID=3` must not match systemd's job
+# messages. An event key of one of these names is prefixed, not dropped.
+_RESERVED_FIELDS = frozenset(
+    {"MESSAGE", "PRIORITY", "SYSLOG_IDENTIFIER", "CODE_FILE", "CODE_LINE", "CODE_FUNC",
+     "MESSAGE_ID", "ERRNO", "INVOCATION_ID", "USER_INVOCATION_ID", "TID", "DOCUMENTATION",
+     "SYSLOG_FACILITY", "SYSLOG_PID", "SYSLOG_TIMESTAMP", "SYSLOG_RAW", "UNIT", "USER_UNIT",
+     "JOB_ID", "JOB_TYPE", "JOB_RESULT", "UNIT_RESULT", "EXIT_CODE", "EXIT_STATUS",
+     "OBJECT_PID", "COREDUMP_UNIT", "COREDUMP_USER_UNIT"}
+)  # fmt: skip
 _FIELD_NAME_MAX = 64  # journald's limit
 
 
 class JournalSend(Protocol):
-    """``systemd.journal.send``: one journal entry from keyword fields."""
+    """Sends one journal entry (``ocrwatch.systemd.JournalWriter``); raises ``OSError``."""
 
-    def __call__(self, **fields: str) -> object: ...
+    def __call__(self, fields: Mapping[str, str], /) -> object: ...
 
 
 def log_format(name: str) -> LogFormat:
     """Validate a format name from the command line or the config (unknown means ``auto``)."""
     return _FORMATS.get(name, "auto")
-
-
-def journal_sender() -> JournalSend | None:
-    """``systemd.journal.send`` if systemd-python is installed and journald listens, else None."""
-    try:
-        # Optional (the "systemd" extra). Imported by name: the repository's systemd/ folder of
-        # unit files would otherwise pass for the package (a namespace package) with the checker.
-        journal = importlib.import_module("systemd.journal")
-    except ImportError:
-        return None
-    if not JOURNAL_SOCKET.exists():
-        return None  # send() would drop every entry without a word
-    send: JournalSend = journal.send
-    return send
 
 
 def is_journal_stream(environ: Mapping[str, str], stream: TextIO) -> bool:
@@ -152,8 +147,8 @@ def journal_fields(event_dict: Mapping[str, object], *, levelno: int) -> dict[st
         if key in _NOT_FIELDS:
             continue
         name = journal_field_name(key)
-        if name in _FIXED_FIELDS:
-            name = f"EVENT_{name}"
+        if name in _RESERVED_FIELDS:
+            name = RESERVED_FIELD_PREFIX + name
         fields[name] = value if isinstance(value, str) else str(value)
     return fields
 
@@ -180,9 +175,22 @@ class JournalFieldsHandler(logging.Handler):
             CODE_FILE=record.pathname, CODE_LINE=str(record.lineno), CODE_FUNC=record.funcName
         )
         try:
-            self._send(**fields)
-        except (OSError, ValueError, TypeError):
+            self._send(fields)
+        except (OSError, ValueError):
             self._fallback.emit(record)
+
+    def close(self) -> None:
+        close = getattr(self._send, "close", None)  # the writer's socket, if it has one
+        if callable(close):
+            close()
+        super().close()
+
+
+class PriorityPrefixHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Text lines on the journal's stream, each led by ``<N>``, its syslog priority."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"<{syslog_priority(record.levelno)}>{super().format(record)}"
 
 
 def configure(
@@ -195,12 +203,12 @@ def configure(
 ) -> Output:
     """Route structlog and stdlib logging to ``stream`` (stderr) or the journal; safe to repeat.
 
-    ``journal_send`` replaces ``systemd.journal.send`` (for a test, a recording function).
-    Returns the output chosen.
+    ``journal_send`` sends entries to the journal (``ocrwatch.systemd.journal_writer()``;
+    None when journald cannot be reached). Returns the output chosen.
     """
     out = sys.stderr if stream is None else stream
     env = os.environ if environ is None else environ
-    send = journal_sender() if journal_send is None else journal_send
+    send = journal_send
     output = resolve_format(fmt, stream=out, environ=env, has_journal=send is not None)
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -223,7 +231,9 @@ def configure(
         if output == "console"
         else structlog.processors.JSONRenderer(default=str)  # a Path as its text, not its repr
     )
-    stream_handler = logging.StreamHandler(out)
+    stream_handler = (
+        PriorityPrefixHandler(out) if is_journal_stream(env, out) else logging.StreamHandler(out)
+    )
     stream_handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
@@ -234,6 +244,9 @@ def configure(
     if output == "journal" and send is not None:
         handler = JournalFieldsHandler(send, fallback=stream_handler)
     root = logging.getLogger()
+    for old in root.handlers:
+        if isinstance(old, JournalFieldsHandler):
+            old.close()  # its writer's socket
     root.handlers[:] = [handler]
     root.setLevel(_LEVELS.get(level, logging.INFO))
     # urllib3 logs full URLs at debug level; those never carry secrets here (tokens travel in
@@ -242,7 +255,7 @@ def configure(
     if fmt == "journal" and output != "journal":
         structlog.get_logger(__name__).warning(
             "journal_unavailable",
-            reason="systemd-python is not installed or journald is not listening",
+            reason="journald is not listening on its socket",
             using=output,
         )
     return output

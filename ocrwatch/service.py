@@ -24,7 +24,7 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
@@ -85,6 +85,8 @@ class Notifier(Protocol):
     def status(self, text: str) -> None: ...
     def watchdog(self) -> None: ...
     def stopping(self) -> None: ...
+    def reloading(self) -> None: ...
+    def reloaded(self, *, ok: bool, problems: Sequence[str] = ()) -> None: ...
 
 
 class NullNotifier:
@@ -98,6 +100,12 @@ class NullNotifier:
         pass
 
     def stopping(self) -> None:
+        pass
+
+    def reloading(self) -> None:
+        pass
+
+    def reloaded(self, *, ok: bool, problems: Sequence[str] = ()) -> None:
         pass
 
 
@@ -235,6 +243,7 @@ class Service:
         """
         try:
             self.start()
+            self._notifier.status(self.status_line())  # shown from the moment it is active
             self._notifier.ready()
             log.info("daemon_ready", inboxes=len(self.inboxes), version=__version__)
             while not self._stop.is_set():
@@ -380,8 +389,9 @@ class Service:
         counts = self._store.count_by_state()
         waiting = counts.get(JobState.SETTLING, 0) + counts.get(JobState.QUEUED, 0)
         in_flight = counts.get(JobState.SUBMITTING, 0) + counts.get(JobState.SUBMITTED, 0)
+        inboxes = f"{len(self.inboxes)} inbox{'' if len(self.inboxes) == 1 else 'es'}"
         text = (
-            f"watching {len(self.inboxes)} inboxes; {waiting} waiting, {in_flight} in flight, "
+            f"watching {inboxes}; {waiting} waiting, {in_flight} in flight, "
             f"{self._finisher.done_count} done, {self._finisher.failed_count} failed"
         )
         if self._dispatcher.is_paused:
@@ -697,12 +707,16 @@ class Service:
         """Re-read the config file; swap it in if valid, else keep the one in force.
 
         Jobs already started keep their profile. What only a restart can change (the service
-        section, the state path, logging, metrics) is kept as it is, and logged.
+        section, the state path, logging, metrics) is kept as it is, and logged. The supervisor
+        hears RELOADING=1 first and the outcome last (``ocrwatch reload`` waits for it).
         """
+        self._notifier.reloading()
         source = self.config.source_path
         if source is None:
-            log.warning("config_reload_failed", problems=["the config was not read from a file"])
+            problems = ["the config was not read from a file"]
+            log.warning("config_reload_failed", problems=problems)
             self.metrics.inc("ocrwatch_config_reloads_total", result="failed")
+            self._notifier.reloaded(ok=False, problems=problems)
             return False
         try:
             new = load_config(source)
@@ -713,6 +727,7 @@ class Service:
                 "config_reload_failed", path=str(source), problems=list(exc.problems)
             )
             self.metrics.inc("ocrwatch_config_reloads_total", result="failed")
+            self._notifier.reloaded(ok=False, problems=exc.problems)
             return False
         kept = restart_only_changes(self.config, new)
         if kept:
@@ -745,6 +760,8 @@ class Service:
             jobs_keeping_old_profile=swap.pinned,
             restart_needed_for=kept,
         )
+        self._notifier.reloaded(ok=True)
+        self._next_status_at = now  # the STATUS line again, as systemd may show the refusal
         return True
 
     def _forget(self, job: Job, why: str) -> None:

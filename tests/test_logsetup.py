@@ -11,11 +11,13 @@ import os
 import pty
 import re
 import shutil
+import socket
+import struct
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ import pytest
 import structlog
 
 from ocrwatch import logsetup
+from ocrwatch.systemd import journal_writer
 
 # What a daemon logs: a structlog event with fields, a filtered debug event, a library's
 # record through plain logging, and an exception.
@@ -137,16 +140,16 @@ def restore_logging() -> Iterator[None]:
 
 
 class RecordingJournal:
-    """A stand-in for ``systemd.journal.send`` that keeps every entry it is given."""
+    """A stand-in for the journal writer that keeps every entry it is given."""
 
     def __init__(self, *, refuse: bool = False) -> None:
         self.entries: list[dict[str, str]] = []
         self.refuse = refuse
 
-    def __call__(self, **fields: str) -> None:
+    def __call__(self, fields: Mapping[str, str], /) -> None:
         if self.refuse:
             raise OSError("journal socket refused the entry")
-        self.entries.append(fields)
+        self.entries.append(dict(fields))
 
 
 def log_like_the_daemon() -> None:
@@ -220,10 +223,8 @@ def test_auto_picks_the_journal_only_when_stderr_is_the_journal_stream(tmp_path:
 
 @pytest.mark.usefixtures("restore_logging")
 def test_journal_asked_for_but_unreachable_falls_back_to_json() -> None:
-    if logsetup.journal_sender() is not None:
-        pytest.skip("systemd-python is installed and journald listens here")
     stream = io.StringIO()
-    assert logsetup.configure("info", "journal", stream=stream) == "json"
+    assert logsetup.configure("info", "journal", stream=stream, journal_send=None) == "json"
     record = json.loads(stream.getvalue())
     assert record["event"] == "journal_unavailable"
     assert record["using"] == "json"
@@ -253,8 +254,21 @@ def test_event_keys_never_overwrite_the_fixed_fields() -> None:
     )
     assert fields["MESSAGE"] == "file_ignored"
     assert fields["PRIORITY"] == "6"
-    assert fields["EVENT_MESSAGE"] == "not an image"
-    assert fields["EVENT_PRIORITY"] == "1"
+    assert fields["OCRWATCH_MESSAGE"] == "not an image"
+    assert fields["OCRWATCH_PRIORITY"] == "1"
+
+
+def test_event_keys_never_take_a_field_systemd_gives_a_meaning() -> None:
+    # `journalctl -u ocrwatch JOB_ID=3` would also match systemd's own job messages.
+    fields = logsetup.journal_fields(
+        {"event": "file_done", "job_id": 3, "unit": "x", "errno": 5, "task_id": "t"},
+        levelno=logging.INFO,
+    )
+    assert fields["OCRWATCH_JOB_ID"] == "3"
+    assert fields["OCRWATCH_UNIT"] == "x"
+    assert fields["OCRWATCH_ERRNO"] == "5"
+    assert fields["TASK_ID"] == "t"
+    assert not {"JOB_ID", "UNIT", "ERRNO"} & fields.keys()
 
 
 @pytest.mark.parametrize(
@@ -280,11 +294,89 @@ def test_log_format_names(name: str, expected: str) -> None:
 
 
 @pytest.mark.usefixtures("restore_logging")
+def test_lines_on_the_journal_stream_carry_their_syslog_priority(tmp_path: Path) -> None:
+    # JSON on stderr when journald's socket is out of reach: journald still takes the
+    # priority from the <N> prefix, so `journalctl -p warning` filters them.
+    with (tmp_path / "stderr").open("w+") as stream:
+        status = os.fstat(stream.fileno())
+        environ = {"JOURNAL_STREAM": f"{status.st_dev}:{status.st_ino}"}
+        assert logsetup.configure("info", "auto", stream=stream, environ=environ) == "json"
+        log_like_the_daemon()
+        stream.seek(0)
+        lines = stream.read().splitlines()
+    prefixes = [re.match(r"<(\d)>\{", line) for line in lines if line.startswith("<")]
+    assert [m.group(1) for m in prefixes if m] == ["6", "4", "3"]
+    assert json.loads(lines[0][3:])["event"] == "task_submitted"
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_lines_elsewhere_have_no_priority_prefix(tmp_path: Path) -> None:
+    stream = io.StringIO()
+    logsetup.configure("info", "json", stream=stream, environ={"JOURNAL_STREAM": "1:2"})
+    structlog.get_logger("ocrwatch.test").warning("retry_scheduled")
+    assert stream.getvalue().startswith("{")
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_entries_reach_a_journal_socket_natively_with_every_field(tmp_path: Path) -> None:
+    # A datagram socket in tmp_path stands where journald listens; what arrives is parsed
+    # with the protocol's rules, written out independently of the sender.
+    address = tmp_path / "journal.socket"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as journald:
+        journald.bind(str(address))
+        writer = journal_writer(address)
+        assert writer is not None
+        logsetup.configure("info", "journal", stream=io.StringIO(), journal_send=writer)
+        log_like_the_daemon()
+        entries = [parse_native(journald.recv(1 << 20)) for _ in range(3)]
+    logsetup.configure("info", "json", stream=io.StringIO())  # closes the writer's socket
+    submitted, retrying, failed = entries
+    assert submitted["MESSAGE"] == "task_submitted"
+    assert submitted["TASK_ID"] == "t-1"
+    assert submitted["PRIORITY"] == "6"
+    assert submitted["CODE_LINE"].isdigit()
+    assert submitted["CODE_FILE"] == __file__
+    assert retrying["PRIORITY"] == "4"
+    assert failed["PRIORITY"] == "3"
+    assert "ZeroDivisionError" in failed["EXCEPTION"]  # a multi-line value, length-prefixed
+    assert "\n" in failed["EXCEPTION"]
+
+
+def test_no_writer_without_a_listening_journal(tmp_path: Path) -> None:
+    assert journal_writer(tmp_path / "missing.socket") is None
+    address = tmp_path / "dead.socket"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as dead:
+        dead.bind(str(address))
+    assert address.exists()  # the file stays; nobody reads it
+    assert journal_writer(address) is None
+
+
+def parse_native(data: bytes) -> dict[str, str]:
+    """journald's reading of one native entry: NAME=value lines, or NAME, length, bytes."""
+    fields: dict[str, str] = {}
+    while data:
+        line, sep, rest = data.partition(b"\n")
+        assert sep, "every field ends with a newline"
+        if b"=" in line:
+            name, _, value = line.partition(b"=")
+            data = rest
+        else:
+            name = line
+            (size,) = struct.unpack("<Q", rest[:8])
+            value, data = rest[8 : 8 + size], rest[8 + size :]
+            assert data[:1] == b"\n"
+            data = data[1:]
+        assert re.fullmatch(rb"[A-Z][A-Z0-9_]*", name), name
+        fields[name.decode()] = value.decode()
+    return fields
+
+
+@pytest.mark.usefixtures("restore_logging")
 def test_entries_reach_the_real_journal_with_their_fields() -> None:
-    send = logsetup.journal_sender()
+    send = journal_writer()
     journalctl = shutil.which("journalctl")
     if send is None or journalctl is None:
-        pytest.skip("needs systemd-python (pip install .[systemd]) and a running journald")
+        pytest.skip("needs a running journald (tests/test_real_systemd.py boots one as root)")
     marker = uuid.uuid4().hex
     logsetup.configure("info", "journal", stream=io.StringIO(), journal_send=send)
     structlog.get_logger("ocrwatch.test").info("task_completed", test_marker=marker)

@@ -162,16 +162,32 @@ def kill_when(process: subprocess.Popen[bytes], directory: Path, *, timeout: flo
 # --- write_atomic ----------------------------------------------------------------------
 
 
-def test_write_atomic_applies_the_mode_whatever_the_umask(tmp_path: Path) -> None:
-    previous = os.umask(0o077)
+@pytest.mark.parametrize(
+    ("umask", "expected"), [(0o022, 0o644), (0o027, 0o640), (0o007, 0o660), (0o077, 0o600)]
+)
+def test_sidecars_and_reason_files_follow_the_umask(
+    tmp_path: Path, umask: int, expected: int
+) -> None:
+    # The unit's UMask= (docs/systemd.md) decides who may read what ocrwatch writes.
+    previous = os.umask(umask)
     try:
         write_atomic(tmp_path / "a.txt", b"hello\n")
+        write_json_atomic(tmp_path / "a.error.json", {"error": "x"})
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "a.txt").read_bytes() == b"hello\n"
+    assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == expected
+    assert stat.S_IMODE((tmp_path / "a.error.json").stat().st_mode) == expected
+    assert temp_files(tmp_path) == []
+
+
+def test_write_atomic_applies_an_explicit_mode_whatever_the_umask(tmp_path: Path) -> None:
+    previous = os.umask(0o077)
+    try:
         write_atomic(tmp_path / "b.txt", b"secret\n", mode=0o600)
         write_atomic(tmp_path / "c.txt", b"shared\n", mode=0o664)
     finally:
         os.umask(previous)
-    assert (tmp_path / "a.txt").read_bytes() == b"hello\n"
-    assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o644
     assert stat.S_IMODE((tmp_path / "b.txt").stat().st_mode) == 0o600
     assert stat.S_IMODE((tmp_path / "c.txt").stat().st_mode) == 0o664
     assert temp_files(tmp_path) == []

@@ -37,6 +37,12 @@ class CountingNotifier:
     def stopping(self) -> None:
         pass
 
+    def reloading(self) -> None:
+        pass
+
+    def reloaded(self, *, ok: bool, problems: object = ()) -> None:
+        pass
+
 
 def drop(path: Path, data: bytes) -> None:
     temp = path.with_name(path.name + ".part")

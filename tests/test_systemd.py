@@ -9,6 +9,7 @@ read back the exact datagrams; the end-to-end test runs the real daemon as a sub
 
 from __future__ import annotations
 
+import fcntl
 import os
 import platform
 import re
@@ -23,7 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from daemon_harness import write_config
+from daemon_harness import run_until, running_service, write_config
 
 from ocrwatch.config import SYSTEMD_CREDENTIAL
 from ocrwatch.emulator import Emulator
@@ -31,13 +32,19 @@ from ocrwatch.emulator.samples import make_png
 from ocrwatch.engine import missing_modules
 from ocrwatch.service import SHUTDOWN_GRACE_SECONDS
 from ocrwatch.store import Store
-from ocrwatch.systemd import SystemdNotifier, notify_address, watchdog_interval_seconds
+from ocrwatch.systemd import (
+    SystemdNotifier,
+    journal_writer,
+    notify_address,
+    watchdog_interval_seconds,
+)
 from ocrwatch.watcher import filesystem_type
 
 REPO = Path(__file__).resolve().parent.parent
 SERVICE = REPO / "systemd" / "ocrwatch.service"
 TEMPLATE = REPO / "systemd" / "ocrwatch@.service"
 DROP_IN = REPO / "systemd" / "ocrwatch.service.d" / "folders.conf.example"
+CLOUD_DROP_IN = REPO / "systemd" / "ocrwatch.service.d" / "cloud.conf.example"
 MAX_EXPOSURE = 2.0  # systemd-analyze security: "OK" is up to 4.9; these units measure 1.4
 
 Unit = dict[str, list[tuple[str, str]]]
@@ -100,7 +107,6 @@ HARDENING = {
     "ProtectClock": "yes",
     "ProtectHostname": "yes",
     "ProtectProc": "invisible",
-    "ProcSubset": "pid",
     "RestrictNamespaces": "yes",
     "RestrictRealtime": "yes",
     "RestrictSUIDSGID": "yes",
@@ -113,30 +119,34 @@ SUPERVISION = {
     "Type": "notify",
     "NotifyAccess": "main",
     "Restart": "on-failure",
-    "RestartPreventExitStatus": "78",
+    "RestartPreventExitStatus": "78 226 243",
     "User": "ocrwatch",
 }
 
 
 @pytest.mark.parametrize(
-    ("path", "config", "state_directory", "secret"),
+    ("path", "config", "state_directory"),
     [
-        (SERVICE, "/etc/ocrwatch/config.yaml", "ocrwatch", "/etc/ocrwatch/client_secret"),
-        (TEMPLATE, "/etc/ocrwatch/%i.yaml", "ocrwatch/%i", "/etc/ocrwatch/%i.client_secret"),
+        (SERVICE, "/etc/ocrwatch/config.yaml", "ocrwatch"),
+        (TEMPLATE, "/etc/ocrwatch/%i.yaml", "ocrwatch/%i"),
     ],
     ids=["service", "template"],
 )
-def test_unit_has_every_required_directive(
-    path: Path, config: str, state_directory: str, secret: str
-) -> None:
+def test_unit_has_every_required_directive(path: Path, config: str, state_directory: str) -> None:
     unit = parse_unit(path.read_text(encoding="utf-8"))
     for key, expected in {**SUPERVISION, **HARDENING}.items():
         assert value(unit, "Service", key) == expected, key
     assert value(unit, "Service", "ExecStart") == f"/usr/local/bin/ocrwatch run --config {config}"
-    assert value(unit, "Service", "ExecReload") == "/bin/kill -HUP $MAINPID", "SIGHUP reloads"
+    # Waits for the daemon's verdict: a refused config fails `systemctl reload`.
+    assert value(unit, "Service", "ExecReload") == "/usr/local/bin/ocrwatch reload"
+    assert value(unit, "Service", "RuntimeDirectory") == state_directory
     assert value(unit, "Service", "DynamicUser") is None
     assert value(unit, "Service", "StateDirectory") == state_directory
-    assert value(unit, "Service", "LoadCredential") == f"{SYSTEMD_CREDENTIAL}:{secret}"
+    # The default (embedded engine) needs no secret: a credential would stop it starting.
+    assert value(unit, "Service", "LoadCredential") is None
+    # onnxruntime reads /proc/cpuinfo at every engine start; ProcSubset=pid hides it.
+    assert value(unit, "Service", "ProcSubset") is None
+    assert int(value(unit, "Unit", "StartLimitBurst") or 0) <= 5
     # The loop pings at least once a second; a stop takes up to the shutdown grace.
     assert int(value(unit, "Service", "WatchdogSec") or 0) >= 30
     assert int(value(unit, "Service", "TimeoutStopSec") or 0) >= SHUTDOWN_GRACE_SECONDS + 10
@@ -148,7 +158,7 @@ def test_unit_has_every_required_directive(
 
 
 def test_template_is_hardened_exactly_like_the_service() -> None:
-    per_instance = {"ExecStart", "StateDirectory", "LoadCredential"}
+    per_instance = {"ExecStart", "StateDirectory", "RuntimeDirectory"}
     service = parse_unit(SERVICE.read_text(encoding="utf-8"))["Service"]
     template = parse_unit(TEMPLATE.read_text(encoding="utf-8"))["Service"]
     assert [e for e in service if e[0] not in per_instance] == [
@@ -161,9 +171,18 @@ def test_folders_drop_in_example_shows_every_way_to_open_folders() -> None:
     drop_in = parse_unit(text)
     assert value(drop_in, "Service", "ReadWritePaths")
     shown = commented_directives(text)
-    for directive in ("SupplementaryGroups=", "ProtectHome=tmpfs", "BindPaths=", "LoadCredential="):
+    for directive in ("SupplementaryGroups=", "ProtectHome=tmpfs", "BindPaths="):
         assert any(line.startswith(directive) for line in shown), directive
-    assert "LoadCredential=" in shown, "the empty assignment that clears the credential"
+
+
+def test_cloud_drop_in_example_loads_the_secret_for_the_service_and_the_template() -> None:
+    text = CLOUD_DROP_IN.read_text(encoding="utf-8")
+    assert value(parse_unit(text), "Service", "LoadCredential") == (
+        f"{SYSTEMD_CREDENTIAL}:/etc/ocrwatch/client_secret"
+    )
+    shown = commented_directives(text)
+    assert f"LoadCredential={SYSTEMD_CREDENTIAL}:/etc/ocrwatch/%i.client_secret" in shown
+    assert any(line.startswith("LoadCredentialEncrypted=") for line in shown)
 
 
 # ------------------------------------------------------------------------- systemd-analyze
@@ -194,15 +213,17 @@ def stage_units(directory: Path, *, with_drop_in: bool) -> Path:
     stub.chmod(0o755)
     for unit in (SERVICE, TEMPLATE):
         text = unit.read_text(encoding="utf-8")
-        staged = text.replace("ExecStart=/usr/local/bin/ocrwatch ", f"ExecStart={stub} ")
+        staged = text.replace("=/usr/local/bin/ocrwatch ", f"={stub} ")
         assert staged.count(f"ExecStart={stub} ") == 1
+        assert staged.count(f"ExecReload={stub} ") == 1
         (directory / unit.name).write_text(staged)
         if with_drop_in:
             # Every commented-out directive switched on: they must all be valid.
-            example = DROP_IN.read_text(encoding="utf-8")
-            enabled = re.sub(r"(?m)^#([A-Z][A-Za-z]+=)", r"\1", example)
             (directory / f"{unit.name}.d").mkdir()
-            (directory / f"{unit.name}.d" / "folders.conf").write_text(enabled)
+            for example in (DROP_IN, CLOUD_DROP_IN):
+                text = example.read_text(encoding="utf-8")
+                enabled = re.sub(r"(?m)^#([A-Z][A-Za-z]+=)", r"\1", text)
+                (directory / f"{unit.name}.d" / example.stem).write_text(enabled)
     return directory
 
 
@@ -401,13 +422,13 @@ def test_each_call_sends_its_exact_datagram(listener: Listener) -> None:
     assert notifier.is_enabled
     assert notifier.watchdog_interval_seconds == 60.0
     notifier.ready()
-    notifier.status("watching 1 inboxes; 0 waiting")
+    notifier.status("watching 1 inbox; 0 waiting")
     notifier.watchdog()
     notifier.extend_timeout(90)
     notifier.stopping()
     assert received(sock) == [
         "READY=1",
-        "STATUS=watching 1 inboxes; 0 waiting",
+        "STATUS=watching 1 inbox; 0 waiting",
         "WATCHDOG=1",
         "EXTEND_TIMEOUT_USEC=90000000",
         "STOPPING=1",
@@ -585,7 +606,9 @@ def test_daemon_is_ready_only_after_start_up_then_reports_and_stops(
         )
     try:
         before_ready = wait_for_datagram(sock, lambda m: m == "READY=1", process, log)
-        assert before_ready == [], "nothing is reported before start-up is complete"
+        # Nothing but the first STATUS line before start-up is complete: `systemctl status`
+        # has a line to show from the moment the unit is active.
+        assert before_ready == ["STATUS=watching 1 inbox; 1 waiting, 0 in flight, 0 done, 0 failed"]
         # Start-up reconciled the inbox with the store before READY=1 ...
         with Store.open(tmp_path / "state" / "state.db", readonly=True) as store:
             assert store.history(inbox / "before.png")
@@ -593,7 +616,7 @@ def test_daemon_is_ready_only_after_start_up_then_reports_and_stops(
         (inbox / "after.png").write_bytes(make_png("dropped after ready"))
         until_done = wait_for_datagram(sock, lambda m: "2 done, 0 failed" in m, process, log)
         assert "WATCHDOG=1" in until_done
-        assert any(m.startswith("STATUS=watching 1 inboxes; ") for m in until_done)
+        assert any(m.startswith("STATUS=watching 1 inbox; ") for m in until_done)
         assert (inbox / "before.png.txt").read_text() == "there before the start\n"
         assert (inbox / "after.png.txt").read_text() == "dropped after ready\n"
 
@@ -604,3 +627,166 @@ def test_daemon_is_ready_only_after_start_up_then_reports_and_stops(
         if process.poll() is None:
             process.kill()
             process.wait(timeout=30)
+
+
+def test_reload_is_announced_and_a_refused_config_fails_ocrwatch_reload(
+    tmp_path: Path, emulator: Emulator, path_listener: Listener
+) -> None:
+    # What ExecReload= runs: `ocrwatch reload` must exit 1 when the daemon keeps its old
+    # config, so that `systemctl reload` fails visibly; systemd >= 253 also hears
+    # RELOADING=1 with MONOTONIC_USEC, then READY=1.
+    sock, address = path_listener
+    config = write_config(tmp_path, emulator.base_url, rescan_interval_seconds=3600)
+    good = config.read_text()
+    runtime = tmp_path / "run"
+    runtime.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in {"WATCHDOG_PID", "JOURNAL_STREAM"}}
+    env.update(NOTIFY_SOCKET=address, RUNTIME_DIRECTORY=str(runtime))
+    log = tmp_path / "daemon.log"
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ocrwatch", "--log-format", "json", "run", "-c", str(config)],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    reload_env = {k: v for k, v in env.items() if k != "NOTIFY_SOCKET"}
+    reload_env["MAINPID"] = str(process.pid)
+
+    def reload() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "ocrwatch", "reload", "--timeout", "30"],
+            env=reload_env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+
+    try:
+        wait_for_datagram(sock, lambda m: m == "READY=1", process, log)
+        config.write_text(good.replace("scans", "scans", 1) + "rescan_interval_seconds: -5\n")
+        refused = reload()
+        assert refused.returncode == 1, refused
+        assert "refused" in refused.stderr
+        assert "rescan_interval_seconds" in refused.stderr
+        before = wait_for_datagram(sock, lambda m: m == "READY=1", process, log)
+        assert re.fullmatch(r"RELOADING=1\nMONOTONIC_USEC=\d+", before[-2])
+        usec = int(before[-2].rsplit("=", 1)[1])
+        assert 0 < usec <= time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        assert before[-1].startswith("STATUS=watching 1 inbox; ")
+        assert before[-1].endswith("; config reload refused, the previous config is in force")
+
+        config.write_text(good)
+        taken = reload()
+        assert taken.returncode == 0, taken
+        before = wait_for_datagram(sock, lambda m: m == "READY=1", process, log)
+        assert before[-2].startswith("RELOADING=1\n")
+        assert before[-1].startswith("STATUS=watching 1 inbox; ")
+        assert "refused" not in before[-1], "the note goes with the first good reload"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=SHUTDOWN_GRACE_SECONDS + 10)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=30)
+
+
+def test_ocrwatch_reload_outside_a_unit_says_what_it_needs() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in {"MAINPID", "RUNTIME_DIRECTORY"}}
+    result = subprocess.run(
+        [sys.executable, "-m", "ocrwatch", "reload"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "ExecReload=" in result.stderr
+
+
+def test_a_large_journal_entry_goes_in_a_sealed_memfd(tmp_path: Path) -> None:
+    # Past the socket's datagram limit (its send buffer, at most net.core.wmem_max), journald
+    # takes an entry only as a sealed memfd passed over the socket, as sd_journal_sendv does.
+    address = tmp_path / "journal.socket"
+    wmem_max = int(Path("/proc/sys/net/core/wmem_max").read_text())
+    big = "page text " * (wmem_max // 5)  # twice the largest datagram
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as journald:
+        journald.bind(str(address))
+        writer = journal_writer(address)
+        assert writer is not None
+        try:
+            writer.send({"MESSAGE": "text_extracted", "TEXT": big, "TRACE": "a\nb"})
+        finally:
+            writer.close()
+        data, ancillary, _, _ = journald.recvmsg(4096, socket.CMSG_SPACE(4))
+    assert data == b""
+    ((level, kind, payload),) = ancillary
+    assert (level, kind) == (socket.SOL_SOCKET, socket.SCM_RIGHTS)
+    fd = int.from_bytes(payload[:4], sys.byteorder)
+    try:
+        seals = fcntl.fcntl(fd, fcntl.F_GET_SEALS)
+        for seal in (fcntl.F_SEAL_SHRINK, fcntl.F_SEAL_GROW, fcntl.F_SEAL_WRITE):
+            assert seals & seal
+        entry = os.pread(fd, os.fstat(fd).st_size, 0)  # journald maps it from the start
+    finally:
+        os.close(fd)
+    assert entry.startswith(b"MESSAGE=text_extracted\nTEXT=page text ")
+    assert entry.endswith(b"TRACE\n" + (3).to_bytes(8, "little") + b"a\nb\n")
+
+
+# ------------------------------------------------------------------ what a restart must redo
+
+
+def test_a_restart_with_a_corrected_secret_authenticates_at_once(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    # The 300 s pause after refused credentials protects the token endpoint's lockout within
+    # one run; kept in the state file, it made a corrected secret wait 5 minutes after
+    # `systemctl restart`. The pause belongs to the credential, which a restart re-reads.
+    config = write_config(tmp_path, emulator.base_url)
+    secret = tmp_path / "client_secret"
+    good_secret = secret.read_text()
+    secret.write_text("not-the-secret")
+    page = tmp_path / "inbox" / "page.png"
+    page.write_bytes(make_png("after the fix"))
+    with running_service(config) as (service, store, _):
+        run_until(service, lambda: any(j.last_error for j in store.history(page)))
+        assert service.status_line().endswith("service unavailable, paused")
+    secret.write_text(good_secret)
+    with running_service(config) as (service, _, _):
+        # Far less than the 300 s pause: only the restart's own work stands in the way.
+        run_until(service, (page.parent / "page.png.txt").exists, timeout_seconds=30)
+    assert (page.parent / "page.png.txt").read_text() == "after the fix"
+
+
+def test_read_only_commands_need_no_client_secret(tmp_path: Path, emulator: Emulator) -> None:
+    # `sudo -u ocrwatch ocrwatch status` runs outside the unit, where systemd's credentials
+    # directory does not exist: status, explain and retry never call the service.
+    config = write_config(tmp_path, emulator.base_url)
+    text = config.read_text().replace(str(tmp_path / "client_secret"), "")
+    document = [line for line in text.splitlines() if "client_secret_file" not in line]
+    config.write_text("\n".join(document) + "\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OCRWATCH_", "CREDENTIALS"))}
+
+    def ocrwatch(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "ocrwatch", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+
+    for command in (["status"], ["explain", str(tmp_path / "inbox" / "x.png")]):
+        result = ocrwatch(*command, "-c", str(config))
+        assert result.returncode == 0, (command, result.stderr)
+        assert "no client secret" not in result.stderr
+    checked = ocrwatch("check", "-c", str(config))  # run and check do need it
+    assert checked.returncode == 78
+    assert "no client secret" in checked.stderr

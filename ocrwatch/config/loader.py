@@ -96,8 +96,15 @@ def default_state_path(environ: Mapping[str, str], *, config_path: Path | None =
     return home / ".local" / "state" / "ocrwatch" / "state.db"
 
 
-def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Config:
-    """Read, validate and resolve the config file; raise one ConfigError listing every problem."""
+def load_config(
+    path: Path, *, environ: Mapping[str, str] | None = None, secrets: bool = True
+) -> Config:
+    """Read, validate and resolve the config file; raise one ConfigError listing every problem.
+
+    ``secrets=False`` is for commands that never call the service (``status``, ``explain``,
+    ``retry``): the client secret is neither looked for nor required, so the service's user
+    can run them from a shell, where systemd's credentials directory does not exist.
+    """
     env: Mapping[str, str] = os.environ if environ is None else environ
     source = Path(path).expanduser().absolute()
     try:
@@ -117,7 +124,7 @@ def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Conf
         raise ConfigError(f"{source}: expected a mapping of settings, got {_kind(data)}")
     problems: list[str] = []
     top = _Section(data, problems, source.parent, env, lambda key: key)
-    config = _read(top, source)
+    config = _read(top, source, secrets=secrets)
     if problems:
         raise ConfigError(list(dict.fromkeys(problems)))  # a bad default repeats per inbox
     return config
@@ -148,9 +155,9 @@ _UniqueKeyLoader.add_constructor(
 )
 
 
-def _read(top: _Section, source: Path) -> Config:
+def _read(top: _Section, source: Path, *, secrets: bool) -> Config:
     top.reject_unknown(_TOP_KEYS, prefix="")
-    service = _read_service(top)
+    service = _read_service(top, secrets=secrets)
     state = _section(top, "state", allowed=("path", "keep_history_days"))
     state_path = (
         state.path("path")
@@ -210,7 +217,7 @@ def _read(top: _Section, source: Path) -> Config:
     )
 
 
-def _read_service(top: _Section) -> ServiceConfig:
+def _read_service(top: _Section, *, secrets: bool) -> ServiceConfig:
     allowed = (*_SERVICE_KEYS, "client_secret")  # client_secret gets its own message below
     service = _section(top, "service", allowed=allowed, prefix="service")
     if "client_secret" in service.values:
@@ -220,7 +227,7 @@ def _read_service(top: _Section) -> ServiceConfig:
             "read and set service.client_secret_file, or set the OCRWATCH_CLIENT_SECRET "
             "environment variable, or use systemd LoadCredential=client_secret:<file>",
         )
-    credentials, credentials_source = _read_credentials(service)
+    credentials, credentials_source = _read_credentials(service) if secrets else (None, None)
     config = ServiceConfig(
         url=_read_url(service),
         credentials=credentials,

@@ -16,8 +16,10 @@ reason file beside a missing file while the source is still in the inbox; repeat
 reuses that name.
 
 Ownership. Files are created by the daemon's user; their group is its group, or the
-directory's group where the directory is setgid. Modes are set explicitly (``fchmod``), so
-the umask does not apply to files; new directories get ``0o777`` minus the umask.
+directory's group where the directory is setgid. Sidecars and reason files get ``0o666`` minus
+the process umask (the unit's ``UMask=``: 0027 gives 0640), as any program's new files do;
+the mode is set with ``fchmod`` only after the data is written and synced, so the file is
+``0o600`` while it is still a temp file. New directories get ``0o777`` minus the umask.
 """
 
 from __future__ import annotations
@@ -91,16 +93,34 @@ def ensure_directory(path: Path) -> None:
         fsync_directory(directory.parent)
 
 
-def write_atomic(target: Path, data: bytes, *, mode: int = 0o644) -> None:
-    """Replace ``target`` with ``data`` so that readers see the old file or the new, whole."""
+def process_umask() -> int:
+    """This process's umask, read without changing it (Linux 4.7+ shows it in /proc)."""
+    try:
+        with Path("/proc/self/status").open(encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    current = os.umask(0o022)  # no /proc: the only other way to read it is to set it
+    os.umask(current)
+    return current
+
+
+def write_atomic(target: Path, data: bytes, *, mode: int | None = None) -> None:
+    """Replace ``target`` with ``data`` so that readers see the old file or the new, whole.
+
+    ``mode`` defaults to ``0o666`` minus the umask, the mode any new file would get.
+    """
     directory = target.parent
     ensure_directory(directory)
+    final_mode = 0o666 & ~process_umask() if mode is None else mode
     temp, fd = create_temp(target)
     try:
         try:
-            os.fchmod(fd, mode)  # created 0o600, so no one reads it early under a looser mode
             write_all(fd, data)
             os.fsync(fd)
+            os.fchmod(fd, final_mode)  # created 0o600: no one reads it early under a looser mode
         finally:
             os.close(fd)
         temp.replace(target)  # a symlink at ``target`` is replaced, never followed
