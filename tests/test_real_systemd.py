@@ -362,7 +362,7 @@ def test_a_dropped_file_gets_its_sidecar_under_the_full_sandbox(container: Conta
     drop(container, "page.png", make_png("hello from a real systemd"))
     sidecar = container.path(f"{INBOX}/page.png.txt")
     container.wait_for(sidecar.exists, "the sidecar of page.png")
-    assert sidecar.read_text() == "hello from a real systemd"
+    assert sidecar.read_text() == "hello from a real systemd\n"
     listed = container.sh(f"stat -c '%a %U' {INBOX}/page.png.txt", check=True).stdout.split()
     assert listed == ["640", "ocrwatch"], "UMask=0027 gives 0640, owned by the service user"
     status = container.sh(f"cat /proc/{main_pid(container)}/status", check=True).stdout
@@ -474,7 +474,7 @@ def test_a_stop_ends_within_10_seconds(container: Container, report: Report) -> 
         container.sh("systemctl daemon-reload && systemctl start ocrwatch", check=True)
     late = container.path(f"{INBOX}/late.png.txt")
     container.wait_for(late.exists, "the file that was in flight, done after the start")
-    assert late.read_text() == "in flight at the stop"
+    assert late.read_text() == "in flight at the stop\n"
 
 
 def test_the_unit_rates_ok_where_it_runs(container: Container) -> None:
@@ -520,7 +520,7 @@ def test_cloud_credentials_reach_the_service_and_a_missing_one_does_not_loop(
         drop(container, "cloud.png", make_png("recognised in the cloud"))
         sidecar = container.path(f"{INBOX}/cloud.png.txt")
         container.wait_for(sidecar.exists, "the sidecar of a file sent to the cloud")
-        assert sidecar.read_text() == "recognised in the cloud"
+        assert sidecar.read_text() == "recognised in the cloud\n"
         assert sum(emulator.stats().submits.values()) >= 1
         # Read-only commands from a shell, as the docs show, need no secret.
         status = container.sh(

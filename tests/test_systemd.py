@@ -761,7 +761,7 @@ def test_a_restart_with_a_corrected_secret_authenticates_at_once(
     with running_service(config) as (service, _, _):
         # Far less than the 300 s pause: only the restart's own work stands in the way.
         run_until(service, (page.parent / "page.png.txt").exists, timeout_seconds=30)
-    assert (page.parent / "page.png.txt").read_text() == "after the fix"
+    assert (page.parent / "page.png.txt").read_text() == "after the fix\n"
 
 
 def test_read_only_commands_need_no_client_secret(tmp_path: Path, emulator: Emulator) -> None:
