@@ -175,7 +175,9 @@ def _settle_status(
         return f"settling: {inbox.settle_seconds - quiet_seconds:.1f} s more without a change"
     trial = config.service.credentials is None and not config.service.is_embedded
     try:
-        problem, error_class = preflight_problem(probe.inspect(path), inbox, trial=trial)
+        problem, error_class = preflight_problem(
+            probe.inspect(path), inbox, trial=trial, target=config.service.target
+        )
     except (OSError, OcrwatchError) as exc:
         report.add("preflight", f"cannot be read now: {exc}")
         return "settled, but cannot be read now"

@@ -22,7 +22,6 @@ Residual risks, accepted and documented rather than hidden:
 
 from __future__ import annotations
 
-import enum
 import errno
 import fcntl
 import hashlib
@@ -38,29 +37,19 @@ from typing import BinaryIO
 
 from PIL import Image
 
-from ocrwatch import policy
+from ocrwatch import formats, policy
 from ocrwatch.errors import InputFileError, SourceChanged, TransientError
 from ocrwatch.model import Fingerprint
 
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _CHUNK_BYTES = 1 << 20
 _TAIL_BYTES = 64 * 1024
-_PDF_HEADER_WINDOW_BYTES = 1024  # the PDF spec lets "%PDF-" start anywhere in the first KiB
+_HEAD_BYTES = formats.SNIFF_BYTES
 _PDF_EOF_WINDOW_BYTES = 2048
 
 
-class FileKind(enum.StrEnum):
-    PNG = "png"
-    JPEG = "jpeg"
-    TIFF = "tiff"
-    BMP = "bmp"
-    GIF = "gif"
-    PDF = "pdf"
-    UNKNOWN = "unknown"
-
-
-_PILLOW_FORMATS = {FileKind.PNG: "PNG", FileKind.JPEG: "JPEG", FileKind.TIFF: "TIFF",
-                   FileKind.BMP: "BMP", FileKind.GIF: "GIF"}  # fmt: skip
+# The formats and their magic bytes are owned by ``ocrwatch.formats``; this is its name here.
+FileKind = formats.Format
 
 
 def _mode_name(mode: int) -> str:
@@ -127,22 +116,6 @@ def _size(file: BinaryIO) -> int:
     return os.fstat(file.fileno()).st_size
 
 
-def _kind_of(head: bytes) -> FileKind:
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return FileKind.PNG
-    if head.startswith(b"\xff\xd8\xff"):
-        return FileKind.JPEG
-    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):  # classic and BigTIFF
-        return FileKind.TIFF
-    if head.startswith(b"BM") and len(head) >= 26:
-        return FileKind.BMP
-    if head[:6] in (b"GIF87a", b"GIF89a"):
-        return FileKind.GIF
-    if b"%PDF-" in head[:_PDF_HEADER_WINDOW_BYTES]:
-        return FileKind.PDF
-    return FileKind.UNKNOWN
-
-
 def sniff(path: Path) -> FileKind:
     """The file's format by its magic bytes; the extension is never consulted.
 
@@ -150,7 +123,7 @@ def sniff(path: Path) -> FileKind:
     other ``OSError`` through (``FileNotFoundError`` when it vanished).
     """
     with _open_regular(path) as file:
-        return _kind_of(file.read(_PDF_HEADER_WINDOW_BYTES))
+        return formats.sniff(file.read(_HEAD_BYTES))
 
 
 # ---- completeness -----------------------------------------------------------------------
@@ -165,7 +138,7 @@ def completeness(path: Path, kind: FileKind) -> str | None:
         size = _size(file)
         if size == 0:
             return "empty file"
-        if kind is FileKind.TIFF:
+        if kind in (FileKind.TIFF, FileKind.BIGTIFF):
             return _tiff_problem(file, size)
         tail = _read_at(file, max(0, size - _TAIL_BYTES), _TAIL_BYTES)
         head = _read_at(file, 0, 64)
@@ -183,6 +156,10 @@ def completeness(path: Path, kind: FileKind) -> str | None:
         return None if size >= needed else f"incomplete BMP ({size} of {needed} bytes)"
     if kind is FileKind.PDF:
         return _pdf_problem(tail, size)
+    if kind is FileKind.WEBP:
+        (riff_bytes,) = struct.unpack_from("<I", head, 4)  # what follows the first 8 bytes
+        needed = 8 + riff_bytes
+        return None if size >= needed else f"incomplete WebP ({size} of {needed} bytes)"
     return None
 
 
@@ -269,56 +246,71 @@ class FileFacts:
     size_bytes: int
     page_count: int | None  # None: not known (see inspect)
     is_encrypted: bool  # PDF with /Encrypt in its trailer
-    width_px: int | None
+    width_px: int | None  # of the first page
     height_px: int | None
-    is_decompression_bomb: bool  # more pixels than Pillow's MAX_IMAGE_PIXELS
+    is_too_large: bool  # a page has more than formats.MAX_PAGE_PIXELS pixels
     problem: str | None  # why it cannot be read as its kind; None when it can
 
 
 def inspect(path: Path) -> FileFacts:
     """Kind, pages, encryption and pixel size, from headers (no pixel is decoded).
 
-    PDF pages come from the linearization header when there is one, else from counting
-    ``/Type /Page`` objects in one streaming pass; objects inside compressed object streams
-    (PDF 1.5+) are invisible to that count, so it may be low, and 0 is reported as None.
+    Every page of an image is measured against ``formats.MAX_PAGE_PIXELS``. PDF pages come
+    from the linearization header when there is one, else from counting ``/Type /Page``
+    objects in one streaming pass; objects inside compressed object streams (PDF 1.5+) are
+    invisible to that count, so it may be low, and 0 is reported as None.
 
     Pillow is called with warnings suppressed (``warnings.catch_warnings`` changes process
     state: call this from one thread at a time, as the control thread does).
     """
     with _open_regular(path) as file:
         size = _size(file)
-        kind = _kind_of(file.read(_PDF_HEADER_WINDOW_BYTES))
+        kind = formats.sniff(file.read(_HEAD_BYTES))
         if kind is FileKind.PDF:
             return _pdf_facts(file, size)
-        if kind is FileKind.UNKNOWN:
+        entry = formats.spec(kind)
+        if entry is None or entry.pillow is None:
             return FileFacts(kind, size, None, False, None, None, False, None)
-        return _image_facts(file, kind, size)
+        return _image_facts(file, kind, entry.pillow, size)
 
 
-def _image_facts(file: BinaryIO, kind: FileKind, size: int) -> FileFacts:
+_MAX_MEASURED_PAGES = 10_000
+
+
+def _image_facts(file: BinaryIO, kind: FileKind, pillow: str, size: int) -> FileFacts:
     width: int | None = None
     height: int | None = None
     pages: int | None = None
     problem: str | None = None
     file.seek(0)
     with warnings.catch_warnings():
-        # Bomb warnings become a fact below; metadata warnings say nothing we act on.
+        # A bomb becomes a fact below; metadata warnings say nothing we act on.
         warnings.simplefilter("ignore")
         try:
-            with Image.open(file, formats=[_PILLOW_FORMATS[kind]]) as image:
+            with Image.open(file, formats=[pillow]) as image:
                 width, height = image.size
                 pages = int(getattr(image, "n_frames", 1))
+                problem = formats.page_pixels_problem(width, height)
+                entry = formats.spec(kind)
+                if problem is None and pages > 1 and entry is not None and entry.all_pages:
+                    problem = _later_page_problem(image, pages)  # a TIFF's pages may differ
         except Image.DecompressionBombError as exc:
-            return FileFacts(
-                kind, size, None, False, None, None, True, f"decompression bomb: {exc}"
-            )
+            return FileFacts(kind, size, None, False, None, None, True, f"too large: {exc}")
         except (OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError) as exc:
-            problem = f"unreadable {kind.value.upper()}: {exc}"
-    limit = Image.MAX_IMAGE_PIXELS
-    is_bomb = bool(limit and width and height and width * height > limit)
-    if is_bomb:
-        problem = f"decompression bomb: {width}x{height} pixels is more than {limit}"
-    return FileFacts(kind, size, pages, False, width, height, is_bomb, problem)
+            problem = f"unreadable {kind}: {exc}"
+            return FileFacts(kind, size, pages, False, width, height, False, problem)
+    too_large = problem is not None
+    return FileFacts(kind, size, pages, False, width, height, too_large, problem)
+
+
+def _later_page_problem(image: Image.Image, pages: int) -> str | None:
+    """A page after the first that is too large (each frame's header is read, no pixels)."""
+    for index in range(1, min(pages, _MAX_MEASURED_PAGES)):
+        image.seek(index)
+        problem = formats.page_pixels_problem(*image.size, page=index + 1)
+        if problem is not None:
+            return problem
+    return None
 
 
 _PAGE_OBJECT = re.compile(rb"/Type\s{0,16}/Page(?![A-Za-z])")

@@ -16,9 +16,9 @@ LEAVES = {"model": {"errors"}, "errors": set()}
 # Boundary modules talk to one outside thing each; they never import each other.
 BOUNDARIES = {
     "store", "aspose", "outputs", "watcher", "probe", "systemd", "logsetup", "emulator", "engine",
-    "exporter", "hooks", "allocator",
+    "exporter", "hooks", "allocator", "conversion",
 }  # fmt: skip
-CORE = {"errors", "model", "policy", "config"}
+CORE = {"errors", "model", "policy", "config", "formats"}
 
 
 def allowed_imports(component: str) -> set[str] | None:
@@ -27,12 +27,14 @@ def allowed_imports(component: str) -> set[str] | None:
         return LEAVES[component]
     if component == "policy":  # pure core; re-exports the settling decisions split out of it
         return {"model", "errors", "settling"}
-    if component in {"schedule", "settling", "sidecars", "workers", "metrics", "progress"}:
+    if component in {
+        "schedule", "settling", "sidecars", "workers", "metrics", "progress", "formats",
+    }:  # fmt: skip
         return {"model", "errors"}  # pure core: no boundary I/O
     if component == "reload":  # pure: which profile each job uses across reloads
         return {"model", "errors", "config"}
     if component == "config":
-        return {"model", "errors", "policy"}
+        return {"model", "errors", "policy", "formats"}
     if component in BOUNDARIES:
         return CORE | {component}
     composers = {"service", "requeue", "dispatch", "finishing", "preflight", "publisher"}
