@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ocrwatch import formats
 from ocrwatch.model import Credentials
 
 if TYPE_CHECKING:
@@ -83,7 +84,10 @@ class EmulatorConfig:
     faults: Faults = field(default_factory=Faults)
     seed: int = 0
     recognizer: Recognizer | None = None
-    max_pixels: int = 100_000_000
+    max_pixels: int = formats.MAX_PAGE_PIXELS
+    # What the emulator takes as it is: what Aspose Cloud takes, or (the embedded service)
+    # what the local engine reads, every page of a TIFF included.
+    target: formats.Target = formats.Target.CLOUD
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:

@@ -4,7 +4,8 @@ Runs on a slot's worker thread. Every input problem becomes an ``Outcome`` with 
 message (the task ends in ``Error`` and GET still answers 200), never an exception:
 
 - RecognizePdf takes a PDF only; every other resource refuses a PDF;
-- undecodable bytes, unsupported formats, multi-page TIFF, more than ``max_pixels`` pixels;
+- undecodable bytes, unsupported formats (see ``ocrwatch.formats``; a multi-page TIFF is
+  refused standing in for the cloud), more than ``max_pixels`` pixels;
 - a region that does not lie inside the (rotated) image.
 
 Settings honoured: ``Rotate`` by multiples of 90 degrees (the pages are turned clockwise before
@@ -25,6 +26,7 @@ import hashlib
 import re
 from dataclasses import dataclass, replace
 
+from ocrwatch import formats
 from ocrwatch.emulator.document import (
     Document,
     DocumentError,
@@ -119,12 +121,18 @@ def _check_regions(document: Document, regions: tuple[Region, ...]) -> None:
             )
 
 
-def process(submission: Submission, *, recognizer: Recognizer, max_pixels: int) -> Outcome:
+def process(
+    submission: Submission,
+    *,
+    recognizer: Recognizer,
+    max_pixels: int,
+    target: formats.Target = formats.Target.CLOUD,
+) -> Outcome:
     """Run one task to its end; input problems become an error outcome."""
     settings = submission.settings
     try:
         _check_kind(submission.document, submission.resource)
-        document = load_document(submission.document, max_pixels=max_pixels)
+        document = load_document(submission.document, max_pixels=max_pixels, target=target)
         document = rotate_document(document, settings.rotate)
         is_regions = submission.resource is Resource.RECOGNIZE_REGIONS
         if is_regions:

@@ -57,7 +57,12 @@ class Emulator:
         self._accept_thread: threading.Thread | None = None
 
     def _process(self, submission: Submission) -> Outcome:
-        return process(submission, recognizer=self._recognizer, max_pixels=self.config.max_pixels)
+        return process(
+            submission,
+            recognizer=self._recognizer,
+            max_pixels=self.config.max_pixels,
+            target=self.config.target,
+        )
 
     @property
     def port(self) -> int:
