@@ -169,7 +169,7 @@ def test_a_decompression_bomb_is_refused_without_calling_the_api(
         run_until(service, (tmp_path / "errors" / "bomb.png.error.json").exists)
         still_processing(service, tmp_path / "inbox", tmp_path / "inbox", "bomb")
     failed = reason(tmp_path / "errors", "bomb.png")
-    assert failed["class"] == "unreadable" and "decompression bomb" in failed["message"]
+    assert failed["class"] == "unsupported" and "too large" in failed["message"]
     assert emulator_submits(emulator) == 1
 
 

@@ -90,7 +90,7 @@ def test_the_settle_status_is_told_as_it_stands_now(tmp_path: Path, config: Path
     assert fresh_report["verdict"].startswith("settling: ")
     assert fresh_report["verdict"].endswith(" s more without a change")
     assert fresh_report["facts"]["complete"] == "looks complete"
-    assert "png, last changed" in fresh_report["facts"]["file"]
+    assert "PNG, last changed" in fresh_report["facts"]["file"]
     assert fresh_report["facts"]["history"].startswith("no state file yet")
 
     assert explain(config, truncated)["verdict"] == (

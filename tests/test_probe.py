@@ -66,7 +66,7 @@ def test_sniff_uses_magic_bytes(make: Callable[..., Path], kind: FileKind) -> No
         (b"", FileKind.UNKNOWN),
         (b"hello, world", FileKind.UNKNOWN),
         (b"\x00" * 100 + b"%PDF-1.7\n", FileKind.PDF),  # junk before the header is allowed
-        (b"II+\x00\x08\x00\x00\x00", FileKind.TIFF),  # BigTIFF
+        (b"II+\x00\x08\x00\x00\x00", FileKind.BIGTIFF),
         (b"BM", FileKind.UNKNOWN),  # too short for a BMP header
     ],
 )
@@ -200,7 +200,7 @@ def test_inspect_images(make: Callable[..., Path], kind: FileKind) -> None:
     facts = probe.inspect(make(kind))
     assert (facts.kind, facts.width_px, facts.height_px) == (kind, 40, 30)
     assert facts.page_count == 1
-    assert not facts.is_decompression_bomb
+    assert not facts.is_too_large
     assert not facts.is_encrypted
     assert facts.problem is None
 
@@ -254,7 +254,8 @@ def _png_header_only(width: int, height: int) -> bytes:
 
 @pytest.mark.parametrize(
     ("width", "height", "size_known"),
-    [(10_000, 10_000, True), (50_000, 50_000, False)],  # Pillow's warning, then its error
+    # over the one limit, over Pillow's warning, over its error
+    [(8_000, 7_600, True), (10_000, 10_000, True), (50_000, 50_000, False)],
 )
 def test_a_decompression_bomb_is_a_fact_not_a_crash(
     tmp_path: Path, width: int, height: int, size_known: bool
@@ -262,10 +263,20 @@ def test_a_decompression_bomb_is_a_fact_not_a_crash(
     path = tmp_path / "bomb.png"
     path.write_bytes(_png_header_only(width, height))
     facts = probe.inspect(path)  # the suite turns warnings into errors: none may escape
-    assert facts.is_decompression_bomb
+    assert facts.is_too_large
     assert facts.problem is not None
-    assert facts.problem.startswith("decompression bomb")
+    assert facts.problem.startswith("too large")
     assert (facts.width_px == width) is size_known
+
+
+def test_the_pixel_limit_is_the_formats_limit(tmp_path: Path) -> None:
+    path = tmp_path / "edge.png"
+    path.write_bytes(_png_header_only(8_000, 7_500))  # exactly formats.MAX_PAGE_PIXELS
+    assert not probe.inspect(path).is_too_large
+    path.write_bytes(_png_header_only(8_000, 7_501))
+    assert probe.inspect(path).problem == (
+        "too large: 8000x7501 pixels is more than the limit of 60,000,000 pixels a page"
+    )
 
 
 def test_inspect_reports_an_unreadable_image(tmp_path: Path) -> None:
@@ -433,9 +444,9 @@ def test_bigtiff(tmp_path: Path) -> None:
     head = b"II+\x00" + struct.pack("<HHQ", 8, 0, 16) + ifd
     path = tmp_path / "big.tif"
     path.write_bytes(head + b"\x00" * (150 - len(head)))
-    assert probe.sniff(path) is FileKind.TIFF
-    assert probe.completeness(path, FileKind.TIFF) is None
+    assert probe.sniff(path) is FileKind.BIGTIFF
+    assert probe.completeness(path, FileKind.BIGTIFF) is None
     path.write_bytes(head + b"\x00" * (149 - len(head)))
-    assert probe.completeness(path, FileKind.TIFF) == (
+    assert probe.completeness(path, FileKind.BIGTIFF) == (
         "incomplete TIFF (page 1 image data is cut off)"
     )

@@ -162,13 +162,20 @@ def test_files_that_are_not_images_are_refused_without_calling_the_api(
     config = write_config(tmp_path, emulator.base_url)
     with running_service(config) as (service, _, _):
         drop(tmp_path / "inbox" / "notes.png", b"this is plain text, not a PNG\n" * 10)
-        drop(tmp_path / "inbox" / "pages.tif", make_tiff(["one", "two"]))
         run_until(service, (tmp_path / "errors" / "notes.png.error.json").exists)
-        run_until(service, (tmp_path / "errors" / "pages.tif.error.json").exists)
     assert error_reason(tmp_path / "errors", "notes.png")["class"] == "unreadable"
-    tiff = error_reason(tmp_path / "errors", "pages.tif")
-    assert tiff["class"] == "unsupported" and "multi-page TIFF" in tiff["message"]
     assert emulator_submits(emulator) == 0
+
+
+def test_a_multi_page_tiff_goes_to_the_cloud_as_one_pdf(tmp_path: Path, emulator: Emulator) -> None:
+    # The emulator refuses a multi-page TIFF as the service does; converted, it is one task.
+    config = write_config(tmp_path, emulator.base_url)
+    with running_service(config) as (service, _, _):
+        drop(tmp_path / "inbox" / "pages.tif", make_tiff(["one", "two", "three"]))
+        sidecar = tmp_path / "inbox" / "pages.tif.txt"
+        run_until(service, sidecar.exists)
+    assert sidecar.read_text().count("\f") == 2  # three pages, separated as a PDF's are
+    assert emulator.stats().submits == {"RecognizePdf": 1}
 
 
 def test_a_task_that_vanished_at_the_service_is_resubmitted(
