@@ -10,6 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from ocrwatch import formats
 from ocrwatch.config.keys import RESULT_TYPE_NAMES
 from ocrwatch.config.profiles import Config, InboxConfig, ServiceConfig
 from ocrwatch.model import SIDECAR_EXTENSIONS
@@ -40,6 +41,8 @@ def describe(config: Config) -> dict[str, Any]:
             "interval_seconds": config.metrics.interval_seconds,
         },
         "inboxes": [_describe_inbox(inbox) for inbox in config.inboxes],
+        # What each format gets from this service: as it is, converted first, or refused.
+        "formats": formats.table(service.target),
         "warnings": list(config.warnings),
     }
 
