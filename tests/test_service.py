@@ -178,6 +178,38 @@ def test_a_multi_page_tiff_goes_to_the_cloud_as_one_pdf(tmp_path: Path, emulator
     assert emulator.stats().submits == {"RecognizePdf": 1}
 
 
+def _api_calls(emulator: Emulator) -> int:
+    stats = emulator.stats()
+    return stats.total_submits + stats.fetches + stats.status_probes
+
+
+def test_one_pdf_costs_fewer_api_calls_than_page_by_page(
+    tmp_path: Path, make_emulator: MakeEmulator
+) -> None:
+    # The two ways to send a 6-page fax to the cloud, with the service taking a second a
+    # task: as one PDF (what ocrwatch does), or each page as its own single-page TIFF.
+    texts = [f"page {n}" for n in range(1, 7)]
+    calls = {}
+    for way in ("one_pdf", "page_by_page"):
+        emulator = make_emulator(processing_seconds=(1.0, 1.0))
+        root = tmp_path / way
+        root.mkdir()
+        config = write_config(root, emulator.base_url)
+        with running_service(config) as (service, _, _):
+            if way == "one_pdf":
+                drop(root / "inbox" / "fax.tif", make_tiff(texts))
+            else:
+                for n, text in enumerate(texts, start=1):
+                    drop(root / "inbox" / f"fax-{n}.tif", make_tiff(text))
+            expected = 1 if way == "one_pdf" else len(texts)
+            run_until(service, lambda root=root, expected=expected: len(
+                list((root / "inbox").glob("*.txt"))) == expected)  # fmt: skip
+        calls[way] = _api_calls(emulator)
+    print(f"API calls for 6 pages: {calls}")  # recorded in docs/formats.md
+    assert calls["one_pdf"] < calls["page_by_page"]
+    assert calls["one_pdf"] <= 3  # one POST and a poll or two
+
+
 def test_a_task_that_vanished_at_the_service_is_resubmitted(
     tmp_path: Path, make_emulator: MakeEmulator, emulator_api: Callable[[Emulator], Any]
 ) -> None:
