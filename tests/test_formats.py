@@ -20,15 +20,15 @@ from odd_inputs import encoded, g4_tiff, page, sixteen_bit_png
 from PIL import Image
 
 from ocrwatch import conversion, formats, policy, probe
-from ocrwatch.config import DEFAULT_INCLUDE, load_config
+from ocrwatch.config import DEFAULT_INCLUDE, InboxConfig, load_config
 from ocrwatch.emulator.document import DocumentError, load_document
 from ocrwatch.emulator.samples import make_pdf
 from ocrwatch.model import ErrorClass, Mode
 from ocrwatch.preflight import preflight_problem, upload_mode
 
 pytest.importorskip("cv2")
-from ocrwatch.engine.failures import EngineInputError  # noqa: E402
-from ocrwatch.engine.sources import read_pages  # noqa: E402
+from ocrwatch.engine.failures import EngineInputError
+from ocrwatch.engine.sources import read_pages
 
 Format = formats.Format
 CLOUD, ENGINE = formats.Target.CLOUD, formats.Target.ENGINE
@@ -80,7 +80,7 @@ IDS = [f"{s.name}-{s.format}" for s in SAMPLES]
 
 
 @pytest.fixture
-def inbox(tmp_path: Path):  # type: ignore[no-untyped-def]
+def inbox(tmp_path: Path) -> InboxConfig:
     return load_config(write_config(tmp_path, "http://127.0.0.1:9"), environ={}).inboxes[0]
 
 
@@ -100,7 +100,9 @@ def _engine_pages(data: bytes) -> int | None:
 
 
 @pytest.mark.parametrize("sample", SAMPLES, ids=IDS)
-def test_every_layer_agrees_with_the_table(tmp_path: Path, inbox, sample: Sample) -> None:  # type: ignore[no-untyped-def]
+def test_every_layer_agrees_with_the_table(
+    tmp_path: Path, inbox: InboxConfig, sample: Sample
+) -> None:
     path = tmp_path / sample.name
     path.write_bytes(sample.data)
     fmt = probe.sniff(path)
@@ -144,7 +146,7 @@ def test_every_layer_agrees_with_the_table(tmp_path: Path, inbox, sample: Sample
         assert sent.read() == sample.data  # the engine is given every file as it is
 
 
-def test_a_refused_format_is_named(tmp_path: Path, inbox) -> None:  # type: ignore[no-untyped-def]
+def test_a_refused_format_is_named(tmp_path: Path, inbox: InboxConfig) -> None:
     path = tmp_path / "photo.heic"
     path.write_bytes(SAMPLES[-2].data)
     for target in (CLOUD, ENGINE):
@@ -157,7 +159,7 @@ def test_a_refused_format_is_named(tmp_path: Path, inbox) -> None:  # type: igno
 
 @pytest.mark.parametrize("size", [(8_000, 7_500), (8_000, 7_501)], ids=["at", "over"])
 def test_every_layer_applies_the_same_pixel_limit(
-    tmp_path: Path, inbox, size: tuple[int, int]  # type: ignore[no-untyped-def]
+    tmp_path: Path, inbox: InboxConfig, size: tuple[int, int]
 ) -> None:
     data = encoded(Image.new("1", size, 1), "PNG")
     path = tmp_path / "huge.png"
@@ -176,7 +178,7 @@ def test_every_layer_applies_the_same_pixel_limit(
         assert _engine_pages(data) is None
 
 
-def test_a_later_tiff_page_over_the_limit_is_refused(tmp_path: Path, inbox) -> None:  # type: ignore[no-untyped-def]
+def test_a_later_tiff_page_over_the_limit_is_refused(tmp_path: Path, inbox: InboxConfig) -> None:
     data = encoded(
         Image.new("1", (100, 100), 1), "TIFF", compression="group4", save_all=True,
         append_images=[Image.new("1", (8_000, 7_501), 1)],
