@@ -198,3 +198,64 @@ def test_check_shows_what_each_format_gets(tmp_path: Path) -> None:
     assert '"sent": "converted to PNG (lossless)"' in result.stdout
     assert "converted to one PDF (lossless), sent to RecognizePdf" in result.stdout
     assert '"sent": "refused"' in result.stdout  # HEIC
+
+
+def _pixels(data: bytes, *, frame: int = 0) -> tuple[str, tuple[int, int], bytes]:
+    with Image.open(io.BytesIO(data)) as image:
+        image.seek(frame)
+        return image.mode, image.size, image.tobytes()
+
+
+@pytest.mark.parametrize("name", ["i.webp", "l.jp2", "m.pbm", "g.tiff"])
+def test_conversion_to_png_keeps_every_pixel(name: str) -> None:
+    sample = next(s for s in SAMPLES if s.name == name)
+    converted = conversion.for_upload(io.BytesIO(sample.data), mode=Mode.IMAGE, target=CLOUD)
+    png = converted.read()
+    assert formats.sniff(png) is Format.PNG
+    assert _pixels(png) == _pixels(sample.data)
+
+
+def test_a_fax_becomes_a_pdf_with_its_g4_data_untouched() -> None:
+    import pikepdf
+
+    sample = next(s for s in SAMPLES if s.name == "f.tif")
+    pdf = conversion.for_upload(io.BytesIO(sample.data), mode=Mode.PDF, target=CLOUD).read()
+    with pikepdf.open(io.BytesIO(pdf)) as document:
+        assert len(document.pages) == 3
+        for index, each in enumerate(document.pages):
+            (image,) = each.get_images().values()
+            filters = [str(f) for f in pikepdf.Array(image.Filter)]  # a name or an array
+            assert filters == ["/CCITTFaxDecode"]  # the strip embedded, not re-encoded
+            mode, size, pixels = _pixels(sample.data, frame=index)
+            embedded = pikepdf.PdfImage(image).as_pil_image().convert(mode)
+            assert (embedded.size, embedded.tobytes()) == (size, pixels), f"page {index + 1}"
+            width_pt = float(each.mediabox[2]) - float(each.mediabox[0])
+            assert width_pt == pytest.approx(size[0] * 72 / 200)  # its size at its 200 dpi
+
+
+def test_several_pages_need_an_image_inbox_and_credentials_for_the_cloud(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path,
+        "http://127.0.0.1:9",
+        inboxes=[
+            {"name": "image", "path": "inbox"},
+            {"name": "labels", "path": "labels", "mode": "label"},
+        ],
+    )
+    (tmp_path / "labels").mkdir()
+    image_inbox, label_inbox = load_config(config, environ={}).inboxes
+    path = tmp_path / "fax.tif"
+    path.write_bytes(next(s for s in SAMPLES if s.name == "f.tif").data)
+    facts = probe.inspect(path)
+    problem, _ = preflight_problem(facts, image_inbox, trial=True, target=CLOUD)
+    assert problem == (
+        "a TIFF of 3 pages is sent as a PDF, which needs credentials: "
+        "RecognizePdf has no trial mode"
+    )
+    for target in (CLOUD, ENGINE):
+        problem, error_class = preflight_problem(facts, label_inbox, trial=False, target=target)
+        assert problem == (
+            "TIFF files of several pages can only be recognised in image inboxes "
+            "(this one is label)"
+        )
+        assert error_class is ErrorClass.UNSUPPORTED

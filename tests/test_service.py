@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import time
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon_harness import emulator_submits, run_until, running_service, write_config
+from PIL import Image
 
 from ocrwatch.emulator import Emulator, Faults
 from ocrwatch.emulator.samples import make_jpeg, make_pdf, make_png, make_tiff
@@ -176,6 +178,24 @@ def test_a_multi_page_tiff_goes_to_the_cloud_as_one_pdf(tmp_path: Path, emulator
         run_until(service, sidecar.exists)
     assert sidecar.read_text().count("\f") == 2  # three pages, separated as a PDF's are
     assert emulator.stats().submits == {"RecognizePdf": 1}
+
+
+def test_a_webp_is_picked_up_and_reaches_the_cloud_as_png(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    # Aspose Cloud does not take WebP (the emulator refuses it as the service does): the
+    # default include picks it up and the upload converts it without loss.
+    image = Image.open(io.BytesIO(make_png("a phone screenshot"))).convert("RGB")
+    webp = io.BytesIO()
+    image.save(webp, "WEBP", lossless=True)
+    config = write_config(tmp_path, emulator.base_url)
+    with running_service(config) as (service, _, _):
+        drop(tmp_path / "inbox" / "screen.webp", webp.getvalue())
+        sidecar = tmp_path / "inbox" / "screen.webp.txt"
+        run_until(service, sidecar.exists)
+    assert sidecar.read_text().strip()
+    assert emulator.stats().submits == {"RecognizeImage": 1}
+    assert emulator.stats().tasks_by_status == {"Completed": 1}
 
 
 def _api_calls(emulator: Emulator) -> int:
