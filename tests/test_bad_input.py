@@ -4,8 +4,8 @@ Cases already proven elsewhere are not repeated (see docs/reliability.md): a tex
 ``.png`` (test_service.py::test_files_that_are_not_images_are_refused_without_calling_the_api),
 formats and the pixel limit (test_formats.py), undecodable, NFD and 255-byte names, a symlink
 out of the inbox and a FIFO (test_service.py::test_odd_names_symlinks_and_fifos), a file
-replaced while its task
-runs (test_service.py), an inbox removed and re-created (test_service_recovery.py).
+replaced while its task runs (test_service.py), an inbox removed and re-created
+(test_service_recovery.py).
 
 Cases that need privileges (mounts, ``chattr``, dropping capabilities) skip with the reason
 when the machine does not allow them.
