@@ -15,7 +15,7 @@ import pytest
 from daemon_harness import emulator_submits, write_config
 
 from ocrwatch.emulator import Emulator
-from ocrwatch.emulator.samples import make_png
+from ocrwatch.emulator.samples import make_png, make_tiff
 
 MakeEmulator = Callable[..., Emulator]
 
@@ -152,3 +152,19 @@ def test_explain_works_while_the_daemon_runs(tmp_path: Path, make_emulator: Make
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=15)
+
+
+def test_explain_says_how_a_file_would_be_sent(tmp_path: Path, emulator: Emulator) -> None:
+    config = write_config(tmp_path, emulator.base_url, defaults={"settle_seconds": 0})
+    fax = tmp_path / "inbox" / "fax.tif"
+    fax.write_bytes(make_tiff(["one", "two"]))
+    report = explain(config, fax)
+    assert report["facts"]["preflight"] == (
+        "passes: it would be submitted to the cloud, converted to one PDF (lossless), "
+        "sent to RecognizePdf (pdf)"
+    )
+    scan = tmp_path / "inbox" / "scan.png"
+    scan.write_bytes(make_png("x"))
+    assert explain(config, scan)["facts"]["preflight"] == (
+        "passes: it would be submitted to the cloud, as is (image)"
+    )
