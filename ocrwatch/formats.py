@@ -123,7 +123,7 @@ FORMATS: tuple[FormatSpec, ...] = (
     FormatSpec(Format.TIFF, _prefix(b"II*\x00", b"MM\x00*"), ("*.tif", "*.tiff"), "TIFF",
                Delivery.AS_IS, Delivery.TO_PDF, True, True,
                "the cloud takes single-page TIFF only"),
-    FormatSpec(Format.BIGTIFF, _prefix(b"II+\x00", b"MM\x00+"), (), "TIFF",
+    FormatSpec(Format.BIGTIFF, _prefix(b"II+\x00", b"MM\x00+"), ("*.tif", "*.tiff"), "TIFF",
                Delivery.TO_PNG, Delivery.TO_PDF, True, True, "TIFF with 64-bit offsets"),
     FormatSpec(Format.BMP, _is_bmp, ("*.bmp",), "BMP", *_IMAGE_CLOUD, True, False),
     FormatSpec(Format.GIF, _prefix(b"GIF87a", b"GIF89a"), ("*.gif",), "GIF", *_IMAGE_CLOUD,
@@ -143,7 +143,12 @@ _BY_FORMAT = {spec.format: spec for spec in FORMATS}
 # PDF last: "%PDF-" may sit anywhere in the first KiB, so an image's own magic wins.
 _SNIFF_ORDER = sorted(FORMATS, key=lambda spec: spec.format is Format.PDF)
 DEFAULT_INCLUDE: tuple[str, ...] = tuple(
-    pattern for spec in FORMATS if spec.cloud is not Delivery.REFUSED for pattern in spec.patterns
+    dict.fromkeys(
+        pattern
+        for spec in FORMATS
+        if spec.cloud is not Delivery.REFUSED
+        for pattern in spec.patterns
+    )
 )
 
 
