@@ -23,7 +23,7 @@ import struct
 import zlib
 from typing import BinaryIO
 
-from PIL import Image, ImageOps
+from PIL import Image
 
 from ocrwatch import formats
 from ocrwatch.errors import InputFileError
@@ -74,6 +74,10 @@ def _open(data: bytes, fmt: formats.Format) -> Image.Image:
 
 def _png_ready(image: Image.Image) -> Image.Image:
     """The frame in a mode PNG stores as it is; the orientation its EXIF asks for applied."""
+    # Loaded on first use, as img2pdf (with pikepdf) in to_pdf: a daemon that never
+    # converts need not hold their names for its lifetime.
+    from PIL import ImageOps  # noqa: PLC0415
+
     upright = ImageOps.exif_transpose(image)  # a lossless transpose, at most
     if upright.mode in _PNG_MODES:
         return upright
@@ -101,7 +105,6 @@ def to_png(data: bytes, *, fmt: formats.Format) -> bytes:
 
 def to_pdf(data: bytes, *, fmt: formats.Format) -> bytes:
     """Every page as one page of a PDF, in order, at the size its resolution gives."""
-    # Loaded here: img2pdf brings pikepdf, which a daemon that never converts need not hold.
     import img2pdf  # noqa: PLC0415
 
     refusals = (
