@@ -141,7 +141,7 @@ def completeness(path: Path, kind: FileKind) -> str | None:
         if kind in (FileKind.TIFF, FileKind.BIGTIFF):
             return _tiff_problem(file, size)
         tail = _read_at(file, max(0, size - _TAIL_BYTES), _TAIL_BYTES)
-        head = _read_at(file, 0, 64)
+        head = _read_at(file, 0, 64 if kind is not FileKind.PNM else _PNM_HEADER_BYTES)
     padded = tail.rstrip(b"\x00")  # some writers pad to a block size with zeros
     if kind is FileKind.JPEG:
         return None if padded.endswith(b"\xff\xd9") else "incomplete JPEG (no end marker)"
@@ -156,11 +156,39 @@ def completeness(path: Path, kind: FileKind) -> str | None:
         return None if size >= needed else f"incomplete BMP ({size} of {needed} bytes)"
     if kind is FileKind.PDF:
         return _pdf_problem(tail, size)
+    if kind is FileKind.PNM:
+        return _pnm_problem(head, size)
     if kind is FileKind.WEBP:
         (riff_bytes,) = struct.unpack_from("<I", head, 4)  # what follows the first 8 bytes
         needed = 8 + riff_bytes
         return None if size >= needed else f"incomplete WebP ({size} of {needed} bytes)"
     return None
+
+
+_PNM_HEADER_BYTES = 4096  # comments may sit between the header's numbers
+_PNM_TOKEN = re.compile(rb"(?:\s+|#[^\n]*\n)*(\d+)")
+
+
+def _pnm_problem(head: bytes, size: int) -> str | None:
+    """A binary PNM (P4, P5, P6: what scanimage streams) is whole once all its rows are there."""
+    magic = head[1:2]
+    if magic not in (b"4", b"5", b"6"):
+        return None  # plain-text PNM has no size to check against
+    numbers: list[int] = []
+    at = 2
+    for _ in range(2 if magic == b"4" else 3):
+        match = _PNM_TOKEN.match(head, at)
+        if match is None:
+            return "incomplete PNM (header cut off)"
+        numbers.append(int(match[1]))
+        at = match.end()
+    width, height = numbers[:2]
+    sample_bytes = 2 if len(numbers) == 3 and numbers[2] > 255 else 1
+    row_bytes = {b"4": (width + 7) // 8, b"5": width * sample_bytes}.get(
+        magic, 3 * width * sample_bytes
+    )
+    needed = at + 1 + row_bytes * height  # one whitespace byte ends the header
+    return None if size >= needed else f"incomplete PNM ({size} of {needed} bytes)"
 
 
 def _pdf_problem(tail: bytes, size: int) -> str | None:

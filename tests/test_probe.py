@@ -42,6 +42,8 @@ FORMATS = {
     FileKind.BMP: "BMP",
     FileKind.TIFF: "TIFF",
     FileKind.PDF: "PDF",
+    FileKind.WEBP: "WEBP",
+    FileKind.PNM: "PPM",
 }
 
 
@@ -105,6 +107,8 @@ def _cut(path: Path, keep: float) -> Path:
         (FileKind.PDF, 0.6, "incomplete PDF (no %%EOF at the end)"),
         (FileKind.TIFF, 0.5, "incomplete TIFF"),
         (FileKind.TIFF, 0.004, "incomplete TIFF (header cut off)"),
+        (FileKind.WEBP, 0.7, "incomplete WebP"),
+        (FileKind.PNM, 0.7, "incomplete PNM"),
         (FileKind.JPEG, 0.0, "empty file"),
     ],
 )
@@ -114,6 +118,17 @@ def test_files_cut_short_look_incomplete(
     got = probe.completeness(_cut(make(kind), keep), kind)
     assert got is not None
     assert got.startswith(reason)
+
+
+def test_a_pnm_streamed_by_a_scanner_is_whole_once_its_last_row_is_there(tmp_path: Path) -> None:
+    path = tmp_path / "scan.pnm"
+    path.write_bytes(b"P6\n# scanimage\n800 ")
+    assert probe.completeness(path, FileKind.PNM) == "incomplete PNM (header cut off)"
+    header = b"P5\n# scanimage\n4 3\n65535\n"
+    path.write_bytes(header + bytes(4 * 3 * 2 - 1))
+    assert probe.completeness(path, FileKind.PNM) == "incomplete PNM (48 of 49 bytes)"
+    path.write_bytes(header + bytes(4 * 3 * 2))
+    assert probe.completeness(path, FileKind.PNM) is None
 
 
 def test_multipage_tiff_cut_in_its_second_page(make: Callable[..., Path]) -> None:
