@@ -29,6 +29,7 @@ from ocrwatch import formats
 from ocrwatch.emulator.pdfinfo import PdfError, read_pdf
 
 TEXT_KEY = "ocr-text"
+_PAGE_DESCRIPTION = "ocrwatch-page-description"  # a TIFF page's ImageDescription, on its copy
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error)
 # warnings.catch_warnings changes process-wide state; one opener at a time keeps it consistent.
 _PILLOW_WARNINGS_LOCK = threading.Lock()
@@ -70,9 +71,8 @@ def _unsupported(target: formats.Target) -> DocumentError:
         if formats.delivery(spec.format, pages=1, target=target) is formats.Delivery.AS_IS
     ]
     return DocumentError(
-        "The file format is not supported or the file is damaged: "
-        f"expected {', '.join(names)}"
-    )  # fmt: skip
+        f"The file format is not supported or the file is damaged: expected {', '.join(names)}"
+    )
 
 
 def load_document(
@@ -91,7 +91,7 @@ def load_document(
     if entry is not None and entry.all_pages and pages > 1:
         if formats.delivery(kind, pages=pages, target=target) is not formats.Delivery.AS_IS:
             raise DocumentError("Multi-page TIFF images are not supported; send a single-page TIFF")
-        frames = _later_frames(image, pages=pages, kind=kind, max_pixels=max_pixels)
+        frames = _every_page(image, pages=pages, kind=kind, max_pixels=max_pixels)
     texts = [_embedded_text(frame, kind=kind) for frame in frames]
     return Document(
         format=kind,
@@ -102,17 +102,16 @@ def load_document(
     )
 
 
-def _later_frames(
-    image: Image.Image, *, pages: int, kind: str, max_pixels: int
-) -> list[Image.Image]:
+def _every_page(image: Image.Image, *, pages: int, kind: str, max_pixels: int) -> list[Image.Image]:
     """Every page of a multi-page image, each checked and decoded on its own."""
     frames: list[Image.Image] = []
     for index in range(pages):
         try:
             image.seek(index)
             _check_pixels(image, max_pixels=max_pixels, page=index + 1)
-            frame = image.copy()  # decodes this page only; tags stay with the copy
-            frame.info["ocr-description"] = getattr(image, "tag_v2", {}).get(270)
+            frame = image.copy()  # decodes this page only
+            # A copy is a plain image without the page's TIFF tags: keep its description.
+            frame.info[_PAGE_DESCRIPTION] = getattr(image, "tag_v2", {}).get(270)
         except _DECODE_ERRORS as exc:
             raise DocumentError(
                 f"Page {index + 1} of the {kind} image cannot be decoded: {exc}"
@@ -171,7 +170,7 @@ def _embedded_text(image: Image.Image, *, kind: str) -> str | None:
         comment = image.info.get("comment")
         return comment.decode("utf-8", errors="replace") if isinstance(comment, bytes) else None
     if kind in (formats.Format.TIFF, formats.Format.BIGTIFF):
-        description = image.info.get("ocr-description", getattr(image, "tag_v2", {}).get(270))
+        description = image.info.get(_PAGE_DESCRIPTION, getattr(image, "tag_v2", {}).get(270))
         if not isinstance(description, str):
             return None
         # Pillow reads ASCII tags as Latin-1; writers that store UTF-8 bytes get them back here.

@@ -54,8 +54,10 @@ def read_pages(data: bytes, *, max_pixels: int) -> Iterator[Pixels]:
     if kind is formats.Format.PDF:
         yield from _pdf_pages(data, max_pixels=max_pixels)
     else:
-        yield from _image_pages(data, pillow=entry.pillow or "", every_page=entry.all_pages,
-                                max_pixels=max_pixels)  # fmt: skip
+        pillow = entry.pillow or ""
+        yield from _image_pages(
+            data, pillow=pillow, every_page=entry.all_pages, max_pixels=max_pixels
+        )
 
 
 def _image_pages(
