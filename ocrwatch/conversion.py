@@ -9,9 +9,10 @@ upload (a retry converts again, which gives the same bytes).
 Lossless means the pixels the recogniser sees are the pixels of the file: img2pdf puts a TIFF's
 CCITT G3/G4 and JPEG strips into the PDF as they are (no decoding), and other TIFF pages are
 stored Flate-compressed at their bit depth. PNG keeps 1-bit, 8/16-bit grey, palette, RGB and
-alpha as they are. Two exceptions, both named in docs/formats.md: a CMYK or YCbCr image becomes
-RGB (PNG has no CMYK), and a TIFF page with an alpha channel is laid on white before it goes
-into the PDF (a PDF image has no alpha channel here), as it would be printed.
+alpha as they are; img2pdf keeps a TIFF page's alpha as the image's soft mask. Two exceptions,
+both named in docs/formats.md: a CMYK or YCbCr image becomes RGB in PNG (PNG has no CMYK), and
+a TIFF page img2pdf refuses to embed goes into the PDF through PNG, its alpha laid on white,
+as it would be printed.
 
 Runs on an upload worker thread; raises ``InputFileError`` when the file cannot be decoded.
 """
@@ -19,6 +20,7 @@ Runs on an upload worker thread; raises ``InputFileError`` when the file cannot 
 from __future__ import annotations
 
 import io
+import logging
 import struct
 import zlib
 from typing import BinaryIO
@@ -29,7 +31,7 @@ from ocrwatch import formats
 from ocrwatch.errors import InputFileError
 from ocrwatch.model import Mode
 
-_PNG_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "P", "RGB", "RGBA"})
+_PNG_MODES = frozenset({"1", "L", "LA", "I;16", "I;16B", "P", "RGB", "RGBA"})
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error)
 
 
@@ -81,6 +83,8 @@ def _png_ready(image: Image.Image) -> Image.Image:
     upright = ImageOps.exif_transpose(image)  # a lossless transpose, at most
     if upright.mode in _PNG_MODES:
         return upright
+    if upright.mode == "I":  # 32-bit grey, as Pillow reads 16-bit TIFFs and PGMs: 16 bits
+        return upright.convert("I;16")
     return upright.convert("RGBA" if "A" in upright.getbands() else "RGB")
 
 
@@ -107,6 +111,9 @@ def to_pdf(data: bytes, *, fmt: formats.Format) -> bytes:
     """Every page as one page of a PDF, in order, at the size its resolution gives."""
     import img2pdf  # noqa: PLC0415
 
+    # It logs each alpha channel it keeps as a soft mask: a fact, not a warning for the user.
+    logging.getLogger("img2pdf").setLevel(logging.ERROR)
+
     refusals = (
         img2pdf.AlphaChannelError, img2pdf.ImageOpenError, img2pdf.UnsupportedColorspaceError,
         img2pdf.ExifOrientationError, img2pdf.NegativeDimensionError, img2pdf.JpegColorspaceError,
@@ -114,7 +121,7 @@ def to_pdf(data: bytes, *, fmt: formats.Format) -> bytes:
     try:
         pdf: bytes = img2pdf.convert(data, rotation=img2pdf.Rotation.ifvalid)
     except (*refusals, *_DECODE_ERRORS, NotImplementedError):
-        # img2pdf takes a page only as it can embed it (no alpha, usual depths): redo those
+        # img2pdf takes a page only as it can embed it (usual modes and depths): redo the
         # pages through PNG, which it embeds as they are.
         pdf = img2pdf.convert(_pages_as_png(data, fmt), rotation=img2pdf.Rotation.ifvalid)
     return pdf

@@ -233,6 +233,14 @@ def test_a_fax_becomes_a_pdf_with_its_g4_data_untouched() -> None:
             assert width_pt == pytest.approx(size[0] * 72 / 200)  # its size at its 200 dpi
 
 
+@pytest.mark.parametrize("mode", ["I", "F", "YCbCr", "LAB"])
+def test_tiff_pages_img2pdf_refuses_go_through_png(mode: str) -> None:
+    frames = [page(text, size=(200, 80), font_px=20).convert(mode) for text in ("one", "two")]
+    data = encoded(frames[0], "TIFF", save_all=True, append_images=frames[1:])
+    pdf = conversion.for_upload(io.BytesIO(data), mode=Mode.PDF, target=CLOUD).read()
+    assert _emulator_pages(pdf, CLOUD) == 2
+
+
 def test_several_pages_need_an_image_inbox_and_credentials_for_the_cloud(tmp_path: Path) -> None:
     config = write_config(
         tmp_path,
