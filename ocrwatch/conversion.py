@@ -32,6 +32,7 @@ from ocrwatch.errors import InputFileError
 from ocrwatch.model import Mode
 
 _PNG_MODES = frozenset({"1", "L", "LA", "I;16", "I;16B", "P", "RGB", "RGBA"})
+_CLOUD = formats.Target.CLOUD  # only what goes to the cloud is converted
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error)
 
 
@@ -68,7 +69,7 @@ def _open(data: bytes, fmt: formats.Format) -> Image.Image:
         image = Image.open(io.BytesIO(data), formats=[entry.pillow])
     except (Image.DecompressionBombError, *_DECODE_ERRORS) as exc:
         raise InputFileError(f"unreadable {fmt}: {exc}") from exc
-    problem = formats.page_pixels_problem(*image.size)
+    problem = formats.page_pixels_problem(*image.size, target=_CLOUD)
     if problem is not None:
         raise InputFileError(problem)
     return image
@@ -134,7 +135,7 @@ def _pages_as_png(data: bytes, fmt: formats.Format) -> list[bytes]:
         with _open(data, fmt) as image:
             for index in range(int(getattr(image, "n_frames", 1))):
                 image.seek(index)
-                problem = formats.page_pixels_problem(*image.size, page=index + 1)
+                problem = formats.page_pixels_problem(*image.size, page=index + 1, target=_CLOUD)
                 if problem is not None:
                     raise InputFileError(problem)
                 frame = _png_ready(image)

@@ -16,10 +16,11 @@ one PDF with its pages' compressed data kept (one POST to RecognizePdf instead o
 see docs/formats.md), and WebP, AVIF, JPEG 2000 and PNM become PNG. HEIC, which Pillow cannot
 decode, is refused with its name.
 
-Limit: no page may have more than ``MAX_PAGE_PIXELS`` pixels. The cloud documents no limit; the
-engine decodes each page into memory (three bytes a pixel and working copies), so this is the
-engine's bound, applied everywhere so that a file is refused before upload, with its size, for
-the same reason on either target.
+Limits, one per target, applied by every layer on the way to it, so a page over the limit is
+refused before upload, with its size: the local engine decodes each page into memory (three
+bytes a pixel and working copies) and takes ``MAX_PAGE_PIXELS``; the cloud documents no limit,
+and ``MAX_CLOUD_PAGE_PIXELS`` is Pillow's decompression-bomb bound, past which the daemon would
+not decode a page to convert it either.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 
-MAX_PAGE_PIXELS = 60_000_000  # an A3 page at 400 dpi is 31 MP; a 600 dpi one is 70 MP
+MAX_PAGE_PIXELS = 60_000_000  # the engine's: an A3 page at 400 dpi is 31 MP, at 600 dpi 70 MP
+MAX_CLOUD_PAGE_PIXELS = 89_478_485  # Pillow's Image.MAX_IMAGE_PIXELS (its bomb warning)
 SNIFF_BYTES = 1024  # the PDF spec lets "%PDF-" start anywhere in the first KiB
 
 
@@ -184,14 +186,21 @@ def refusal(fmt: Format, *, pages: int, target: Target) -> str | None:
     return f"{fmt} is not supported: {entry.note}" if entry.note else f"{fmt} is not supported"
 
 
-def page_pixels_problem(width_px: int, height_px: int, *, page: int = 1) -> str | None:
-    """Why a page of this size is refused (None when it is within ``MAX_PAGE_PIXELS``)."""
-    if width_px * height_px <= MAX_PAGE_PIXELS:
+def max_page_pixels(target: Target) -> int:
+    return MAX_PAGE_PIXELS if target is Target.ENGINE else MAX_CLOUD_PAGE_PIXELS
+
+
+def page_pixels_problem(
+    width_px: int, height_px: int, *, target: Target, page: int = 1
+) -> str | None:
+    """Why a page of this size is refused on its way to ``target`` (None when it is not)."""
+    limit = max_page_pixels(target)
+    if width_px * height_px <= limit:
         return None
     where = f"page {page} " if page > 1 else ""
     return (
-        f"too large: {where}{width_px}x{height_px} pixels is more than the limit of "
-        f"{MAX_PAGE_PIXELS:,} pixels a page"
+        f"too large: {where}{width_px}x{height_px} pixels is more than the {target}'s limit "
+        f"of {limit:,} pixels a page"
     )
 
 

@@ -4,8 +4,9 @@ A pure decision on the facts ``probe.inspect`` read from a settled file, the inb
 the target (Aspose Cloud or the local engine): the format table in ``ocrwatch.formats`` says
 what each target takes, as it is or converted, and how many pixels a page may have. Refused:
 an unknown or unsupported format (named), an encrypted PDF, a PDF or a multi-page file outside
-an image inbox, one that would go to RecognizePdf in trial mode, a page over the pixel limit,
-a mode trial mode cannot use. ``ocrwatch explain`` shows the same verdict the daemon reaches.
+an image inbox, one that would go to RecognizePdf in trial mode, a page over the target's
+pixel limit, a mode trial mode cannot use. ``ocrwatch explain`` shows the same verdict the
+daemon reaches.
 """
 
 from __future__ import annotations
@@ -35,6 +36,11 @@ def preflight_problem(
         return "encrypted PDF: decrypt it first", ErrorClass.UNREADABLE
     if facts.is_too_large:
         return facts.problem, ErrorClass.UNSUPPORTED
+    if facts.largest_page is not None:
+        width, height, page = facts.largest_page
+        too_large = formats.page_pixels_problem(width, height, page=page, target=target)
+        if too_large is not None:
+            return too_large, ErrorClass.UNSUPPORTED
     spec = formats.spec(kind)
     is_paged = kind is formats.Format.PDF or (pages > 1 and spec is not None and spec.all_pages)
     if is_paged and inbox.mode is not Mode.IMAGE:

@@ -82,7 +82,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     work.add_argument("--slots", type=int, default=4, help="tasks processed at once")
     work.add_argument("--retention-seconds", type=float, default=86400.0)
-    work.add_argument("--max-pixels", type=int, default=formats.MAX_PAGE_PIXELS)
+    work.add_argument("--max-pixels", type=int, default=formats.MAX_CLOUD_PAGE_PIXELS)
     work.add_argument("--seed", type=int, default=0, help="seed of every random choice")
     faults = parser.add_argument_group("injected faults (probabilities per request or task)")
     for name in (

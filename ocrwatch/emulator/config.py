@@ -84,7 +84,7 @@ class EmulatorConfig:
     faults: Faults = field(default_factory=Faults)
     seed: int = 0
     recognizer: Recognizer | None = None
-    max_pixels: int = formats.MAX_PAGE_PIXELS
+    max_pixels: int = formats.MAX_CLOUD_PAGE_PIXELS  # the embedded service passes the engine's
     # What the emulator takes as it is: what Aspose Cloud takes, or (the embedded service)
     # what the local engine reads, every page of a TIFF included.
     target: formats.Target = formats.Target.CLOUD

@@ -29,7 +29,7 @@ from ocrwatch.engine.values import EngineOptions, EngineResult
 
 log = structlog.get_logger(__name__)
 
-DEFAULT_MAX_PIXELS = formats.MAX_PAGE_PIXELS  # the one limit every layer applies
+DEFAULT_MAX_PIXELS = formats.MAX_PAGE_PIXELS  # the engine's limit, as every layer applies it
 DEFAULT_PAGE_TIMEOUT_SECONDS = 120.0
 DEFAULT_STARTUP_TIMEOUT_SECONDS = 120.0
 

@@ -82,14 +82,16 @@ class FileFacts:
     is_encrypted: bool  # PDF with /Encrypt in its trailer
     width_px: int | None  # of the first page
     height_px: int | None
-    is_too_large: bool  # a page has more than formats.MAX_PAGE_PIXELS pixels
+    is_too_large: bool  # so large that Pillow refuses to open it at all
     problem: str | None  # why it cannot be read as its kind; None when it can
+    largest_page: tuple[int, int, int] | None = None  # width, height, page number (from 1)
 
 
 def inspect(path: Path) -> FileFacts:
     """Kind, pages, encryption and pixel size, from headers (no pixel is decoded).
 
-    Every page of an image is measured against ``formats.MAX_PAGE_PIXELS``. PDF pages come
+    Every page of an image is measured (the preflight holds the largest against the target's
+    limit in ``formats``). PDF pages come
     from the linearization header when there is one, else from counting ``/Type /Page``
     objects in one streaming pass; objects inside compressed object streams (PDF 1.5+) are
     invisible to that count, so it may be low, and 0 is reported as None.
@@ -115,7 +117,6 @@ def _image_facts(file: BinaryIO, kind: FileKind, pillow: str, size: int) -> File
     width: int | None = None
     height: int | None = None
     pages: int | None = None
-    problem: str | None = None
     file.seek(0)
     with warnings.catch_warnings():
         # A bomb becomes a fact below; metadata warnings say nothing we act on.
@@ -124,27 +125,29 @@ def _image_facts(file: BinaryIO, kind: FileKind, pillow: str, size: int) -> File
             with Image.open(file, formats=[pillow]) as image:
                 width, height = image.size
                 pages = int(getattr(image, "n_frames", 1))
-                problem = formats.page_pixels_problem(width, height)
+                largest = (width, height, 1)
                 entry = formats.spec(kind)
-                if problem is None and pages > 1 and entry is not None and entry.all_pages:
-                    problem = _later_page_problem(image, pages)  # a TIFF's pages may differ
+                if pages > 1 and entry is not None and entry.all_pages:
+                    largest = _largest_page(image, pages, largest)  # a TIFF's pages may differ
         except Image.DecompressionBombError as exc:
             return FileFacts(kind, size, None, False, None, None, True, f"too large: {exc}")
         except (OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError) as exc:
             problem = f"unreadable {kind}: {exc}"
             return FileFacts(kind, size, pages, False, width, height, False, problem)
-    too_large = problem is not None
-    return FileFacts(kind, size, pages, False, width, height, too_large, problem)
+    return FileFacts(kind, size, pages, False, width, height, False, None, largest)
 
 
-def _later_page_problem(image: Image.Image, pages: int) -> str | None:
-    """A page after the first that is too large (each frame's header is read, no pixels)."""
+def _largest_page(
+    image: Image.Image, pages: int, first: tuple[int, int, int]
+) -> tuple[int, int, int]:
+    """The page with the most pixels (each frame's header is read, no pixel is decoded)."""
+    largest = first
     for index in range(1, min(pages, _MAX_MEASURED_PAGES)):
         image.seek(index)
-        problem = formats.page_pixels_problem(*image.size, page=index + 1)
-        if problem is not None:
-            return problem
-    return None
+        width, height = image.size
+        if width * height > largest[0] * largest[1]:
+            largest = (width, height, index + 1)
+    return largest
 
 
 _PAGE_OBJECT = re.compile(rb"/Type\s{0,16}/Page(?![A-Za-z])")
