@@ -23,7 +23,7 @@ from dataclasses import replace
 
 import structlog
 
-from ocrwatch import probe
+from ocrwatch import conversion, probe
 from ocrwatch.account import Account
 from ocrwatch.aspose import OcrApi
 from ocrwatch.config import InboxConfig, ServiceConfig
@@ -221,7 +221,7 @@ class Dispatcher:
 
     def _upload_work(self, job: Job, inbox: InboxConfig) -> Callable[[], object]:
         api, path, fingerprint, mode = self._api, job.path, job.fingerprint, job.mode
-        metrics = self._metrics
+        metrics, target = self._metrics, self._service.target
         if fingerprint is None or mode is None:
             raise ValueError(f"job {job.id} was queued without a fingerprint and mode")
 
@@ -231,9 +231,11 @@ class Dispatcher:
             except (FileNotFoundError, NotADirectoryError) as exc:
                 raise SourceVanished(f"{path} is no longer there") from exc
             with opened as source:
+                # What the target does not take as it is goes converted (without loss).
+                body = conversion.for_upload(source, mode=mode, target=target)
                 started = time.monotonic()
                 try:
-                    return api.submit(mode, source, inbox.settings)
+                    return api.submit(mode, body, inbox.settings)
                 finally:
                     metrics.observe(LATENCY, time.monotonic() - started, operation="submit")
 

@@ -48,6 +48,7 @@ from ocrwatch.engine import (
 )
 from ocrwatch.engine import Box as EngineBox
 from ocrwatch.engine.pool import DEFAULT_PAGE_TIMEOUT_SECONDS
+from ocrwatch.formats import Target
 from ocrwatch.model import Credentials, RecognitionSettings, Region
 
 __all__ = [
@@ -200,6 +201,7 @@ class EmbeddedService:
                     slots=self._pool.workers,
                     recognizer=EngineRecognizer(self._pool),
                     max_pixels=self._max_pixels,
+                    target=Target.ENGINE,  # every format and page the engine reads
                 )
             )
             try:

@@ -20,9 +20,10 @@ from typing import Any
 
 from ocrwatch import outputs, policy, probe
 from ocrwatch.config import RESULT_TYPE_NAMES, Config, InboxConfig
+from ocrwatch.conversion import conversion_for
 from ocrwatch.errors import OcrwatchError
 from ocrwatch.model import Fingerprint, Job, JobState
-from ocrwatch.preflight import preflight_problem
+from ocrwatch.preflight import preflight_problem, upload_mode
 from ocrwatch.store import Store
 
 
@@ -178,15 +179,19 @@ def _settle_status(
     if quiet_seconds < inbox.settle_seconds:
         return f"settling: {inbox.settle_seconds - quiet_seconds:.1f} s more without a change"
     trial = config.service.credentials is None and not config.service.is_embedded
+    target = config.service.target
     try:
-        problem, error_class = preflight_problem(probe.inspect(path), inbox, trial=trial)
+        facts = probe.inspect(path)
+        problem, error_class = preflight_problem(facts, inbox, trial=trial, target=target)
     except (OSError, OcrwatchError) as exc:
         report.add("preflight", f"cannot be read now: {exc}")
         return "settled, but cannot be read now"
     if problem is not None:
         report.add("preflight", f"refused before upload [{error_class}]: {problem}")
         return f"refused before upload: {problem}"
-    report.add("preflight", "passes: it would be submitted")
+    mode = upload_mode(facts, inbox, target=target)
+    sent = conversion_for(facts.kind, mode=mode, target=target)
+    report.add("preflight", f"passes: it would be submitted to the {target}, {sent} ({mode})")
     return "settled: it is submitted at the daemon's next look"
 
 

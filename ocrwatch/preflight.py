@@ -1,40 +1,60 @@
-"""Refuse before paying for the API what the service would refuse anyway.
+"""Refuse before paying for the API what the service would refuse anyway, and pick the resource.
 
-A pure decision on the facts ``probe.inspect`` read from a settled file and the inbox's
-profile: an unknown format, an encrypted PDF, a PDF outside an image inbox or in trial mode,
-a multi-page TIFF, or a mode trial mode cannot use. ``ocrwatch explain`` shows the same
-verdict the daemon would reach.
+A pure decision on the facts ``probe.inspect`` read from a settled file, the inbox's profile and
+the target (Aspose Cloud or the local engine): the format table in ``ocrwatch.formats`` says
+what each target takes, as it is or converted, and how many pixels a page may have. Refused:
+an unknown or unsupported format (named), an encrypted PDF, a PDF or a multi-page file outside
+an image inbox, one that would go to RecognizePdf in trial mode, a page over the target's
+pixel limit, a mode trial mode cannot use. ``ocrwatch explain`` shows the same verdict the
+daemon reaches.
 """
 
 from __future__ import annotations
 
-from ocrwatch import probe
+from ocrwatch import formats, probe
 from ocrwatch.config import InboxConfig
 from ocrwatch.model import ErrorClass, Mode
 
 
 def preflight_problem(
-    facts: probe.FileFacts, inbox: InboxConfig, *, trial: bool
+    facts: probe.FileFacts,
+    inbox: InboxConfig,
+    *,
+    trial: bool,
+    target: formats.Target = formats.Target.CLOUD,
 ) -> tuple[str | None, ErrorClass]:
     """Why the file would be refused (None if it would not), and the error class to file it as."""
     kind = facts.kind
-    if kind is probe.FileKind.UNKNOWN:
-        return "not a supported image or PDF (by its content)", ErrorClass.UNREADABLE
-    if kind is probe.FileKind.PDF:
-        if facts.is_encrypted:
-            return "encrypted PDF: decrypt it first", ErrorClass.UNREADABLE
-        if inbox.mode is not Mode.IMAGE:
-            return f"PDFs can only be recognised in image inboxes (this one is {inbox.mode})", (
-                ErrorClass.UNSUPPORTED
-            )
-        if trial:
-            return "PDFs need credentials: RecognizePdf has no trial mode", ErrorClass.UNSUPPORTED
-    elif kind is probe.FileKind.TIFF and (facts.page_count or 1) > 1:
-        return (
-            f"multi-page TIFF ({facts.page_count} pages): the service takes single-page TIFF only; "
-            "convert it to PDF",
-            ErrorClass.UNSUPPORTED,
+    pages = facts.page_count or 1
+    refusal = formats.refusal(kind, pages=pages, target=target)
+    if refusal is not None:
+        error_class = (
+            ErrorClass.UNREADABLE if kind is formats.Format.UNKNOWN else (ErrorClass.UNSUPPORTED)
         )
+        return refusal, error_class
+    if kind is formats.Format.PDF and facts.is_encrypted:
+        return "encrypted PDF: decrypt it first", ErrorClass.UNREADABLE
+    if facts.is_too_large:
+        return facts.problem, ErrorClass.UNSUPPORTED
+    if facts.largest_page is not None:
+        width, height, page = facts.largest_page
+        too_large = formats.page_pixels_problem(width, height, page=page, target=target)
+        if too_large is not None:
+            return too_large, ErrorClass.UNSUPPORTED
+    spec = formats.spec(kind)
+    is_paged = kind is formats.Format.PDF or (pages > 1 and spec is not None and spec.all_pages)
+    if is_paged and inbox.mode is not Mode.IMAGE:
+        what = "PDFs" if kind is formats.Format.PDF else f"{kind} files of several pages"
+        return f"{what} can only be recognised in image inboxes (this one is {inbox.mode})", (
+            ErrorClass.UNSUPPORTED
+        )
+    if trial and upload_mode(facts, inbox, target=target) is Mode.PDF:
+        what = (
+            "PDFs need"
+            if kind is formats.Format.PDF
+            else (f"a {kind} of {pages} pages is sent as a PDF, which needs")
+        )
+        return f"{what} credentials: RecognizePdf has no trial mode", ErrorClass.UNSUPPORTED
     if facts.problem:
         return facts.problem, ErrorClass.UNREADABLE
     if trial and inbox.mode is not Mode.IMAGE:
@@ -43,3 +63,12 @@ def preflight_problem(
             ErrorClass.REJECTED,
         )
     return None, ErrorClass.UNREADABLE
+
+
+def upload_mode(facts: probe.FileFacts, inbox: InboxConfig, *, target: formats.Target) -> Mode:
+    """The API resource for an admitted file: RecognizePdf for what reaches it as a PDF."""
+    pages = facts.page_count or 1
+    sent = formats.delivery(facts.kind, pages=pages, target=target)
+    if facts.kind is formats.Format.PDF or sent is formats.Delivery.TO_PDF:
+        return Mode.PDF
+    return inbox.mode

@@ -47,10 +47,9 @@ from ocrwatch.model import (
     ErrorClass,
     Job,
     JobState,
-    Mode,
     WatchMode,
 )
-from ocrwatch.preflight import preflight_problem
+from ocrwatch.preflight import preflight_problem, upload_mode
 from ocrwatch.progress import Progress
 from ocrwatch.publisher import MetricsPublisher
 from ocrwatch.reload import Profiles, effective_config, restart_only_changes
@@ -602,11 +601,14 @@ class Service:
     def _admit(self, job: Job, inbox: InboxConfig, now: float) -> None:
         """A settled file: refuse it, reuse a stored result, or queue it for the service."""
         facts = probe.inspect(job.path)
-        problem, error_class = preflight_problem(facts, inbox, trial=self._api.is_trial)
+        target = self.config.service.target
+        problem, error_class = preflight_problem(
+            facts, inbox, trial=self._api.is_trial, target=target
+        )
         if problem is not None:
             self._finisher.fail(job, error_class, problem, now)
             return
-        mode = Mode.PDF if facts.kind is probe.FileKind.PDF else inbox.mode
+        mode = upload_mode(facts, inbox, target=target)
         fingerprint = probe.fingerprint(job.path, with_hash=True)
         log.info("file_settled", inbox=inbox.name, path=str(job.path), job_id=job.id)
         if inbox.duplicates is not DuplicatePolicy.REPROCESS and fingerprint.sha256:

@@ -16,9 +16,9 @@ LEAVES = {"model": {"errors"}, "errors": set()}
 # Boundary modules talk to one outside thing each; they never import each other.
 BOUNDARIES = {
     "store", "aspose", "outputs", "watcher", "probe", "systemd", "logsetup", "emulator", "engine",
-    "exporter", "hooks", "allocator", "examples", "heartbeat",
+    "exporter", "hooks", "allocator", "examples", "heartbeat", "conversion",
 }  # fmt: skip
-CORE = {"errors", "model", "policy", "config"}
+CORE = {"errors", "model", "policy", "config", "formats"}
 
 
 def allowed_imports(component: str) -> set[str] | None:
@@ -31,7 +31,7 @@ def allowed_imports(component: str) -> set[str] | None:
         return {"model", "errors", "joining"}
     if component in {
         "schedule", "settling", "joining", "quota", "workers", "metrics", "progress",
-        "ignored", "completion",
+        "ignored", "completion", "formats",
     }:  # fmt: skip
         return {"model", "errors"}  # pure core: no boundary I/O
     if component == "manpage":  # pure: the parser as roff, with completion's parser walk
@@ -39,7 +39,7 @@ def allowed_imports(component: str) -> set[str] | None:
     if component == "reload":  # pure: which profile each job uses across reloads
         return {"model", "errors", "config"}
     if component == "config":
-        return {"model", "errors", "policy"}
+        return {"model", "errors", "policy", "formats"}
     if component in BOUNDARIES:
         return CORE | {component}
     composers = {

@@ -1,10 +1,11 @@
 """Bad input: each case ends in a clear outcome, and the daemon goes on processing good files.
 
 Cases already proven elsewhere are not repeated (see docs/reliability.md): a text file named
-``.png`` and a multi-page TIFF (test_service.py::test_files_that_are_not_images_are_refused_
-without_calling_the_api), undecodable, NFD and 255-byte names, a symlink out of the inbox and
-a FIFO (test_service.py::test_odd_names_symlinks_and_fifos), a file replaced while its task
-runs (test_service.py), an inbox removed and re-created (test_service_recovery.py).
+``.png`` (test_service.py::test_files_that_are_not_images_are_refused_without_calling_the_api),
+formats and the pixel limit (test_formats.py), undecodable, NFD and 255-byte names, a symlink
+out of the inbox and a FIFO (test_service.py::test_odd_names_symlinks_and_fifos), a file
+replaced while its task runs (test_service.py), an inbox removed and re-created
+(test_service_recovery.py).
 
 Cases that need privileges (mounts, ``chattr``, dropping capabilities) skip with the reason
 when the machine does not allow them.
@@ -169,7 +170,7 @@ def test_a_decompression_bomb_is_refused_without_calling_the_api(
         run_until(service, (tmp_path / "errors" / "bomb.png.error.json").exists)
         still_processing(service, tmp_path / "inbox", tmp_path / "inbox", "bomb")
     failed = reason(tmp_path / "errors", "bomb.png")
-    assert failed["class"] == "unreadable" and "decompression bomb" in failed["message"]
+    assert failed["class"] == "unsupported" and "too large" in failed["message"]
     assert emulator_submits(emulator) == 1
 
 

@@ -15,7 +15,7 @@ import pytest
 from daemon_harness import emulator_submits, write_config
 
 from ocrwatch.emulator import Emulator
-from ocrwatch.emulator.samples import make_png
+from ocrwatch.emulator.samples import make_png, make_tiff
 
 MakeEmulator = Callable[..., Emulator]
 
@@ -90,7 +90,7 @@ def test_the_settle_status_is_told_as_it_stands_now(tmp_path: Path, config: Path
     assert fresh_report["verdict"].startswith("settling: ")
     assert fresh_report["verdict"].endswith(" s more without a change")
     assert fresh_report["facts"]["complete"] == "looks complete"
-    assert "png, last changed" in fresh_report["facts"]["file"]
+    assert "PNG, last changed" in fresh_report["facts"]["file"]
     assert fresh_report["facts"]["history"].startswith("no state file yet")
 
     assert explain(config, truncated)["verdict"] == (
@@ -153,3 +153,19 @@ def test_explain_works_while_the_daemon_runs(tmp_path: Path, make_emulator: Make
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=15)
+
+
+def test_explain_says_how_a_file_would_be_sent(tmp_path: Path, emulator: Emulator) -> None:
+    config = write_config(tmp_path, emulator.base_url, defaults={"settle_seconds": 0})
+    fax = tmp_path / "inbox" / "fax.tif"
+    fax.write_bytes(make_tiff(["one", "two"]))
+    report = explain(config, fax)
+    assert report["facts"]["preflight"] == (
+        "passes: it would be submitted to the cloud, converted to one PDF (lossless), "
+        "sent to RecognizePdf (pdf)"
+    )
+    scan = tmp_path / "inbox" / "scan.png"
+    scan.write_bytes(make_png("x"))
+    assert explain(config, scan)["facts"]["preflight"] == (
+        "passes: it would be submitted to the cloud, as is (image)"
+    )

@@ -10,6 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from ocrwatch import formats
 from ocrwatch.config.keys import RESULT_TYPE_NAMES
 from ocrwatch.config.profiles import Config, InboxConfig, ServiceConfig
 from ocrwatch.model import SIDECAR_EXTENSIONS
@@ -43,6 +44,8 @@ def describe(config: Config) -> dict[str, Any]:
         },
         "inboxes": [_describe_inbox(inbox) for inbox in config.inboxes],
         "environment": list(config.environment),
+        # What each format gets from this service: as it is, converted first, or refused.
+        "formats": formats.table(service.target),
         "warnings": list(config.warnings),
     }
 

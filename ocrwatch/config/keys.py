@@ -8,22 +8,13 @@ from __future__ import annotations
 
 import re
 
+from ocrwatch import formats
 from ocrwatch.model import Mode, ResultFormat
 
 DEFAULT_URL = "https://api.aspose.cloud"
 # The compatible server with the local OCR engine, started inside the daemon on loopback.
 EMBEDDED_URL = "embedded"
-DEFAULT_INCLUDE = (
-    "*.png",
-    "*.jpg",
-    "*.jpeg",
-    "*.jpe",
-    "*.tif",
-    "*.tiff",
-    "*.bmp",
-    "*.gif",
-    "*.pdf",
-)
+DEFAULT_INCLUDE = formats.DEFAULT_INCLUDE  # every format either target can be given
 DEFAULT_OUTPUT_TEMPLATE = "{name}.{ext}"
 # A file unchanged for five minutes and still not a complete image or PDF is broken: a scanner
 # pausing between pages resumes well within that.

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ocrwatch.config.keys import DEFAULT_INCOMPLETE_AFTER_SECONDS, EMBEDDED_URL
+from ocrwatch.formats import Target
 from ocrwatch.model import (
     Credentials,
     Disposition,
@@ -48,6 +49,11 @@ class ServiceConfig:
     def is_embedded(self) -> bool:
         """The local engine behind a compatible server inside the daemon, not a remote API."""
         return self.url == EMBEDDED_URL
+
+    @property
+    def target(self) -> Target:
+        """Who reads the files: what it takes as it is decides what is converted first."""
+        return Target.ENGINE if self.is_embedded else Target.CLOUD
 
 
 @dataclass(frozen=True, slots=True)

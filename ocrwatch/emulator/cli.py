@@ -18,6 +18,7 @@ from typing import TextIO
 
 import structlog
 
+from ocrwatch import formats
 from ocrwatch.emulator.config import EmulatorConfig, Faults, ResultShape
 from ocrwatch.errors import ConfigError
 from ocrwatch.model import Credentials, ResultFormat
@@ -81,7 +82,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     work.add_argument("--slots", type=int, default=4, help="tasks processed at once")
     work.add_argument("--retention-seconds", type=float, default=86400.0)
-    work.add_argument("--max-pixels", type=int, default=100_000_000)
+    work.add_argument("--max-pixels", type=int, default=formats.MAX_CLOUD_PAGE_PIXELS)
     work.add_argument("--seed", type=int, default=0, help="seed of every random choice")
     faults = parser.add_argument_group("injected faults (probabilities per request or task)")
     for name in (

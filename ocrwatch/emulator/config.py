@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ocrwatch import formats
 from ocrwatch.model import Credentials, ResultFormat
 
 if TYPE_CHECKING:
@@ -114,7 +115,10 @@ class EmulatorConfig:
     faults: Faults = field(default_factory=Faults)
     seed: int = 0
     recognizer: Recognizer | None = None
-    max_pixels: int = 100_000_000
+    max_pixels: int = formats.MAX_CLOUD_PAGE_PIXELS  # the embedded service passes the engine's
+    # What the emulator takes as it is: what Aspose Cloud takes, or (the embedded service)
+    # what the local engine reads, every page of a TIFF included.
+    target: formats.Target = formats.Target.CLOUD
     max_upload_bytes: int | None = None
     result_shape: ResultShape = field(default_factory=ResultShape)
 

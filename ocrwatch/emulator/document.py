@@ -2,9 +2,12 @@
 
 Everything that makes a task end in ``Error`` because of its input is decided here and raised
 as ``DocumentError`` with the message the client will read: an unsupported or undecodable
-format, a multi-page TIFF (the service takes single-page TIFF only), more pixels than the
-limit. Pillow's decompression-bomb check is kept from surfacing as a warning; the emulator's
-own ``max_pixels`` (capped by Pillow's hard limit) decides instead.
+format, more pixels than the limit. What is supported is the table in ``ocrwatch.formats`` for
+the emulator's target: standing in for Aspose Cloud it takes what the cloud takes as it is
+(a multi-page TIFF is refused, as the service takes single-page TIFF only); in front of the
+local engine (the embedded service) it takes what the engine reads, every page of a TIFF as a
+page of the document. Pillow's decompression-bomb check is kept from surfacing as a warning;
+the emulator's own ``max_pixels`` (capped by Pillow's hard limit) decides instead.
 
 An image's page is the image as shown: turned (or mirrored) as its EXIF orientation says, as
 viewers and the local engine take it, so every coordinate is on the upright page.
@@ -26,19 +29,13 @@ from typing import TYPE_CHECKING
 
 from PIL import Image, UnidentifiedImageError
 
+from ocrwatch import formats
+
 if TYPE_CHECKING:
     from ocrwatch.emulator.pdfpages import PdfPageRef
 
 TEXT_KEY = "ocr-text"
-_SIGNATURES: tuple[tuple[bytes, str], ...] = (
-    (b"\x89PNG\r\n\x1a\n", "PNG"),
-    (b"\xff\xd8\xff", "JPEG"),
-    (b"GIF87a", "GIF"),
-    (b"GIF89a", "GIF"),
-    (b"II*\x00", "TIFF"),
-    (b"MM\x00*", "TIFF"),
-    (b"BM", "BMP"),
-)
+_PAGE_DESCRIPTION = "ocrwatch-page-description"  # a TIFF page's ImageDescription, on its copy
 _EXIF_ORIENTATION = 0x0112
 # EXIF orientation -> how to show the stored pixels upright, and the clockwise turn that is
 # (orientations 2, 4, 5 and 7 mirror).
@@ -94,62 +91,99 @@ class Page:
 
 @dataclass(frozen=True, slots=True)
 class Document:
-    format: str  # "PNG", "JPEG", "GIF", "TIFF", "BMP" or "PDF"
+    format: str  # a formats.Format: "PNG", "JPEG", "GIF", "TIFF", "BMP", "PDF", ...
     data: bytes
     sha256: str
     pages: tuple[Page, ...]
-    embedded_text: str | None  # ground truth from the metadata; PDF pages split by "\f"
+    embedded_text: str | None  # ground truth from the metadata; pages split by "\f"
 
 
-def sniff_format(data: bytes) -> str | None:
-    """The format the leading bytes announce, or None when it is not one the service takes."""
-    if b"%PDF-" in data[:1024]:
-        return "PDF"
-    for signature, name in _SIGNATURES:
-        if data.startswith(signature):
-            return name
-    return None
+def sniff_format(data: bytes) -> formats.Format | None:
+    """The format the leading bytes announce, or None when it is none ``formats`` knows."""
+    kind = formats.sniff(data[: formats.SNIFF_BYTES])
+    return None if kind is formats.Format.UNKNOWN else kind
 
 
-def load_document(data: bytes, *, max_pixels: int) -> Document:
+def _unsupported(target: formats.Target) -> DocumentError:
+    names = [
+        str(spec.format)
+        for spec in formats.FORMATS
+        if formats.delivery(spec.format, pages=1, target=target) is formats.Delivery.AS_IS
+    ]
+    return DocumentError(
+        f"The file format is not supported or the file is damaged: expected {', '.join(names)}"
+    )
+
+
+def load_document(
+    data: bytes, *, max_pixels: int, target: formats.Target = formats.Target.CLOUD
+) -> Document:
     kind = sniff_format(data)
     digest = hashlib.sha256(data).hexdigest()
-    if kind is None:
-        raise DocumentError(
-            "The file format is not supported or the file is damaged: "
-            "expected BMP, JPEG, PNG, TIFF, GIF or PDF"
-        )
-    if kind == "PDF":
+    if kind is None or formats.delivery(kind, pages=1, target=target) is not formats.Delivery.AS_IS:
+        raise _unsupported(target)
+    if kind is formats.Format.PDF:
         return _load_pdf(data, digest=digest, max_pixels=max_pixels)
     image = _open_image(data, kind=kind, max_pixels=max_pixels)
+    frames = [image]
+    entry = formats.spec(kind)
+    pages = int(getattr(image, "n_frames", 1))
+    if entry is not None and entry.all_pages and pages > 1:
+        if formats.delivery(kind, pages=pages, target=target) is not formats.Delivery.AS_IS:
+            raise DocumentError("Multi-page TIFF images are not supported; send a single-page TIFF")
+        frames = _every_page(image, pages=pages, kind=kind, max_pixels=max_pixels)
+    texts = [_embedded_text(frame, kind=kind) for frame in frames]
     return Document(
         format=kind,
         data=data,
         sha256=digest,
-        pages=(_image_page(image),),
-        embedded_text=_embedded_text(image, kind=kind),
+        pages=tuple(_image_page(frame) for frame in frames),
+        embedded_text=None if all(t is None for t in texts) else "\f".join(t or "" for t in texts),
     )
 
 
+def _every_page(image: Image.Image, *, pages: int, kind: str, max_pixels: int) -> list[Image.Image]:
+    """Every page of a multi-page image, each checked and decoded on its own."""
+    frames: list[Image.Image] = []
+    for index in range(pages):
+        try:
+            image.seek(index)
+            _check_pixels(image, max_pixels=max_pixels, page=index + 1)
+            frame = image.copy()  # decodes this page only
+            # A copy is a plain image without the page's TIFF tags: keep its description.
+            frame.info[_PAGE_DESCRIPTION] = getattr(image, "tag_v2", {}).get(270)
+        except _DECODE_ERRORS as exc:
+            raise DocumentError(
+                f"Page {index + 1} of the {kind} image cannot be decoded: {exc}"
+            ) from exc
+        frames.append(frame)
+    return frames
+
+
+def _check_pixels(image: Image.Image, *, max_pixels: int, page: int = 1) -> None:
+    width, height = image.size
+    if width * height > max_pixels:
+        where = f"page {page} of " if page > 1 else ""
+        raise DocumentError(
+            f"The image is too large to process: {where}{width}x{height} pixels "
+            f"exceeds the limit of {max_pixels} pixels"
+        )
+
+
 def _open_image(data: bytes, *, kind: str, max_pixels: int) -> Image.Image:
+    entry = formats.spec(formats.Format(kind))
+    pillow = entry.pillow if entry is not None and entry.pillow else kind
     try:
         with _PILLOW_WARNINGS_LOCK, warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=[kind])
+            image = Image.open(io.BytesIO(data), formats=[pillow])
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise DocumentError(f"The image is too large to process: {exc}") from exc
     except UnidentifiedImageError as exc:
         raise DocumentError(f"The {kind} image cannot be decoded") from exc
     except _DECODE_ERRORS as exc:
         raise DocumentError(f"The {kind} image cannot be decoded: {exc}") from exc
-    width, height = image.size
-    if width * height > max_pixels:
-        raise DocumentError(
-            f"The image is too large to process: {width}x{height} pixels "
-            f"exceeds the limit of {max_pixels} pixels"
-        )
-    if kind == "TIFF" and getattr(image, "n_frames", 1) > 1:
-        raise DocumentError("Multi-page TIFF images are not supported; send a single-page TIFF")
+    _check_pixels(image, max_pixels=max_pixels)
     try:
         image.load()
     except _DECODE_ERRORS as exc:
@@ -194,8 +228,8 @@ def _embedded_text(image: Image.Image, *, kind: str) -> str | None:
     if kind in ("JPEG", "GIF"):
         comment = image.info.get("comment")
         return comment.decode("utf-8", errors="replace") if isinstance(comment, bytes) else None
-    if kind == "TIFF":
-        description = getattr(image, "tag_v2", {}).get(270)
+    if kind in (formats.Format.TIFF, formats.Format.BIGTIFF):
+        description = image.info.get(_PAGE_DESCRIPTION, getattr(image, "tag_v2", {}).get(270))
         if not isinstance(description, str):
             return None
         # Pillow reads ASCII tags as Latin-1; writers that store UTF-8 bytes get them back here.

@@ -4,7 +4,8 @@ Runs on a slot's worker thread. Every input problem becomes an ``Outcome`` with 
 message (the task ends in ``Error`` and GET still answers 200), never an exception:
 
 - RecognizePdf takes a PDF only; every other resource refuses a PDF;
-- undecodable bytes, unsupported formats, multi-page TIFF, more than ``max_pixels`` pixels;
+- undecodable bytes, unsupported formats (see ``ocrwatch.formats``; a multi-page TIFF is
+  refused standing in for the cloud), more than ``max_pixels`` pixels;
 - a region that does not lie inside the (rotated) image.
 
 Settings honoured: ``Rotate`` by multiples of 90 degrees (the pages are turned clockwise before
@@ -30,6 +31,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from ocrwatch import formats
 from ocrwatch.emulator.config import ResultShape
 from ocrwatch.emulator.document import (
     Document,
@@ -131,13 +133,14 @@ def process(
     *,
     recognizer: Recognizer,
     max_pixels: int,
+    target: formats.Target = formats.Target.CLOUD,
     shape: ResultShape = _PLAIN,
 ) -> Outcome:
     """Run one task to its end; input problems become an error outcome."""
     settings = submission.settings
     try:
         _check_kind(submission.document, submission.resource)
-        document = load_document(submission.document, max_pixels=max_pixels)
+        document = load_document(submission.document, max_pixels=max_pixels, target=target)
         document = rotate_document(document, settings.rotate)
         is_regions = submission.resource is Resource.RECOGNIZE_REGIONS
         if is_regions:

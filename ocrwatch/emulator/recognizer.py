@@ -118,7 +118,7 @@ class FixtureRecognizer:
         embedded = document.embedded_text
         if embedded is None:
             page_texts: list[str | None] = [None] * len(document.pages)
-        elif document.format == "PDF":
+        elif document.format == "PDF" or len(document.pages) > 1:
             page_texts = list(embedded.split("\f"))
         else:
             page_texts = [embedded]

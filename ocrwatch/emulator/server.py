@@ -63,6 +63,7 @@ class Emulator:
             recognizer=self._recognizer,
             max_pixels=self.config.max_pixels,
             shape=self.config.result_shape,
+            target=self.config.target,
         )
 
     @property

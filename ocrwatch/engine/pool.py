@@ -21,6 +21,7 @@ from types import TracebackType
 
 import structlog
 
+from ocrwatch import formats
 from ocrwatch.engine.capabilities import check_language
 from ocrwatch.engine.failures import EngineError, EngineStopped
 from ocrwatch.engine.process import WorkerProcess
@@ -28,7 +29,7 @@ from ocrwatch.engine.values import EngineOptions, EngineResult
 
 log = structlog.get_logger(__name__)
 
-DEFAULT_MAX_PIXELS = 60_000_000  # an A3 page at 400 dpi is 31 MP; a 600 dpi one is 70 MP
+DEFAULT_MAX_PIXELS = formats.MAX_PAGE_PIXELS  # the engine's limit, as every layer applies it
 DEFAULT_PAGE_TIMEOUT_SECONDS = 120.0
 DEFAULT_STARTUP_TIMEOUT_SECONDS = 120.0
 

@@ -5,7 +5,8 @@ decoded; Pillow's own bomb guard is set to the same limit, so a file that lies i
 is still stopped. A PDF page is rendered at ``PDF_DPI`` (150-200 dpi reads ordinary print
 well) unless that would exceed ``max_pixels``, in which case the page is rendered smaller;
 a page that would still be too large, or too small to read, is an error. Transparent images
-are laid on white, as if printed. Multi-frame images (TIFF, GIF) give their first frame.
+are laid on white, as if printed. Which formats are read, and whether every frame is a page
+(TIFF) or only the first is (a GIF or WebP animation), is ``ocrwatch.formats``'s table.
 
 Runs in the worker process only. Every problem with the input is an ``EngineInputError``
 with a message for the user.
@@ -23,50 +24,78 @@ import numpy as np
 import pypdfium2 as pdfium
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ocrwatch import formats
 from ocrwatch.engine.failures import EngineInputError
 from ocrwatch.engine.imaging import Pixels
 
 PDF_DPI = 170  # an A4 or Letter page stays under the recogniser's 2000-pixel side at this
 _MIN_PDF_DPI = 50
 _POINTS_PER_INCH = 72
-_IMAGE_FORMATS = ["PNG", "JPEG", "GIF", "TIFF", "BMP"]  # what the service accepts, no guessing
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError)
+_TARGET = formats.Target.ENGINE
 
 
 def is_pdf(data: bytes) -> bool:
-    return b"%PDF-" in data[:1024]
+    return formats.sniff(data[: formats.SNIFF_BYTES]) is formats.Format.PDF
 
 
 def read_pages(data: bytes, *, max_pixels: int) -> Iterator[Pixels]:
     """The pages of ``data`` as BGR images, in order."""
-    if is_pdf(data):
+    kind = formats.sniff(data[: formats.SNIFF_BYTES])
+    entry = formats.spec(kind)
+    if (
+        entry is None
+        or formats.delivery(kind, pages=1, target=_TARGET) is not formats.Delivery.AS_IS
+    ):
+        names = ", ".join(formats.pillow_formats(target=_TARGET))
+        raise EngineInputError(
+            f"The file format is not supported or the file is damaged: expected {names} or PDF"
+        )
+    if kind is formats.Format.PDF:
         yield from _pdf_pages(data, max_pixels=max_pixels)
     else:
-        yield _image(data, max_pixels=max_pixels)
+        pillow = entry.pillow or ""
+        yield from _image_pages(
+            data, pillow=pillow, every_page=entry.all_pages, max_pixels=max_pixels
+        )
 
 
-def _image(data: bytes, *, max_pixels: int) -> Pixels:
+def _image_pages(
+    data: bytes, *, pillow: str, every_page: bool, max_pixels: int
+) -> Iterator[Pixels]:
+    """Each page (a TIFF's every page; another format's first frame), decoded one at a time."""
     Image.MAX_IMAGE_PIXELS = max_pixels  # Pillow raises past twice this, warns past it
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=_IMAGE_FORMATS)
-            width, height = image.size
-            if width * height > max_pixels:
-                raise EngineInputError(
-                    f"The image is too large to process: {width}x{height} pixels exceeds the "
-                    f"limit of {max_pixels} pixels"
-                )
-            rgb = _on_white(ImageOps.exif_transpose(image))
+            image = Image.open(io.BytesIO(data), formats=[pillow])
+            pages = int(getattr(image, "n_frames", 1)) if every_page else 1
     except Image.DecompressionBombError as exc:
         raise EngineInputError(f"The image is too large to process: {exc}") from exc
     except UnidentifiedImageError as exc:
-        raise EngineInputError(
-            "The file format is not supported or the file is damaged: "
-            "expected BMP, JPEG, PNG, TIFF, GIF or PDF"
-        ) from exc
+        raise EngineInputError("The image cannot be decoded: the file is damaged") from exc
     except _DECODE_ERRORS as exc:
         raise EngineInputError(f"The image cannot be decoded: {exc}") from exc
+    for index in range(pages):
+        yield _page(image, index=index, max_pixels=max_pixels)
+
+
+def _page(image: Image.Image, *, index: int, max_pixels: int) -> Pixels:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image.seek(index)
+            width, height = image.size
+            if width * height > max_pixels:
+                where = f"page {index + 1} of " if index else ""
+                raise EngineInputError(
+                    f"The image is too large to process: {where}{width}x{height} pixels "
+                    f"exceeds the limit of {max_pixels} pixels"
+                )
+            rgb = _on_white(ImageOps.exif_transpose(image))
+    except _DECODE_ERRORS as exc:
+        where = f"page {index + 1}: " if index else ""
+        raise EngineInputError(f"The image cannot be decoded: {where}{exc}") from exc
     return cv2.cvtColor(np.asarray(rgb), cv2.COLOR_RGB2BGR).astype(np.uint8, copy=False)
 
 
