@@ -178,7 +178,7 @@ def _settle_status(
         )
     if quiet_seconds < inbox.settle_seconds:
         return f"settling: {inbox.settle_seconds - quiet_seconds:.1f} s more without a change"
-    trial = config.service.credentials is None and not config.service.is_embedded
+    trial = config.service.is_trial
     target = config.service.target
     try:
         facts = probe.inspect(path)

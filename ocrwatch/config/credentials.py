@@ -18,6 +18,15 @@ from ocrwatch.config.profiles import InboxConfig
 from ocrwatch.config.reader import _Section
 from ocrwatch.model import Credentials, Mode
 
+SECRET_NOT_READ = "not read: this command never calls the service"
+
+
+def _client_id_only(service: _Section) -> tuple[None, str | None]:
+    """For commands that never call the service: no secret, but whether there is an account."""
+    client_id = service.environ.get(ENV_CLIENT_ID) or service.text("client_id")
+    service.path("client_secret_file")  # a known key, read so it is not reported unused
+    return None, SECRET_NOT_READ if client_id else None
+
 
 def _read_credentials(service: _Section) -> tuple[Credentials | None, str | None]:
     """Find the client id and secret; the secret's source wins in the order env, file, systemd."""

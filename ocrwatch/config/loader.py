@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from ocrwatch.config.credentials import _read_credentials, _trial_warnings
+from ocrwatch.config.credentials import _client_id_only, _read_credentials, _trial_warnings
 from ocrwatch.config.environment import read_inbox_overrides
 from ocrwatch.config.inboxes import _read_inbox
 from ocrwatch.config.keys import (
@@ -192,7 +192,7 @@ def _read(top: _Section, source: Path, *, secrets: bool) -> Config:
                 "service.url is embedded: the configured credentials are not used (the "
                 "embedded server makes its own)"
             )
-    elif service.credentials is None:
+    elif service.is_trial:
         warnings += _trial_warnings([i for _, i in labelled])
     warnings += [
         f"inbox {i.name}: mode label is documented for English only, not {i.settings.language}"
@@ -227,7 +227,9 @@ def _read_service(top: _Section, *, secrets: bool) -> ServiceConfig:
             "read and set service.client_secret_file, or set the OCRWATCH_CLIENT_SECRET "
             "environment variable, or use systemd LoadCredential=client_secret:<file>",
         )
-    credentials, credentials_source = _read_credentials(service) if secrets else (None, None)
+    credentials, credentials_source = (
+        _read_credentials(service) if secrets else _client_id_only(service)
+    )
     config = ServiceConfig(
         url=_read_url(service),
         credentials=credentials,

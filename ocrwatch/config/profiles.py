@@ -51,6 +51,11 @@ class ServiceConfig:
         return self.url == EMBEDDED_URL
 
     @property
+    def is_trial(self) -> bool:
+        """No client id: the service's trial mode (a command that reads no secret still knows)."""
+        return self.credentials is None and self.credentials_source is None and not self.is_embedded
+
+    @property
     def target(self) -> Target:
         """Who reads the files: what it takes as it is decides what is converted first."""
         return Target.ENGINE if self.is_embedded else Target.CLOUD
