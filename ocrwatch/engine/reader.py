@@ -28,6 +28,7 @@ import rapidocr
 
 from ocrwatch.engine import imaging, sources
 from ocrwatch.engine.imaging import Affine, Pixels
+from ocrwatch.engine.blocks import read_in_blocks
 from ocrwatch.engine.layout import Fragment, Quad, group_lines
 from ocrwatch.engine.values import Box, EngineOptions, PageResult, TextLine
 
@@ -136,6 +137,7 @@ class PageReader:
         fragments = [
             Fragment(text=text, quad=_mapped(quad, to_page)) for text, quad in found.fragments
         ]
+        arrange = read_in_blocks if options.find_blocks else group_lines
         return [
             TextLine(
                 text=line.text,
@@ -146,7 +148,7 @@ class PageReader:
                     bottom=_clip(line.bottom, area.top, area.bottom),
                 ),
             )
-            for line in group_lines(fragments)
+            for line in arrange(fragments)
         ]
 
     def _recognise(self, image: Pixels) -> _Pass:

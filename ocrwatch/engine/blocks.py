@@ -1,0 +1,156 @@
+"""Page segmentation: columns and blocks from the detected fragments, read in order (pure).
+
+The local equivalent of the service's document structure analysis (``dsrMode``). The page is
+cut recursively, XY-cut style, in the frame of its own skew:
+
+- *Rows*: the fragments are cut into horizontal slabs wherever no fragment spans a gap across
+  the text. A row's *free space* is what its fragments leave empty along the text, edges
+  included.
+- *Bands*: consecutive rows are merged while they share free space at least ``GUTTER_UNITS``
+  text heights wide with text on both sides: the rows of two columns (even where one column
+  has a blank line) share the gutter, and a full-width title or footer has none, so it stands
+  alone, in place.
+- *Columns*: a band is split at its widest shared gutter when both sides read like columns of
+  prose: at least ``MIN_COLUMN_UNITS`` text heights wide, with fragments that mostly fill
+  that width. The cells of a table or the prices of a receipt are narrow and short, so a
+  table's band is not split and its rows stay rows. Each side is cut again the same way.
+
+A band that is not split is a block, read line by line (``layout.lines_of``); blocks come top
+to bottom, and the blocks of a split band left column first. Units are the median fragment
+height, so the rules hold at any resolution.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ocrwatch.engine.layout import Fragment, LaidOutLine, Placed, lines_of, place
+
+GUTTER_UNITS = 1.0  # a gap between columns, in text heights; word gaps are about a third
+MIN_COLUMN_UNITS = 8.0  # a column of prose is at least this wide, in text heights
+MIN_COLUMN_FILL = 0.5  # the median fragment spans at least this share of its column
+
+Interval = tuple[float, float]
+
+
+@dataclass(slots=True)
+class _Band:
+    members: list[Placed]
+    free: list[Interval]
+
+
+def read_in_blocks(fragments: Sequence[Fragment]) -> tuple[LaidOutLine, ...]:
+    """``fragments`` as lines, block by block in reading order (see the module docstring)."""
+    placed = place(fragments)
+    if not placed:
+        return ()
+    unit = statistics.median(2 * item.half_height for item in placed)
+    return tuple(line for block in _blocks(placed, unit=unit) for line in lines_of(block))
+
+
+def _blocks(placed: list[Placed], *, unit: float) -> list[list[Placed]]:
+    if len(placed) < 2:
+        return [placed]
+    extent = (min(item.start for item in placed), max(item.end for item in placed))
+    blocks: list[list[Placed]] = []
+    plain: list[Placed] = []  # consecutive bands that are not split read as one block
+    for band in _bands(placed, extent=extent, unit=unit):
+        sides = _columns(band, unit=unit)
+        if sides is None:
+            plain.extend(band.members)
+            continue
+        if plain:
+            blocks.append(plain)
+            plain = []
+        for side in sides:
+            blocks.extend(_blocks(side, unit=unit))
+    if plain:
+        blocks.append(plain)
+    return blocks
+
+
+def _rows(placed: list[Placed]) -> list[list[Placed]]:
+    rows: list[list[Placed]] = []
+    bottom = float("-inf")
+    for item in sorted(placed, key=lambda member: member.top):
+        if rows and item.top < bottom:
+            rows[-1].append(item)
+        else:
+            rows.append([item])
+        bottom = max(bottom, item.bottom) if len(rows[-1]) > 1 else item.bottom
+    return rows
+
+
+def _bands(placed: list[Placed], *, extent: Interval, unit: float) -> list[_Band]:
+    bands: list[_Band] = []
+    for row in _rows(placed):
+        free = _free(row, extent=extent)
+        if bands:
+            last = bands[-1]
+            members = last.members + row
+            shared = _wide(_intersection(last.free, free), unit=unit)
+            has_gutter = any(_is_between(gap, members) for gap in shared)
+            was_plain = not any(_is_between(gap, last.members) for gap in last.free)
+            is_plain = not any(_is_between(gap, row) for gap in _wide(free, unit=unit))
+            if has_gutter or (was_plain and is_plain):
+                last.members = members
+                last.free = shared
+                continue
+        bands.append(_Band(members=list(row), free=_wide(free, unit=unit)))
+    return bands
+
+
+def _columns(band: _Band, *, unit: float) -> list[list[Placed]] | None:
+    """The band's two sides at its widest gutter between two columns, or None."""
+    for gap in sorted(band.free, key=lambda interval: interval[0] - interval[1]):
+        if not _is_between(gap, band.members):
+            continue
+        middle = (gap[0] + gap[1]) / 2
+        left = [item for item in band.members if item.along < middle]
+        right = [item for item in band.members if item.along >= middle]
+        if _is_column(left, unit=unit) and _is_column(right, unit=unit):
+            return [left, right]
+    return None
+
+
+def _is_column(side: list[Placed], *, unit: float) -> bool:
+    width = max(item.end for item in side) - min(item.start for item in side)
+    if width < MIN_COLUMN_UNITS * unit:
+        return False
+    return statistics.median(2 * item.half_width for item in side) >= MIN_COLUMN_FILL * width
+
+
+def _free(row: list[Placed], *, extent: Interval) -> list[Interval]:
+    """The parts of ``extent`` along the text that no fragment of ``row`` covers."""
+    free: list[Interval] = []
+    cursor = extent[0]
+    for item in sorted(row, key=lambda member: member.start):
+        if item.start > cursor:
+            free.append((cursor, item.start))
+        cursor = max(cursor, item.end)
+    if cursor < extent[1]:
+        free.append((cursor, extent[1]))
+    return free
+
+
+def _intersection(first: list[Interval], second: list[Interval]) -> list[Interval]:
+    shared: list[Interval] = []
+    for low_a, high_a in first:
+        for low_b, high_b in second:
+            low, high = max(low_a, low_b), min(high_a, high_b)
+            if high > low:
+                shared.append((low, high))
+    return shared
+
+
+def _wide(intervals: list[Interval], *, unit: float) -> list[Interval]:
+    return [gap for gap in intervals if gap[1] - gap[0] >= GUTTER_UNITS * unit]
+
+
+def _is_between(gap: Interval, members: list[Placed]) -> bool:
+    """Whether ``members`` have text on both sides of ``gap`` (not just at one edge)."""
+    return any(item.end <= gap[0] for item in members) and any(
+        item.start >= gap[1] for item in members
+    )
