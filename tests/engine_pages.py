@@ -15,7 +15,6 @@ import re
 from collections import Counter
 
 from PIL import Image, ImageDraw
-
 from test_engine_accuracy import font
 
 LEFT_COLUMN = (

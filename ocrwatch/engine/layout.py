@@ -8,7 +8,8 @@ across the text, cluster fragments whose extents on that axis overlap into lines
 the lines along that axis and the fragments of a line along the text.
 
 Fragments side by side at the same height always make one line, so a table's row stays a row;
-columns of text are separated before that, by ``blocks.read_in_blocks``. Pure functions over plain numbers; the skew is in degrees, positive when the text runs
+columns of text are separated before that, by ``blocks.read_in_blocks``. Pure functions over
+plain numbers; the skew is in degrees, positive when the text runs
 downhill to the right (image y grows downwards).
 """
 

@@ -27,8 +27,8 @@ import numpy.typing as npt
 import rapidocr
 
 from ocrwatch.engine import imaging, sources
-from ocrwatch.engine.imaging import Affine, Pixels
 from ocrwatch.engine.blocks import read_in_blocks
+from ocrwatch.engine.imaging import Affine, Pixels
 from ocrwatch.engine.layout import Fragment, Quad, group_lines
 from ocrwatch.engine.values import Box, EngineOptions, PageResult, TextLine
 
