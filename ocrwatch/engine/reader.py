@@ -18,7 +18,7 @@ Imports onnxruntime (through RapidOCR): import this module only in the worker pr
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,10 +26,10 @@ import numpy as np
 import numpy.typing as npt
 import rapidocr
 
-from ocrwatch.engine import imaging, sources
+from ocrwatch.engine import imaging, orientation, sources
 from ocrwatch.engine.blocks import read_in_blocks
 from ocrwatch.engine.imaging import Affine, Pixels
-from ocrwatch.engine.layout import Fragment, Quad, group_lines
+from ocrwatch.engine.layout import Fragment, LaidOutLine, Quad, group_lines
 from ocrwatch.engine.values import Box, EngineOptions, PageResult, TextLine
 
 MAX_SIDE_PX = 2000  # RapidOCR shrinks larger images to this before detection
@@ -54,9 +54,9 @@ def bundled_model_paths() -> dict[str, Path]:
 
 @dataclass(frozen=True, slots=True)
 class _Pass:
-    """One recognition of an image: (text, 4x2 corner array) per fragment, in its pixels."""
+    """One recognition of an image: its fragments, in its pixels."""
 
-    fragments: tuple[tuple[str, npt.NDArray[np.float64]], ...]
+    readings: tuple[orientation.Reading, ...]
     median_height_px: float | None
 
 
@@ -122,47 +122,73 @@ class PageReader:
             image = imaging.correct_contrast(image)
         if options.binarize:
             image = imaging.binarize(image)
-        if options.skew_correct:
-            skew = imaging.estimate_skew_degrees(image)
-            if abs(skew) >= _MIN_DESKEW_DEGREES:
-                image, back = imaging.rotate(image, -skew)
-                to_page = imaging.compose(to_page, back)
-        found = self._recognise(image)
+        prepared, to_upright = self._straightened(image, options)
+        found = self._recognise(prepared)
+        if (
+            options.detect_orientation
+            and options.rotate_degrees == 0
+            and orientation.is_doubtful(found.readings)
+        ):
+            turns = orientation.upright_turns(prepared, found.readings, score=self._confidences)
+            if turns:
+                to_page = imaging.compose(to_page, imaging.quarter_turn_back(image.shape, turns))
+                prepared, to_upright = self._straightened(
+                    imaging.turn_quarters(image, turns), options
+                )
+                found = self._recognise(prepared)
         if options.upsample and found.median_height_px is not None:
-            factor = min(_MAX_UPSCALE, MAX_SIDE_PX / max(image.shape[:2]))
+            factor = min(_MAX_UPSCALE, MAX_SIDE_PX / max(prepared.shape[:2]))
             if found.median_height_px < _SMALL_TEXT_PX and factor >= _MIN_UPSCALE:
-                image, back = imaging.upscale(image, factor)
-                to_page = imaging.compose(to_page, back)
-                found = self._recognise(image)
+                prepared, back = imaging.upscale(prepared, factor)
+                to_upright = imaging.compose(to_upright, back)
+                found = self._recognise(prepared)
+        # Lines are put in order upright (as read), then their boxes are mapped onto the page.
         fragments = [
-            Fragment(text=text, quad=_mapped(quad, to_page)) for text, quad in found.fragments
+            Fragment(text=reading.text, quad=_mapped(reading.quad, to_upright))
+            for reading in found.readings
         ]
         arrange = read_in_blocks if options.find_blocks else group_lines
         return [
-            TextLine(
-                text=line.text,
-                box=Box(
-                    left=_clip(line.left, area.left, area.right),
-                    top=_clip(line.top, area.top, area.bottom),
-                    right=_clip(line.right, area.left, area.right),
-                    bottom=_clip(line.bottom, area.top, area.bottom),
-                ),
-            )
+            TextLine(text=line.text, box=_page_box(line, to_page, area=area))
             for line in arrange(fragments)
         ]
+
+    def _straightened(self, image: Pixels, options: EngineOptions) -> tuple[Pixels, Affine]:
+        """``image`` deskewed when asked and needed, and the map back to ``image``."""
+        if options.skew_correct:
+            skew = imaging.estimate_skew_degrees(image)
+            if abs(skew) >= _MIN_DESKEW_DEGREES:
+                return imaging.rotate(image, -skew)
+        return image, imaging.identity()
 
     def _recognise(self, image: Pixels) -> _Pass:
         output = self._ocr(_padded_for_detection(image), use_det=True, use_cls=False, use_rec=True)
         boxes = getattr(output, "boxes", None)
         texts = getattr(output, "txts", None)
+        scores = getattr(output, "scores", None)
         if boxes is None or texts is None or len(texts) == 0:
-            return _Pass(fragments=(), median_height_px=None)
-        fragments = tuple(
-            (str(text), np.asarray(box, dtype=np.float64).reshape(4, 2))
-            for box, text in zip(boxes, texts, strict=True)
+            return _Pass(readings=(), median_height_px=None)
+        readings = tuple(
+            orientation.Reading(
+                text=str(text),
+                quad=np.asarray(box, dtype=np.float64).reshape(4, 2),
+                score=float(score),
+            )
+            for box, text, score in zip(
+                boxes, texts, scores if scores is not None else [0.0] * len(texts), strict=True
+            )
         )
-        heights = [_height(quad) for _, quad in fragments]
-        return _Pass(fragments=fragments, median_height_px=statistics.median(heights))
+        heights = [_height(reading.quad) for reading in readings]
+        return _Pass(readings=readings, median_height_px=statistics.median(heights))
+
+    def _confidences(self, lines: Sequence[Pixels]) -> list[float]:
+        """The recogniser's confidence in each line image (recognition only, no detection)."""
+        confidences = []
+        for line in lines:
+            output = self._ocr(line, use_det=False, use_cls=False, use_rec=True)
+            scores = getattr(output, "scores", None)
+            confidences.append(float(scores[0]) if scores is not None and len(scores) else 0.0)
+        return confidences
 
 
 def _padded_for_detection(image: Pixels) -> Pixels:
@@ -192,6 +218,25 @@ def _mapped(quad: npt.NDArray[np.float64], affine: Affine) -> Quad:
     points = imaging.map_points(quad, affine)
     corners = [(float(x), float(y)) for x, y in points]
     return (corners[0], corners[1], corners[2], corners[3])
+
+
+def _page_box(line: LaidOutLine, to_page: Affine, *, area: Box) -> Box:
+    corners = np.array(
+        [
+            [line.left, line.top],
+            [line.right, line.top],
+            [line.right, line.bottom],
+            [line.left, line.bottom],
+        ]
+    )
+    points = imaging.map_points(corners, to_page)
+    low, high = points.min(axis=0), points.max(axis=0)
+    return Box(
+        left=_clip(low[0], area.left, area.right),
+        top=_clip(low[1], area.top, area.bottom),
+        right=_clip(high[0], area.left, area.right),
+        bottom=_clip(high[1], area.top, area.bottom),
+    )
 
 
 def _clip(value: float, low: int, high: int) -> int:
