@@ -21,7 +21,6 @@ from engine_pages import (
     word_order_similarity,
     word_recall,
 )
-from PIL import Image
 
 from ocrwatch.engine import EngineOptions, EnginePool
 
@@ -87,19 +86,46 @@ def test_a_rotation_given_by_the_caller_is_applied_as_given(pool: EnginePool) ->
     assert word_recall(text, truth) < 0.5
 
 
-def test_a_huge_sparse_scan_is_read_at_a_readable_resolution(pool: EnginePool) -> None:
+@pytest.fixture(scope="module")
+def huge_pdf() -> tuple[bytes, str]:
+    """A 40 x 40 inch sheet scanned at 300 dpi, 1-bit, with four short lines of text."""
     image, truth = huge_sparse_page()
-    data = pdf_bytes(image, dpi=300)
-    del image
+    return pdf_bytes(image, dpi=300), truth
+
+
+def test_a_huge_sparse_scan_is_read_at_a_readable_resolution(
+    pool: EnginePool, huge_pdf: tuple[bytes, str]
+) -> None:
+    # Rendered at 170 dpi (46 MP, under the limit) it was once shrunk whole to the
+    # detector's 2000 pixels, and its text to 8 pixels: an empty page, marked done.
+    data, truth = huge_pdf
     text = pool.recognize(data).text
     print(f"\nhuge page: recall {word_recall(text, truth):.3f}: {text!r}")
     assert word_recall(text, truth) >= 0.95, text
 
 
+def test_a_page_over_the_pixel_limit_is_rendered_tile_by_tile_and_read(
+    huge_pdf: tuple[bytes, str],
+) -> None:
+    # With a 20 MP limit the same page (46 MP at 170 dpi) was once rendered at 112 dpi, whole.
+    data, truth = huge_pdf
+    with EnginePool(workers=1, max_pixels=20_000_000) as small:
+        page = small.recognize(data).pages[0]
+        turned = small.recognize(data, EngineOptions(rotate_degrees=90)).pages[0]
+    assert (page.width_px, page.height_px) == (6800, 6800)  # 170 dpi
+    assert word_recall(page.text, truth) >= 0.95, page.text
+    assert word_order_similarity(page.text, truth) >= 0.95, page.text
+    # Turned as asked: the last line, once bottom right, is now bottom left.
+    sheet = next(line for line in turned.lines if "Sheet" in line.text)
+    assert sheet.box.right < 1000 and sheet.box.top > 4500, sheet
+
+
 def test_a_large_image_with_small_text_is_read(pool: EnginePool) -> None:
     # 7000 x 7000 (49 MP, under the pixel limit): shrunk whole to the detector's 2000 pixels,
-    # its 48-pixel text would be 14 pixels high and lost.
+    # its 48-pixel text would be 14 pixels high and partly lost.
     image, truth = huge_sparse_page(side_px=7000)
-    text = pool.recognize(png_bytes(image.convert("L"))).text
-    assert word_recall(text, truth) >= 0.95, text
-    assert isinstance(image, Image.Image)
+    page = pool.recognize(png_bytes(image.convert("L"))).pages[0]
+    assert word_recall(page.text, truth) >= 0.95, page.text
+    assert word_order_similarity(page.text, truth) >= 0.95, page.text
+    sheet = next(line for line in page.lines if "Sheet" in line.text)
+    assert sheet.box.left >= 3900 and sheet.box.top >= 6300  # boxes in the page's own pixels

@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 import rapidocr
 
-from ocrwatch.engine import imaging, orientation, sources
+from ocrwatch.engine import imaging, orientation, sources, tiles
 from ocrwatch.engine.blocks import read_in_blocks
 from ocrwatch.engine.imaging import Affine, Pixels
 from ocrwatch.engine.layout import Fragment, LaidOutLine, Quad, group_lines
@@ -91,7 +91,10 @@ class PageReader:
     ) -> Iterator[PageResult]:
         """Each page of an image or PDF file, recognised, as soon as it is done."""
         for page in sources.read_pages(data, max_pixels=max_pixels):
-            yield self.read(imaging.turn_quarters(page, options.quarter_turns), options)
+            if isinstance(page, sources.TiledPdfPage):
+                yield self._read_tiled(page.turned(options.quarter_turns), options)
+            else:
+                yield self.read(imaging.turn_quarters(page, options.quarter_turns), options)
 
     def read(self, page: Pixels, options: EngineOptions) -> PageResult:
         """Recognise ``page`` (or its ``options.regions``, in order) into lines of text."""
@@ -118,10 +121,7 @@ class PageReader:
         if options.resampled_degrees:
             image, back = imaging.rotate(image, options.resampled_degrees)
             to_page = imaging.compose(to_page, back)
-        if options.contrast_correct:
-            image = imaging.correct_contrast(image)
-        if options.binarize:
-            image = imaging.binarize(image)
+        image = _preprocessed(image, options)
         prepared, to_upright = self._straightened(image, options)
         found = self._recognise(prepared)
         if (
@@ -136,7 +136,10 @@ class PageReader:
                     imaging.turn_quarters(image, turns), options
                 )
                 found = self._recognise(prepared)
-        if options.upsample and found.median_height_px is not None:
+        if _is_too_small_to_read(prepared, found):
+            source = tiles.ScaledImage(prepared, scale=tiles.reading_scale(found.median_height_px))
+            found = self._recognise_tiled(source, scale_back=1 / source.scale)
+        elif options.upsample and found.median_height_px is not None:
             factor = min(_MAX_UPSCALE, MAX_SIDE_PX / max(prepared.shape[:2]))
             if found.median_height_px < _SMALL_TEXT_PX and factor >= _MIN_UPSCALE:
                 prepared, back = imaging.upscale(prepared, factor)
@@ -152,6 +155,51 @@ class PageReader:
             TextLine(text=line.text, box=_page_box(line, to_page, area=area))
             for line in arrange(fragments)
         ]
+
+    def _read_tiled(self, page: sources.TiledPdfPage, options: EngineOptions) -> PageResult:
+        """A page too large to hold whole, read tile by tile as it is (turned as asked)."""
+        found = self._recognise_tiled(page, scale_back=1.0, options=options)
+        fragments = [
+            Fragment(text=reading.text, quad=_mapped(reading.quad, imaging.identity()))
+            for reading in found.readings
+        ]
+        arrange = read_in_blocks if options.find_blocks else group_lines
+        whole = Box(0, 0, page.width_px, page.height_px)
+        lines = tuple(
+            TextLine(text=line.text, box=_page_box(line, imaging.identity(), area=whole))
+            for line in arrange(fragments)
+        )
+        return PageResult(width_px=page.width_px, height_px=page.height_px, lines=lines)
+
+    def _recognise_tiled(
+        self,
+        source: tiles.TileSource,
+        *,
+        scale_back: float,
+        options: EngineOptions | None = None,
+    ) -> _Pass:
+        """Each inked tile of ``source`` read; fragments in source pixels times ``scale_back``."""
+        readings: list[orientation.Reading] = []
+        for box in tiles.grid(source.width_px, source.height_px):
+            pixels = source.tile(box)
+            if options is not None:
+                pixels = _preprocessed(pixels, options)
+            if not tiles.has_ink(pixels):
+                continue
+            offset = np.array([box.left, box.top], dtype=np.float64)
+            readings.extend(
+                orientation.Reading(
+                    text=reading.text,
+                    quad=(reading.quad + offset) * scale_back,
+                    score=reading.score,
+                )
+                for reading in self._recognise(pixels).readings
+            )
+        kept = tuple(readings[index] for index in tiles.distinct([r.quad for r in readings]))
+        if not kept:
+            return _Pass(readings=(), median_height_px=None)
+        median = statistics.median(_height(reading.quad) for reading in kept)
+        return _Pass(readings=kept, median_height_px=median)
 
     def _straightened(self, image: Pixels, options: EngineOptions) -> tuple[Pixels, Affine]:
         """``image`` deskewed when asked and needed, and the map back to ``image``."""
@@ -189,6 +237,25 @@ class PageReader:
             scores = getattr(output, "scores", None)
             confidences.append(float(scores[0]) if scores is not None and len(scores) else 0.0)
         return confidences
+
+
+def _preprocessed(image: Pixels, options: EngineOptions) -> Pixels:
+    if options.contrast_correct:
+        image = imaging.correct_contrast(image)
+    if options.binarize:
+        image = imaging.binarize(image)
+    return image
+
+
+def _is_too_small_to_read(image: Pixels, found: _Pass) -> bool:
+    """Whether the image must be read in tiles: its text too small once shrunk, or unseen."""
+    longest = int(max(image.shape[:2]))
+    if found.median_height_px is None:
+        # Nothing seen: the detector can miss a lone line on a large blank page, so look at
+        # it in tiles (blank ones cost an ink count each) before calling it blank.
+        return longest > tiles.TILE_PX
+    shrunk = found.median_height_px * min(1.0, MAX_SIDE_PX / longest)
+    return shrunk < tiles.READABLE_TEXT_PX and longest > MAX_SIDE_PX
 
 
 def _padded_for_detection(image: Pixels) -> Pixels:

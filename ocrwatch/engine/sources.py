@@ -17,6 +17,7 @@ import io
 import math
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -25,9 +26,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ocrwatch.engine.failures import EngineInputError
 from ocrwatch.engine.imaging import Pixels
+from ocrwatch.engine.values import Box
 
 PDF_DPI = 170  # an A4 or Letter page stays under the recogniser's 2000-pixel side at this
-_MIN_PDF_DPI = 50
+TILED_PAGE_FACTOR = 25  # a tiled page may have this many times the pixel limit
 _POINTS_PER_INCH = 72
 _IMAGE_FORMATS = ["PNG", "JPEG", "GIF", "TIFF", "BMP"]  # what the service accepts, no guessing
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError)
@@ -37,7 +39,7 @@ def is_pdf(data: bytes) -> bool:
     return b"%PDF-" in data[:1024]
 
 
-def read_pages(data: bytes, *, max_pixels: int) -> Iterator[Pixels]:
+def read_pages(data: bytes, *, max_pixels: int) -> Iterator[Pixels | TiledPdfPage]:
     """The pages of ``data`` as BGR images, in order."""
     if is_pdf(data):
         yield from _pdf_pages(data, max_pixels=max_pixels)
@@ -81,7 +83,7 @@ def _on_white(image: Image.Image) -> Image.Image:
     return Image.alpha_composite(paper, rgba).convert("RGB")
 
 
-def _pdf_pages(data: bytes, *, max_pixels: int) -> Iterator[Pixels]:
+def _pdf_pages(data: bytes, *, max_pixels: int) -> Iterator[Pixels | TiledPdfPage]:
     try:
         document = pdfium.PdfDocument(data)
     except pdfium.PdfiumError as exc:
@@ -97,18 +99,86 @@ def _pdf_pages(data: bytes, *, max_pixels: int) -> Iterator[Pixels]:
         document.close()
 
 
-def _render(page: pdfium.PdfPage, *, index: int, max_pixels: int) -> Pixels:
+def _render(page: pdfium.PdfPage, *, index: int, max_pixels: int) -> Pixels | TiledPdfPage:
     width_pt, height_pt = page.get_size()
     area_in2 = max(width_pt, 1.0) * max(height_pt, 1.0) / _POINTS_PER_INCH**2
     dpi = min(PDF_DPI, math.floor(math.sqrt(max_pixels / area_in2)))
-    if dpi < _MIN_PDF_DPI:
-        raise EngineInputError(
-            f"PDF page {index + 1} is too large to process: {width_pt:.0f}x{height_pt:.0f} "
-            f"points cannot be rendered at {_MIN_PDF_DPI} dpi within {max_pixels} pixels"
-        )
+    if dpi < PDF_DPI:
+        return _tiled(page, index=index, max_pixels=max_pixels, area_in2=area_in2)
     try:
         bitmap = page.render(scale=dpi / _POINTS_PER_INCH, fill_color=(255, 255, 255, 255))
         rgb = bitmap.to_pil().convert("RGB")
     except pdfium.PdfiumError as exc:
         raise EngineInputError(f"PDF page {index + 1} cannot be rendered: {exc}") from exc
     return cv2.cvtColor(np.asarray(rgb), cv2.COLOR_RGB2BGR).astype(np.uint8, copy=False)
+
+
+def _tiled(page: pdfium.PdfPage, *, index: int, max_pixels: int, area_in2: float) -> TiledPdfPage:
+    """A page too large to render whole at ``PDF_DPI``: rendered tile by tile at that dpi.
+
+    Rendered smaller to fit ``max_pixels`` (as it once was), its text would be too small to
+    read. Past ``TILED_PAGE_FACTOR`` times the limit the page is refused: its tiles would take
+    longer than any page timeout.
+    """
+    pixels = area_in2 * PDF_DPI**2
+    if pixels > TILED_PAGE_FACTOR * max_pixels:
+        width_pt, height_pt = page.get_size()
+        raise EngineInputError(
+            f"PDF page {index + 1} is too large to process: {width_pt:.0f}x{height_pt:.0f} "
+            f"points are {pixels / 1e6:.0f} million pixels at {PDF_DPI} dpi, the least that "
+            f"reads ordinary print; the limit is {TILED_PAGE_FACTOR * max_pixels / 1e6:.0f} "
+            "million"
+        )
+    return TiledPdfPage(page=page, index=index, dpi=PDF_DPI)
+
+
+@dataclass(frozen=True, slots=True)
+class TiledPdfPage:
+    """An open PDF page, rendered one tile at a time at ``dpi`` (a ``tiles.TileSource``).
+
+    Valid while ``read_pages`` is suspended at it: the page closes when iteration moves on.
+    """
+
+    page: pdfium.PdfPage
+    index: int
+    dpi: int
+    quarter_turns: int = 0  # clockwise, applied by the renderer before tiles are cut
+
+    def turned(self, quarter_turns: int) -> TiledPdfPage:
+        return replace(self, quarter_turns=quarter_turns % 4)
+
+    @property
+    def _size_pt(self) -> tuple[float, float]:
+        width_pt, height_pt = self.page.get_size()
+        return (height_pt, width_pt) if self.quarter_turns % 2 else (width_pt, height_pt)
+
+    @property
+    def width_px(self) -> int:
+        return math.floor(self._size_pt[0] * self.dpi / _POINTS_PER_INCH)
+
+    @property
+    def height_px(self) -> int:
+        return math.floor(self._size_pt[1] * self.dpi / _POINTS_PER_INCH)
+
+    def tile(self, box: Box) -> Pixels:
+        scale = self.dpi / _POINTS_PER_INCH
+        width_pt, height_pt = self._size_pt
+        # The renderer crops the turned page by the points to cut off each side.
+        crop = (
+            box.left / scale,
+            max(0.0, height_pt - box.bottom / scale),
+            max(0.0, width_pt - box.right / scale),
+            box.top / scale,
+        )
+        try:
+            bitmap = self.page.render(
+                scale=scale,
+                rotation=90 * self.quarter_turns,
+                crop=crop,
+                grayscale=True,
+                fill_color=(255, 255, 255, 255),
+            )
+            gray = np.asarray(bitmap.to_pil().convert("L"))
+        except pdfium.PdfiumError as exc:
+            raise EngineInputError(f"PDF page {self.index + 1} cannot be rendered: {exc}") from exc
+        return cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR).astype(np.uint8, copy=False)

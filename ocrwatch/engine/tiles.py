@@ -1,0 +1,134 @@
+"""Pages too large to read whole: cut into tiles at a readable scale, read, and put together.
+
+The detector shrinks any image to ``reader.MAX_SIDE_PX`` on its longer side. On a large page
+(a poster, an engineering drawing, a scan at 600 dpi of a large sheet) that shrinks the text
+below what the models can see, and the page comes out empty. Such a page is read in tiles of
+at most ``TILE_PX`` at a scale that makes its text about ``TARGET_TEXT_PX`` high (never above
+the page's own resolution). Tiles overlap by ``OVERLAP_PX``, so a line cut by one tile's edge
+is whole in its neighbour; of fragments found twice the larger is kept. Hazard: a line longer
+than a tile (about 90 characters at the target size) is read in two pieces, and a word in
+the overlap may then be read twice. Tiles without ink are
+not read, so a sparse sheet costs little.
+
+A ``TileSource`` hands out one tile's pixels at a time: a decoded image (``ScaledImage``), or a
+PDF page rendered tile by tile (``sources.TiledPdfPage``), so the whole page is never held at
+reading resolution. Memory is then one tile, whatever the page's size.
+
+Runs in the worker process only (OpenCV, NumPy).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from typing import Protocol
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from ocrwatch.engine.imaging import Pixels
+from ocrwatch.engine.values import Box
+
+# The detector misses a lone short line on a large blank image (1400 px square and up), but
+# not on a 1024 px one; so tiles are no larger, and a page where nothing at all was found is
+# looked at again in tiles before it is called blank.
+TILE_PX = 1024
+OVERLAP_PX = 256  # about eight lines at the target size
+TARGET_TEXT_PX = 32.0  # fragment height (text plus the detector's margin) to read at
+READABLE_TEXT_PX = 24.0  # fragments lower than this after the detector's shrink get lost
+_INK_LEVEL = 128  # a pixel darker than this is ink
+_MIN_INK_PIXELS = 24  # a tile with fewer dark pixels holds specks at most
+_DUPLICATE_SHARE = 0.5  # a fragment this much inside a larger one is the same text
+
+
+class TileSource(Protocol):
+    """A page readable tile by tile, in its reading pixels."""
+
+    @property
+    def width_px(self) -> int: ...
+
+    @property
+    def height_px(self) -> int: ...
+
+    def tile(self, box: Box) -> Pixels:
+        """The BGR pixels of ``box`` (reading pixels)."""
+        ...
+
+
+class ScaledImage:
+    """A decoded page read at ``scale`` (at most 1.0) of its size, one tile at a time."""
+
+    def __init__(self, image: Pixels, *, scale: float) -> None:
+        self._image = image
+        self.scale = min(1.0, scale)
+        self.width_px = max(1, math.floor(image.shape[1] * self.scale))
+        self.height_px = max(1, math.floor(image.shape[0] * self.scale))
+
+    def tile(self, box: Box) -> Pixels:
+        left, top = math.floor(box.left / self.scale), math.floor(box.top / self.scale)
+        right = min(self._image.shape[1], math.ceil(box.right / self.scale))
+        bottom = min(self._image.shape[0], math.ceil(box.bottom / self.scale))
+        crop = self._image[top:bottom, left:right]
+        if self.scale == 1.0:
+            return np.ascontiguousarray(crop)
+        size = (max(1, box.width), max(1, box.height))
+        return cv2.resize(crop, size, interpolation=cv2.INTER_AREA).astype(np.uint8, copy=False)
+
+
+def reading_scale(median_text_px: float | None) -> float:
+    """The scale that brings text of ``median_text_px`` to the target height (at most 1)."""
+    if median_text_px is None or median_text_px <= 0:
+        return 1.0  # nothing was seen: read at the page's own resolution
+    return min(1.0, TARGET_TEXT_PX / median_text_px)
+
+
+def grid(width_px: int, height_px: int) -> Iterator[Box]:
+    """Overlapping tiles covering a ``width_px`` x ``height_px`` page, row by row."""
+    for top in _starts(height_px):
+        for left in _starts(width_px):
+            yield Box(
+                left=left,
+                top=top,
+                right=min(width_px, left + TILE_PX),
+                bottom=min(height_px, top + TILE_PX),
+            )
+
+
+def _starts(length: int) -> list[int]:
+    if length <= TILE_PX:
+        return [0]
+    count = math.ceil((length - OVERLAP_PX) / (TILE_PX - OVERLAP_PX))
+    step = (length - TILE_PX) / (count - 1)
+    return [round(index * step) for index in range(count)]
+
+
+def has_ink(tile: Pixels) -> bool:
+    """Whether ``tile`` has enough dark pixels to hold any text."""
+    darkest = tile.min(axis=2) if tile.ndim == 3 else tile
+    return int(np.count_nonzero(darkest < _INK_LEVEL)) >= _MIN_INK_PIXELS
+
+
+def distinct(quads: Sequence[npt.NDArray[np.float64]]) -> list[int]:
+    """Indexes of the fragments to keep: of two that cover the same text, the larger one."""
+    if not quads:
+        return []
+    low = np.array([quad.min(axis=0) for quad in quads])
+    high = np.array([quad.max(axis=0) for quad in quads])
+    areas = np.prod(np.maximum(high - low, 1e-6), axis=1)
+    kept: list[int] = []
+    for index in np.argsort(-areas, kind="stable"):
+        if kept:
+            others = np.array(kept)
+            overlap = np.prod(
+                np.clip(
+                    np.minimum(high[others], high[index]) - np.maximum(low[others], low[index]),
+                    0.0,
+                    None,
+                ),
+                axis=1,
+            )
+            if float(overlap.max()) > _DUPLICATE_SHARE * float(areas[index]):
+                continue
+        kept.append(int(index))
+    return sorted(kept)
