@@ -22,7 +22,10 @@ from engine_pages import (
     word_recall,
 )
 
-from ocrwatch.engine import EngineOptions, EnginePool
+from ocrwatch.embedded import EngineRecognizer
+from ocrwatch.emulator.document import load_document
+from ocrwatch.engine import DEFAULT_MAX_PIXELS, EngineOptions, EnginePool
+from ocrwatch.model import DsrMode, RecognitionSettings
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -57,6 +60,21 @@ def test_without_structure_analysis_lines_run_straight_across(pool: EnginePool) 
     text = pool.recognize(png_bytes(image), EngineOptions(find_blocks=False)).text
     assert word_recall(text, truth) >= 0.95
     assert word_order_similarity(text, truth) < 0.8  # the columns interleave, as asked
+
+
+@pytest.mark.parametrize(
+    ("dsr_mode", "in_blocks"), [(DsrMode.REGIONS, True), (DsrMode.NO_DSR_NO_FILTER, False)]
+)
+def test_the_services_structure_setting_chooses_blocks_or_lines(
+    pool: EnginePool, dsr_mode: DsrMode, in_blocks: bool
+) -> None:
+    image, truth = two_column_page()
+    document = load_document(png_bytes(image), max_pixels=DEFAULT_MAX_PIXELS)
+    found = EngineRecognizer(pool).recognize(
+        document, settings=RecognitionSettings(dsr_mode=dsr_mode)
+    )
+    text = "\n".join(line.text for line in found.pages[0].lines)
+    assert (word_order_similarity(text, truth) >= 0.95) is in_blocks
 
 
 @pytest.mark.parametrize("quarter_turns", [1, 2, 3])
