@@ -92,6 +92,15 @@ def upscale(image: Pixels, factor: float) -> tuple[Pixels, Affine]:
     return enlarged.astype(np.uint8, copy=False), back
 
 
+def downscale(image: Pixels, factor: float) -> tuple[Pixels, Affine]:
+    """Shrink by ``factor`` (< 1), averaging pixels so thin strokes survive."""
+    height, width = image.shape[:2]
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    shrunk = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    back = np.array([[width / size[0], 0.0, 0.0], [0.0, height / size[1], 0.0]])
+    return shrunk.astype(np.uint8, copy=False), back
+
+
 def _gray(image: Pixels) -> Pixels:
     return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.uint8, copy=False)
 

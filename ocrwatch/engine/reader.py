@@ -179,27 +179,52 @@ class PageReader:
         options: EngineOptions | None = None,
     ) -> _Pass:
         """Each inked tile of ``source`` read; fragments in source pixels times ``scale_back``."""
+        width, height = source.width_px, source.height_px
         readings: list[orientation.Reading] = []
-        for box in tiles.grid(source.width_px, source.height_px):
-            pixels = source.tile(box)
-            if options is not None:
-                pixels = _preprocessed(pixels, options)
+        cut: list[bool] = []
+        for box in tiles.grid(width, height):
+            if not source.may_have_ink(box):
+                continue
+            pixels = _preprocessed(source.tile(box), options)
             if not tiles.has_ink(pixels):
                 continue
             offset = np.array([box.left, box.top], dtype=np.float64)
-            readings.extend(
-                orientation.Reading(
-                    text=reading.text,
-                    quad=(reading.quad + offset) * scale_back,
-                    score=reading.score,
+            for reading in self._recognise(pixels).readings:
+                quad = reading.quad + offset
+                readings.append(
+                    orientation.Reading(text=reading.text, quad=quad, score=reading.score)
                 )
-                for reading in self._recognise(pixels).readings
+                cut.append(tiles.is_cut(quad, box, width_px=width, height_px=height))
+        for line in tiles.pieces_of_lines([reading.quad for reading in readings], cut):
+            area = Box(line.left, line.top, min(line.right, width), min(line.bottom, height))
+            text, score = self._read_line(_preprocessed(source.tile(area), options))
+            if text.strip():
+                corners = [[area.left, area.top], [area.right, area.top]]
+                corners += [[area.right, area.bottom], [area.left, area.bottom]]
+                quad = np.array(corners, dtype=np.float64)
+                readings.append(orientation.Reading(text=text, quad=quad, score=score))
+                cut.append(False)  # whole now: its pieces give way to it
+        kept = [
+            orientation.Reading(
+                text=readings[index].text,
+                quad=readings[index].quad * scale_back,
+                score=readings[index].score,
             )
-        kept = tuple(readings[index] for index in tiles.distinct([r.quad for r in readings]))
+            for index in tiles.distinct([reading.quad for reading in readings], cut=cut)
+        ]
         if not kept:
             return _Pass(readings=(), median_height_px=None)
         median = statistics.median(_height(reading.quad) for reading in kept)
-        return _Pass(readings=kept, median_height_px=median)
+        return _Pass(readings=tuple(kept), median_height_px=median)
+
+    def _read_line(self, line: Pixels) -> tuple[str, float]:
+        """One line image recognised as it is (no detection): its text and confidence."""
+        output = self._ocr(line, use_det=False, use_cls=False, use_rec=True)
+        texts = getattr(output, "txts", None)
+        scores = getattr(output, "scores", None)
+        if not texts or scores is None or not len(scores):
+            return "", 0.0
+        return str(texts[0]), float(scores[0])
 
     def _straightened(self, image: Pixels, options: EngineOptions) -> tuple[Pixels, Affine]:
         """``image`` deskewed when asked and needed, and the map back to ``image``."""
@@ -210,6 +235,23 @@ class PageReader:
         return image, imaging.identity()
 
     def _recognise(self, image: Pixels) -> _Pass:
+        longest = int(max(image.shape[:2]))
+        if longest > MAX_SIDE_PX:
+            # RapidOCR would shrink it too, but only after copying it whole several times.
+            small, back = imaging.downscale(image, MAX_SIDE_PX / longest)
+            found = self._recognise(small)
+            readings = tuple(
+                orientation.Reading(
+                    text=reading.text,
+                    quad=imaging.map_points(reading.quad, back),
+                    score=reading.score,
+                )
+                for reading in found.readings
+            )
+            median = found.median_height_px
+            return _Pass(
+                readings=readings, median_height_px=None if median is None else median * back[1, 1]
+            )
         output = self._ocr(_padded_for_detection(image), use_det=True, use_cls=False, use_rec=True)
         boxes = getattr(output, "boxes", None)
         texts = getattr(output, "txts", None)
@@ -231,15 +273,12 @@ class PageReader:
 
     def _confidences(self, lines: Sequence[Pixels]) -> list[float]:
         """The recogniser's confidence in each line image (recognition only, no detection)."""
-        confidences = []
-        for line in lines:
-            output = self._ocr(line, use_det=False, use_cls=False, use_rec=True)
-            scores = getattr(output, "scores", None)
-            confidences.append(float(scores[0]) if scores is not None and len(scores) else 0.0)
-        return confidences
+        return [self._read_line(line)[1] for line in lines]
 
 
-def _preprocessed(image: Pixels, options: EngineOptions) -> Pixels:
+def _preprocessed(image: Pixels, options: EngineOptions | None) -> Pixels:
+    if options is None:
+        return image
     if options.contrast_correct:
         image = imaging.correct_contrast(image)
     if options.binarize:

@@ -17,7 +17,6 @@ import io
 import math
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -30,6 +29,11 @@ from ocrwatch.engine.values import Box
 
 PDF_DPI = 170  # an A4 or Letter page stays under the recogniser's 2000-pixel side at this
 TILED_PAGE_FACTOR = 25  # a tiled page may have this many times the pixel limit
+# Larger pages (A1 and up at PDF_DPI) are rendered tile by tile, so a worker's memory stays
+# near its models' whatever the sheet's size.
+WHOLE_PAGE_PIXELS = 16_000_000
+_OVERVIEW_PX = 2048  # a tiled page's overview, to skip blank tiles (averaged: thin ink shows)
+_PAPER_LEVEL = 250  # an overview pixel darker than this may be ink
 _POINTS_PER_INCH = 72
 _IMAGE_FORMATS = ["PNG", "JPEG", "GIF", "TIFF", "BMP"]  # what the service accepts, no guessing
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError)
@@ -59,7 +63,9 @@ def _image(data: bytes, *, max_pixels: int) -> Pixels:
                     f"The image is too large to process: {width}x{height} pixels exceeds the "
                     f"limit of {max_pixels} pixels"
                 )
-            rgb = _on_white(ImageOps.exif_transpose(image))
+            # One writable copy, turned to BGR in place: a 60 MP page is 180 MB per copy.
+            pixels = np.array(_on_white(ImageOps.exif_transpose(image)))
+            image.close()
     except Image.DecompressionBombError as exc:
         raise EngineInputError(f"The image is too large to process: {exc}") from exc
     except UnidentifiedImageError as exc:
@@ -69,7 +75,8 @@ def _image(data: bytes, *, max_pixels: int) -> Pixels:
         ) from exc
     except _DECODE_ERRORS as exc:
         raise EngineInputError(f"The image cannot be decoded: {exc}") from exc
-    return cv2.cvtColor(np.asarray(rgb), cv2.COLOR_RGB2BGR).astype(np.uint8, copy=False)
+    cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR, dst=pixels)
+    return pixels.astype(np.uint8, copy=False)
 
 
 def _on_white(image: Image.Image) -> Image.Image:
@@ -102,9 +109,9 @@ def _pdf_pages(data: bytes, *, max_pixels: int) -> Iterator[Pixels | TiledPdfPag
 def _render(page: pdfium.PdfPage, *, index: int, max_pixels: int) -> Pixels | TiledPdfPage:
     width_pt, height_pt = page.get_size()
     area_in2 = max(width_pt, 1.0) * max(height_pt, 1.0) / _POINTS_PER_INCH**2
-    dpi = min(PDF_DPI, math.floor(math.sqrt(max_pixels / area_in2)))
-    if dpi < PDF_DPI:
+    if area_in2 * PDF_DPI**2 > min(max_pixels, WHOLE_PAGE_PIXELS):
         return _tiled(page, index=index, max_pixels=max_pixels, area_in2=area_in2)
+    dpi = PDF_DPI
     try:
         bitmap = page.render(scale=dpi / _POINTS_PER_INCH, fill_color=(255, 255, 255, 255))
         rgb = bitmap.to_pil().convert("RGB")
@@ -132,20 +139,27 @@ def _tiled(page: pdfium.PdfPage, *, index: int, max_pixels: int, area_in2: float
     return TiledPdfPage(page=page, index=index, dpi=PDF_DPI)
 
 
-@dataclass(frozen=True, slots=True)
 class TiledPdfPage:
     """An open PDF page, rendered one tile at a time at ``dpi`` (a ``tiles.TileSource``).
 
     Valid while ``read_pages`` is suspended at it: the page closes when iteration moves on.
+    Rendering a tile costs about 0.1 s on a large scan (the renderer decodes the image each
+    time), so tiles without ink are found first on one small overview of the page.
     """
 
-    page: pdfium.PdfPage
-    index: int
-    dpi: int
-    quarter_turns: int = 0  # clockwise, applied by the renderer before tiles are cut
+    def __init__(
+        self, *, page: pdfium.PdfPage, index: int, dpi: int, quarter_turns: int = 0
+    ) -> None:
+        self.page = page
+        self.index = index
+        self.dpi = dpi
+        self.quarter_turns = quarter_turns % 4  # clockwise, applied by the renderer
+        self._overview: tuple[Pixels, float] | None = None
 
     def turned(self, quarter_turns: int) -> TiledPdfPage:
-        return replace(self, quarter_turns=quarter_turns % 4)
+        return TiledPdfPage(
+            page=self.page, index=self.index, dpi=self.dpi, quarter_turns=quarter_turns
+        )
 
     @property
     def _size_pt(self) -> tuple[float, float]:
@@ -160,6 +174,21 @@ class TiledPdfPage:
     def height_px(self) -> int:
         return math.floor(self._size_pt[1] * self.dpi / _POINTS_PER_INCH)
 
+    def may_have_ink(self, box: Box) -> bool:
+        """Whether the overview shows anything but paper where ``box`` is."""
+        if self._overview is None:
+            scale = _OVERVIEW_PX / max(self._size_pt)
+            gray = self._rendered(scale=scale, crop=(0.0, 0.0, 0.0, 0.0))
+            self._overview = (gray, scale * _POINTS_PER_INCH / self.dpi)
+        gray, factor = self._overview
+        left, top = (
+            max(0, math.floor(box.left * factor) - 1),
+            max(0, math.floor(box.top * factor) - 1),
+        )
+        right, bottom = math.ceil(box.right * factor) + 1, math.ceil(box.bottom * factor) + 1
+        region = gray[top:bottom, left:right]
+        return region.size > 0 and int(region.min()) < _PAPER_LEVEL
+
     def tile(self, box: Box) -> Pixels:
         scale = self.dpi / _POINTS_PER_INCH
         width_pt, height_pt = self._size_pt
@@ -170,6 +199,10 @@ class TiledPdfPage:
             max(0.0, width_pt - box.right / scale),
             box.top / scale,
         )
+        gray = self._rendered(scale=scale, crop=crop)
+        return cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR).astype(np.uint8, copy=False)
+
+    def _rendered(self, *, scale: float, crop: tuple[float, float, float, float]) -> Pixels:
         try:
             bitmap = self.page.render(
                 scale=scale,
@@ -178,7 +211,6 @@ class TiledPdfPage:
                 grayscale=True,
                 fill_color=(255, 255, 255, 255),
             )
-            gray = np.asarray(bitmap.to_pil().convert("L"))
+            return np.asarray(bitmap.to_pil().convert("L"), dtype=np.uint8)
         except pdfium.PdfiumError as exc:
             raise EngineInputError(f"PDF page {self.index + 1} cannot be rendered: {exc}") from exc
-        return cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR).astype(np.uint8, copy=False)

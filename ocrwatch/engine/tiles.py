@@ -5,9 +5,9 @@ The detector shrinks any image to ``reader.MAX_SIDE_PX`` on its longer side. On 
 below what the models can see, and the page comes out empty. Such a page is read in tiles of
 at most ``TILE_PX`` at a scale that makes its text about ``TARGET_TEXT_PX`` high (never above
 the page's own resolution). Tiles overlap by ``OVERLAP_PX``, so a line cut by one tile's edge
-is whole in its neighbour; of fragments found twice the larger is kept. Hazard: a line longer
-than a tile (about 90 characters at the target size) is read in two pieces, and a word in
-the overlap may then be read twice. Tiles without ink are
+is whole in its neighbour; of fragments found twice the whole (not cut by a tile's edge) or
+else the larger is kept. A line longer than the overlap is whole in no tile: its cut pieces
+are joined and the line is read again from one crop of the page. Tiles without ink are
 not read, so a sparse sheet costs little.
 
 A ``TileSource`` hands out one tile's pixels at a time: a decoded image (``ScaledImage``), or a
@@ -40,6 +40,8 @@ READABLE_TEXT_PX = 24.0  # fragments lower than this after the detector's shrink
 _INK_LEVEL = 128  # a pixel darker than this is ink
 _MIN_INK_PIXELS = 24  # a tile with fewer dark pixels holds specks at most
 _DUPLICATE_SHARE = 0.5  # a fragment this much inside a larger one is the same text
+_EDGE_PX = 3  # a fragment this close to a tile's edge inside the page was cut by it
+_SAME_LINE_SHARE = 0.5  # pieces overlapping this much across the text are one line
 
 
 class TileSource(Protocol):
@@ -50,6 +52,10 @@ class TileSource(Protocol):
 
     @property
     def height_px(self) -> int: ...
+
+    def may_have_ink(self, box: Box) -> bool:
+        """False only when ``box`` is surely blank (a cheap look before rendering it)."""
+        ...
 
     def tile(self, box: Box) -> Pixels:
         """The BGR pixels of ``box`` (reading pixels)."""
@@ -64,6 +70,9 @@ class ScaledImage:
         self.scale = min(1.0, scale)
         self.width_px = max(1, math.floor(image.shape[1] * self.scale))
         self.height_px = max(1, math.floor(image.shape[0] * self.scale))
+
+    def may_have_ink(self, box: Box) -> bool:
+        return True  # the tile itself is at hand: ``has_ink`` looks at it
 
     def tile(self, box: Box) -> Pixels:
         left, top = math.floor(box.left / self.scale), math.floor(box.top / self.scale)
@@ -109,15 +118,68 @@ def has_ink(tile: Pixels) -> bool:
     return int(np.count_nonzero(darkest < _INK_LEVEL)) >= _MIN_INK_PIXELS
 
 
-def distinct(quads: Sequence[npt.NDArray[np.float64]]) -> list[int]:
-    """Indexes of the fragments to keep: of two that cover the same text, the larger one."""
+def is_cut(quad: npt.NDArray[np.float64], tile: Box, *, width_px: int, height_px: int) -> bool:
+    """Whether a fragment found in ``tile`` touches one of its edges inside the page."""
+    low, high = quad.min(axis=0), quad.max(axis=0)
+    return bool(
+        (tile.left > 0 and low[0] <= tile.left + _EDGE_PX)
+        or (tile.top > 0 and low[1] <= tile.top + _EDGE_PX)
+        or (tile.right < width_px and high[0] >= tile.right - _EDGE_PX)
+        or (tile.bottom < height_px and high[1] >= tile.bottom - _EDGE_PX)
+    )
+
+
+def pieces_of_lines(quads: Sequence[npt.NDArray[np.float64]], cut: Sequence[bool]) -> list[Box]:
+    """The bounds of each line found in pieces: cut fragments side by side on one line.
+
+    A line longer than the tiles' overlap is whole in no tile; its pieces (each cut by its
+    tile's edge, overlapping where the tiles do) are read again as one crop.
+    """
+    members = [index for index, is_cut_piece in enumerate(cut) if is_cut_piece]
+    low = {index: quads[index].min(axis=0) for index in members}
+    high = {index: quads[index].max(axis=0) for index in members}
+    group_of = {index: index for index in members}
+
+    def root(index: int) -> int:
+        while group_of[index] != index:
+            index = group_of[index]
+        return index
+
+    for position, first in enumerate(members):
+        for second in members[position + 1 :]:
+            across = min(high[first][1], high[second][1]) - max(low[first][1], low[second][1])
+            shorter = min(high[first][1] - low[first][1], high[second][1] - low[second][1])
+            along = min(high[first][0], high[second][0]) - max(low[first][0], low[second][0])
+            if across >= _SAME_LINE_SHARE * shorter and along > -_EDGE_PX:
+                group_of[root(second)] = root(first)
+    groups: dict[int, list[int]] = {}
+    for index in members:
+        groups.setdefault(root(index), []).append(index)
+    lines = []
+    for group in groups.values():
+        if len(group) > 1:
+            left, top = (min(low[index][axis] for index in group) for axis in (0, 1))
+            right, bottom = (max(high[index][axis] for index in group) for axis in (0, 1))
+            lines.append(
+                Box(
+                    max(0, math.floor(left)),
+                    max(0, math.floor(top)),
+                    math.ceil(right),
+                    math.ceil(bottom),
+                )
+            )
+    return lines
+
+
+def distinct(quads: Sequence[npt.NDArray[np.float64]], *, cut: Sequence[bool]) -> list[int]:
+    """Indexes of the fragments to keep: of two that cover the same text, the whole or larger."""
     if not quads:
         return []
     low = np.array([quad.min(axis=0) for quad in quads])
     high = np.array([quad.max(axis=0) for quad in quads])
     areas = np.prod(np.maximum(high - low, 1e-6), axis=1)
     kept: list[int] = []
-    for index in np.argsort(-areas, kind="stable"):
+    for index in sorted(range(len(quads)), key=lambda item: (cut[item], -areas[item])):
         if kept:
             others = np.array(kept)
             overlap = np.prod(
