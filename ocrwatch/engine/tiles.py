@@ -20,6 +20,7 @@ Runs in the worker process only (OpenCV, NumPy).
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Iterator, Sequence
 from typing import Protocol
 
@@ -150,14 +151,19 @@ def pieces_of_lines(quads: Sequence[npt.NDArray[np.float64]], cut: Sequence[bool
             across = min(high[first][1], high[second][1]) - max(low[first][1], low[second][1])
             shorter = min(high[first][1] - low[first][1], high[second][1] - low[second][1])
             along = min(high[first][0], high[second][0]) - max(low[first][0], low[second][0])
-            if across >= _SAME_LINE_SHARE * shorter and along > -_EDGE_PX:
+            # Side by side, each reaching past the other; not the same piece seen by two tiles
+            # one above the other, nor a piece inside a longer one.
+            staggered = _is_left_of(low[first][0], high[first][0], low[second][0], high[second][0])
+            staggered |= _is_left_of(low[second][0], high[second][0], low[first][0], high[first][0])
+            if across >= _SAME_LINE_SHARE * shorter and along > -_EDGE_PX and staggered:
                 group_of[root(second)] = root(first)
     groups: dict[int, list[int]] = {}
     for index in members:
         groups.setdefault(root(index), []).append(index)
+    whole = [quads[index] for index, is_cut_piece in enumerate(cut) if not is_cut_piece]
     lines = []
     for group in groups.values():
-        if len(group) > 1:
+        if len(group) > 1 and not _is_covered([quads[index] for index in group], whole):
             left, top = (min(low[index][axis] for index in group) for axis in (0, 1))
             right, bottom = (max(high[index][axis] for index in group) for axis in (0, 1))
             lines.append(
@@ -169,6 +175,25 @@ def pieces_of_lines(quads: Sequence[npt.NDArray[np.float64]], cut: Sequence[bool
                 )
             )
     return lines
+
+
+def _is_left_of(left_a: float, right_a: float, left_b: float, right_b: float) -> bool:
+    return left_a < left_b - _EDGE_PX and right_a < right_b - _EDGE_PX
+
+
+def _is_covered(
+    pieces: Sequence[npt.NDArray[np.float64]], whole: Sequence[npt.NDArray[np.float64]]
+) -> bool:
+    """Whether one uncut fragment already spans all of ``pieces`` (a tile saw the line whole)."""
+    left = min(float(piece[:, 0].min()) for piece in pieces)
+    right = max(float(piece[:, 0].max()) for piece in pieces)
+    middle = statistics.fmean(float(piece[:, 1].mean()) for piece in pieces)
+    return any(
+        float(quad[:, 0].min()) <= left + _EDGE_PX
+        and float(quad[:, 0].max()) >= right - _EDGE_PX
+        and float(quad[:, 1].min()) <= middle <= float(quad[:, 1].max())
+        for quad in whole
+    )
 
 
 def distinct(quads: Sequence[npt.NDArray[np.float64]], *, cut: Sequence[bool]) -> list[int]:
