@@ -159,3 +159,27 @@ def test_a_receipt_keeps_each_price_beside_its_item() -> None:
 def test_blocks_of_nothing_or_one_fragment() -> None:
     assert read_in_blocks([]) == ()
     assert texts([Fragment("alone", quad(10, 10, 100, 30))]) == ["alone"]
+
+
+def test_three_narrow_columns_then_a_paragraph_then_two_columns() -> None:
+    # Gutters of 20 px between fragments 28 px high: the detector's boxes carry margins, so
+    # a real gutter of one em comes out narrower than a line is high.
+    title = [Fragment("title", quad(50, 20, 400, 40))]
+    first = [
+        *column_lines(50, 100, 5, width=300, prefix="A"),
+        *column_lines(370, 100, 5, width=300, prefix="B"),
+        *column_lines(690, 100, 4, width=300, prefix="C"),
+    ]
+    paragraph = [Fragment(f"P{index}", quad(50, 320 + 40 * index, 940, 28)) for index in range(2)]
+    second = [
+        *column_lines(50, 420, 3, width=450, prefix="D"),
+        *column_lines(540, 420, 3, width=450, prefix="E"),
+    ]
+    fragments = title + first + paragraph + second
+    random.Random(5).shuffle(fragments)
+    expected = ["title"]
+    expected += [f"{prefix}{index}" for prefix, count in (("A", 5), ("B", 5), ("C", 4))
+                 for index in range(count)]  # fmt: skip
+    expected += ["P0", "P1"]
+    expected += [f"{prefix}{index}" for prefix in "DE" for index in range(3)]
+    assert texts(fragments) == expected

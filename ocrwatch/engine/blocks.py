@@ -6,14 +6,15 @@ cut recursively, XY-cut style, in the frame of its own skew:
 - *Rows*: the fragments are cut into horizontal slabs wherever no fragment spans a gap across
   the text. A row's *free space* is what its fragments leave empty along the text, edges
   included.
-- *Bands*: consecutive rows are merged while they share free space at least ``GUTTER_UNITS``
-  text heights wide with text on both sides: the rows of two columns (even where one column
-  has a blank line) share the gutter, and a full-width title or footer has none, so it stands
-  alone, in place.
-- *Columns*: a band is split at its widest shared gutter when both sides read like columns of
-  prose: at least ``MIN_COLUMN_UNITS`` text heights wide, with fragments that mostly fill
-  that width. The cells of a table or the prices of a receipt are narrow and short, so a
-  table's band is not split and its rows stay rows. Each side is cut again the same way.
+- *Bands*: consecutive rows are merged while neither loses a gutter (free space at least
+  ``GUTTER_UNITS`` text heights wide with its text on both sides): the rows of two columns
+  (even where one column has a blank line) share their gutter, and a full-width title or
+  footer would close it, so it stands alone, in place.
+- *Columns*: a band is split at all its shared gutters, or else at its widest one, when every
+  side reads like a column of prose: at least ``MIN_COLUMN_UNITS`` text heights wide, with
+  fragments that mostly fill that width. The cells of a table or the prices of a receipt
+  are narrow and short, so a table's band is not split and its rows stay rows. Each side is
+  cut again the same way.
 
 A band that is not split is a block, read line by line (``layout.lines_of``); blocks come top
 to bottom, and the blocks of a split band left column first. Units are the median fragment
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 
 from ocrwatch.engine.layout import Fragment, LaidOutLine, Placed, lines_of, place
 
-GUTTER_UNITS = 1.0  # a gap between columns, in text heights; word gaps are about a third
+GUTTER_UNITS = 0.5  # a gap between columns, in fragment heights (text plus margins)
 MIN_COLUMN_UNITS = 8.0  # a column of prose is at least this wide, in text heights
 MIN_COLUMN_FILL = 0.5  # the median fragment spans at least this share of its column
 
@@ -86,33 +87,44 @@ def _rows(placed: list[Placed]) -> list[list[Placed]]:
 def _bands(placed: list[Placed], *, extent: Interval, unit: float) -> list[_Band]:
     bands: list[_Band] = []
     for row in _rows(placed):
-        free = _free(row, extent=extent)
+        free = _wide(_free(row, extent=extent), unit=unit)
         if bands:
             last = bands[-1]
-            members = last.members + row
             shared = _wide(_intersection(last.free, free), unit=unit)
-            has_gutter = any(_is_between(gap, members) for gap in shared)
-            was_plain = not any(_is_between(gap, last.members) for gap in last.free)
-            is_plain = not any(_is_between(gap, row) for gap in _wide(free, unit=unit))
-            if has_gutter or (was_plain and is_plain):
-                last.members = members
+            # A row joins the band when neither loses a gutter it has text on both sides of:
+            # a title across the columns starts a band of its own, a blank in one column
+            # does not.
+            gutters = [gap for gap in free if _is_between(gap, row)]
+            gutters += [gap for gap in last.free if _is_between(gap, last.members)]
+            if all(any(_overlap(gap, other) > 0 for other in shared) for gap in gutters):
+                last.members.extend(row)
                 last.free = shared
                 continue
-        bands.append(_Band(members=list(row), free=_wide(free, unit=unit)))
+        bands.append(_Band(members=list(row), free=free))
     return bands
 
 
 def _columns(band: _Band, *, unit: float) -> list[list[Placed]] | None:
-    """The band's two sides at its widest gutter between two columns, or None."""
-    for gap in sorted(band.free, key=lambda interval: interval[0] - interval[1]):
-        if not _is_between(gap, band.members):
-            continue
-        middle = (gap[0] + gap[1]) / 2
-        left = [item for item in band.members if item.along < middle]
-        right = [item for item in band.members if item.along >= middle]
-        if _is_column(left, unit=unit) and _is_column(right, unit=unit):
-            return [left, right]
+    """The band's columns: split at every gutter, else at its widest good one, or None."""
+    gutters = [gap for gap in band.free if _is_between(gap, band.members)]
+    if len(gutters) > 1:
+        sides = _split(band.members, gutters)
+        if all(_is_column(side, unit=unit) for side in sides):
+            return sides
+    for gap in sorted(gutters, key=lambda interval: interval[0] - interval[1]):
+        sides = _split(band.members, [gap])
+        if all(_is_column(side, unit=unit) for side in sides):
+            return sides
     return None
+
+
+def _split(members: list[Placed], gutters: list[Interval]) -> list[list[Placed]]:
+    """``members`` on each side of the ``gutters``, left to right (empty sides dropped)."""
+    cuts = sorted((low + high) / 2 for low, high in gutters)
+    sides: list[list[Placed]] = [[] for _ in range(len(cuts) + 1)]
+    for item in members:
+        sides[sum(1 for cut in cuts if item.along >= cut)].append(item)
+    return [side for side in sides if side]
 
 
 def _is_column(side: list[Placed], *, unit: float) -> bool:
@@ -143,6 +155,10 @@ def _intersection(first: list[Interval], second: list[Interval]) -> list[Interva
             if high > low:
                 shared.append((low, high))
     return shared
+
+
+def _overlap(first: Interval, second: Interval) -> float:
+    return min(first[1], second[1]) - max(first[0], second[0])
 
 
 def _wide(intervals: list[Interval], *, unit: float) -> list[Interval]:
