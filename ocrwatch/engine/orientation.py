@@ -5,9 +5,10 @@ it stays off. Instead the first reading of a page, which is needed anyway, says 
 page is in doubt: its text was read with low confidence (upside-down text reads as confident
 noise, about 0.7 against 0.99 for upright print), or most of its text runs up and down (a
 page lying on its side). Only then are a few of its longest lines cut out and recognised
-again in each candidate orientation (0 or 180 degrees for lines running across, 90 or 270 for
-lines running up and down), and the orientation with the highest mean confidence wins. That
-costs a handful of line recognitions, no detection, and nothing at all for an upright page.
+again in each candidate orientation (0 or 180 degrees for lines running across, 0, 90 or 270
+for lines running up and down), and a turn wins only with a clearly higher mean confidence
+than the page as it is. That costs a handful of line recognitions, no detection, and
+nothing at all for an upright page.
 
 Runs in the worker process only (NumPy).
 """
@@ -74,13 +75,14 @@ def upright_turns(image: Pixels, readings: Sequence[Reading], *, score: LineScor
     samples = _samples(image, readings)
     if not samples:
         return 0
-    candidates = (1, 3) if runs_up_and_down(readings) else (0, 2)
+    # As it is (0) always competes: single digits in a table are taller than wide too.
+    candidates = (0, 1, 3) if runs_up_and_down(readings) else (0, 2)
     confidence = {
         turns: statistics.fmean(score([imaging.turn_quarters(crop, turns) for crop in samples]))
         for turns in candidates
     }
     best = max(candidates, key=lambda turns: confidence[turns])
-    if 0 in confidence and confidence[best] < confidence[0] + MIN_GAIN:
+    if confidence[best] < confidence[0] + MIN_GAIN:
         return 0
     return best
 
