@@ -7,8 +7,10 @@ for Aspose Cloud: no second code path. Each emulator slot is one engine worker, 
 no made-up processing time.
 
 What the adapter maps: ``Rotate``, ``makeSkewCorrect``, ``makeUpsampling``,
-``makeBinarization``, ``makeContrastCorrection`` and ``language`` go to ``EngineOptions`` (see
-``ocrwatch.engine`` for what each does). The emulator has already turned the pages by right
+``makeBinarization``, ``makeContrastCorrection``, ``dsrMode`` and ``language`` go to
+``EngineOptions`` (see ``ocrwatch.engine`` for what each does; ``dsrMode`` ``NoDsrNoFilter``
+and the detector-only modes read lines straight across the page, the others read columns and
+blocks one after another). The emulator has already turned the pages by right
 angles and handles the regions' output; the adapter lets the engine read each region on its
 own when the regions do not overlap (text cut by a region's edge is then cut as Aspose cuts
 it), and reads the whole page otherwise, leaving the emulator to pick each region's lines by
@@ -49,7 +51,7 @@ from ocrwatch.engine import (
 from ocrwatch.engine import Box as EngineBox
 from ocrwatch.engine.pool import DEFAULT_PAGE_TIMEOUT_SECONDS
 from ocrwatch.formats import Target
-from ocrwatch.model import Credentials, RecognitionSettings, Region
+from ocrwatch.model import Credentials, DsrMode, RecognitionSettings, Region
 
 __all__ = [
     "EmbeddedService",
@@ -61,6 +63,16 @@ __all__ = [
 
 log = structlog.get_logger(__name__)
 HOST = "127.0.0.1"
+# The modes that only find text (lines straight across the page); every other one analyses
+# the page's structure (columns and blocks), as the default ``Regions`` does.
+_NO_STRUCTURE_ANALYSIS = frozenset(
+    {
+        DsrMode.NO_DSR_NO_FILTER,
+        DsrMode.TEXT_DETECTOR,
+        DsrMode.LINE_DETECTOR,
+        DsrMode.POLYGONAL_TEXT_DETECTOR,
+    }
+)
 
 
 class EngineRecognizer:
@@ -78,6 +90,7 @@ class EngineRecognizer:
             contrast_correct=settings.make_contrast_correction,
             regions=_engine_regions(document, settings.regions),
             language=settings.language,
+            find_blocks=settings.dsr_mode not in _NO_STRUCTURE_ANALYSIS,
         )
         try:
             result = self._pool.recognize(document.data, options)

@@ -13,14 +13,18 @@ before it is imported. The worker's environment always has it (the pool sets it 
 starts a worker, and the worker sets it again before any import).
 
 Aspose settings (see ``EngineOptions``): honoured are ``Rotate`` (right angles exactly, other
-angles by resampling), ``makeSkewCorrect`` (the page is straightened by the skew estimated
-from its text rows, up to 15 degrees; lines are always grouped along the skew of the detected
-boxes), ``makeUpsampling`` (a page whose text comes out smaller than 20 px is enlarged up to
-2x and read again), ``makeBinarization`` (Otsu's threshold), ``makeContrastCorrection``
-(CLAHE) and ``regions`` (each rectangle cut out and read on its own, in order). Accepted and
-ignored: ``dsrMode``, ``dsrConfidence`` (there is no separate layout analysis: every line
-found is reported) and ``makeSpellCheck`` (no dictionaries); ``language`` selects nothing (one
-multilingual model) but must be one of ``supported_languages()``.
+angles by resampling; a page is then read as turned, never turned again), ``makeSkewCorrect``
+(the page is straightened by the skew estimated from its text rows, up to 15 degrees; lines
+are always grouped along the skew of the detected boxes), ``makeUpsampling`` (a page whose
+text comes out smaller than 20 px is enlarged up to 2x and read again), ``makeBinarization``
+(Otsu's threshold), ``makeContrastCorrection`` (CLAHE), ``regions`` (each rectangle cut out
+and read on its own, in order) and ``dsrMode`` as ``find_blocks`` (columns and blocks found
+from the detected text and read one after another, ``blocks``; off, lines run straight across
+the page). With ``Rotate`` 0 a page lying on its side or upside down is turned upright
+(``orientation``; it costs nothing on an upright page). A page too large for the detector to
+see its text is read in tiles (``tiles``). Accepted and ignored: ``dsrConfidence`` (every
+line found is reported) and ``makeSpellCheck`` (no dictionaries); ``language`` selects nothing
+(one multilingual model) but must be one of ``supported_languages()``.
 
 This package imports only the project's core modules; install the ``engine`` extra to run it.
 """

@@ -49,6 +49,19 @@ def turn_quarters(image: Pixels, quarter_turns: int) -> Pixels:
     return np.ascontiguousarray(np.rot90(image, k=-(quarter_turns % 4)))
 
 
+def quarter_turn_back(shape: tuple[int, ...], quarter_turns: int) -> Affine:
+    """Maps pixels of ``turn_quarters(image, quarter_turns)`` back onto ``image`` (of ``shape``)."""
+    height, width = float(shape[0]), float(shape[1])
+    turns = quarter_turns % 4
+    if turns == 1:
+        return np.array([[0.0, 1.0, 0.0], [-1.0, 0.0, height]])
+    if turns == 2:
+        return np.array([[-1.0, 0.0, width], [0.0, -1.0, height]])
+    if turns == 3:
+        return np.array([[0.0, -1.0, width], [1.0, 0.0, 0.0]])
+    return identity()
+
+
 def rotate(image: Pixels, degrees_clockwise: float) -> tuple[Pixels, Affine]:
     """Turn by any angle about the centre, growing the canvas; returns (image, to_input)."""
     height, width = image.shape[:2]
@@ -77,6 +90,15 @@ def upscale(image: Pixels, factor: float) -> tuple[Pixels, Affine]:
     enlarged = cv2.resize(image, size, interpolation=cv2.INTER_CUBIC)
     back = np.array([[width / size[0], 0.0, 0.0], [0.0, height / size[1], 0.0]])
     return enlarged.astype(np.uint8, copy=False), back
+
+
+def downscale(image: Pixels, factor: float) -> tuple[Pixels, Affine]:
+    """Shrink by ``factor`` (< 1), averaging pixels so thin strokes survive."""
+    height, width = image.shape[:2]
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    shrunk = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    back = np.array([[width / size[0], 0.0, 0.0], [0.0, height / size[1], 0.0]])
+    return shrunk.astype(np.uint8, copy=False), back
 
 
 def _gray(image: Pixels) -> Pixels:

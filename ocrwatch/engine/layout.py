@@ -7,9 +7,9 @@ width-weighted median of their baseline angles), project every fragment's centre
 across the text, cluster fragments whose extents on that axis overlap into lines, then sort
 the lines along that axis and the fragments of a line along the text.
 
-Hazard: fragments side by side at the same height always make one line, so a page set in two
-columns is read row by row across both columns (as a table must be); there is no column
-analysis. Pure functions over plain numbers; the skew is in degrees, positive when the text runs
+Fragments side by side at the same height always make one line, so a table's row stays a row;
+columns of text are separated before that, by ``blocks.read_in_blocks``. Pure functions over
+plain numbers; the skew is in degrees, positive when the text runs
 downhill to the right (image y grows downwards).
 """
 
@@ -45,12 +45,30 @@ class LaidOutLine:
 
 
 @dataclass(frozen=True, slots=True)
-class _Placed:
+class Placed:
+    """A fragment measured in the page's text frame (along and across the skewed lines)."""
+
     fragment: Fragment
     along: float  # centre, along the text direction
     across: float  # centre, across it (grows downwards)
     half_width: float
     half_height: float
+
+    @property
+    def start(self) -> float:
+        return self.along - self.half_width
+
+    @property
+    def end(self) -> float:
+        return self.along + self.half_width
+
+    @property
+    def top(self) -> float:
+        return self.across - self.half_height
+
+    @property
+    def bottom(self) -> float:
+        return self.across + self.half_height
 
 
 def _length(start: Point, end: Point) -> float:
@@ -83,12 +101,12 @@ def estimate_skew_degrees(quads: Sequence[Quad]) -> float:
     return weighted[-1][0]
 
 
-def _place(fragment: Fragment, *, cos_a: float, sin_a: float) -> _Placed:
+def _place(fragment: Fragment, *, cos_a: float, sin_a: float) -> Placed:
     xs = [point[0] for point in fragment.quad]
     ys = [point[1] for point in fragment.quad]
     along_values = [x * cos_a + y * sin_a for x, y in zip(xs, ys, strict=True)]
     across_values = [-x * sin_a + y * cos_a for x, y in zip(xs, ys, strict=True)]
-    return _Placed(
+    return Placed(
         fragment=fragment,
         along=(min(along_values) + max(along_values)) / 2,
         across=(min(across_values) + max(across_values)) / 2,
@@ -97,7 +115,7 @@ def _place(fragment: Fragment, *, cos_a: float, sin_a: float) -> _Placed:
     )
 
 
-def _fits(line: list[_Placed], candidate: _Placed) -> float | None:
+def _fits(line: list[Placed], candidate: Placed) -> float | None:
     """How far ``candidate`` sits from ``line`` across the text, or None if it is not on it."""
     top = min(member.across - member.half_height for member in line)
     bottom = max(member.across + member.half_height for member in line)
@@ -118,20 +136,24 @@ def _fits(line: list[_Placed], candidate: _Placed) -> float | None:
     return abs((top + bottom) / 2 - candidate.across)
 
 
-def group_lines(fragments: Sequence[Fragment]) -> tuple[LaidOutLine, ...]:
-    """Order ``fragments`` into lines of text (see the module docstring)."""
+def place(fragments: Sequence[Fragment]) -> list[Placed]:
+    """The non-blank ``fragments``, measured along and across the page's estimated skew."""
     kept = [fragment for fragment in fragments if fragment.text.strip()]
-    if not kept:
-        return ()
     skew = math.radians(estimate_skew_degrees([fragment.quad for fragment in kept]))
     cos_a, sin_a = math.cos(skew), math.sin(skew)
-    placed = sorted(
-        (_place(fragment, cos_a=cos_a, sin_a=sin_a) for fragment in kept),
-        key=lambda item: item.across,
-    )
-    lines: list[list[_Placed]] = []
-    for candidate in placed:
-        best: tuple[float, list[_Placed]] | None = None
+    return [_place(fragment, cos_a=cos_a, sin_a=sin_a) for fragment in kept]
+
+
+def group_lines(fragments: Sequence[Fragment]) -> tuple[LaidOutLine, ...]:
+    """Order ``fragments`` into lines of text (see the module docstring)."""
+    return lines_of(place(fragments))
+
+
+def lines_of(placed: Sequence[Placed]) -> tuple[LaidOutLine, ...]:
+    """Placed fragments grouped into lines, the lines in order down the page."""
+    lines: list[list[Placed]] = []
+    for candidate in sorted(placed, key=lambda item: item.across):
+        best: tuple[float, list[Placed]] | None = None
         # Only recent lines can still overlap: candidates arrive in order down the page.
         for line in reversed(lines[-4:]):
             distance = _fits(line, candidate)
@@ -145,7 +167,7 @@ def group_lines(fragments: Sequence[Fragment]) -> tuple[LaidOutLine, ...]:
     return tuple(_laid_out(line) for line in lines)
 
 
-def _laid_out(line: list[_Placed]) -> LaidOutLine:
+def _laid_out(line: list[Placed]) -> LaidOutLine:
     members = sorted(line, key=lambda member: member.along)
     points = [point for member in members for point in member.fragment.quad]
     return LaidOutLine(

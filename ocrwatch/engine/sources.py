@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import math
+import struct
 import warnings
 from collections.abc import Iterator
 
@@ -27,9 +28,15 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from ocrwatch import formats
 from ocrwatch.engine.failures import EngineInputError
 from ocrwatch.engine.imaging import Pixels
+from ocrwatch.engine.values import Box
 
 PDF_DPI = 170  # an A4 or Letter page stays under the recogniser's 2000-pixel side at this
-_MIN_PDF_DPI = 50
+TILED_PAGE_FACTOR = 25  # a tiled page may have this many times the pixel limit
+# Larger pages (A1 and up at PDF_DPI) are rendered tile by tile, so a worker's memory stays
+# near its models' whatever the sheet's size.
+WHOLE_PAGE_PIXELS = 16_000_000
+_OVERVIEW_PX = 2048  # a tiled page's overview, to skip blank tiles (averaged: thin ink shows)
+_PAPER_LEVEL = 250  # an overview pixel darker than this may be ink
 _POINTS_PER_INCH = 72
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError)
 _TARGET = formats.Target.ENGINE
@@ -39,7 +46,7 @@ def is_pdf(data: bytes) -> bool:
     return formats.sniff(data[: formats.SNIFF_BYTES]) is formats.Format.PDF
 
 
-def read_pages(data: bytes, *, max_pixels: int) -> Iterator[Pixels]:
+def read_pages(data: bytes, *, max_pixels: int) -> Iterator[Pixels | TiledPdfPage]:
     """The pages of ``data`` as BGR images, in order."""
     kind = formats.sniff(data[: formats.SNIFF_BYTES])
     entry = formats.spec(kind)
@@ -92,11 +99,21 @@ def _page(image: Image.Image, *, index: int, max_pixels: int) -> Pixels:
                     f"The image is too large to process: {where}{width}x{height} pixels "
                     f"exceeds the limit of {max_pixels} pixels"
                 )
-            rgb = _on_white(ImageOps.exif_transpose(image))
+            # One writable copy, turned to BGR in place: a 60 MP page is 180 MB per copy.
+            pixels = np.array(_on_white(_upright(image)))
     except _DECODE_ERRORS as exc:
         where = f"page {index + 1}: " if index else ""
         raise EngineInputError(f"The image cannot be decoded: {where}{exc}") from exc
-    return cv2.cvtColor(np.asarray(rgb), cv2.COLOR_RGB2BGR).astype(np.uint8, copy=False)
+    cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR, dst=pixels)
+    return pixels.astype(np.uint8, copy=False)
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """The image as its EXIF orientation shows it; as stored when that block is damaged."""
+    try:
+        return ImageOps.exif_transpose(image)
+    except (struct.error, TypeError, KeyError):
+        return image
 
 
 def _on_white(image: Image.Image) -> Image.Image:
@@ -110,7 +127,7 @@ def _on_white(image: Image.Image) -> Image.Image:
     return Image.alpha_composite(paper, rgba).convert("RGB")
 
 
-def _pdf_pages(data: bytes, *, max_pixels: int) -> Iterator[Pixels]:
+def _pdf_pages(data: bytes, *, max_pixels: int) -> Iterator[Pixels | TiledPdfPage]:
     try:
         document = pdfium.PdfDocument(data)
     except pdfium.PdfiumError as exc:
@@ -126,18 +143,111 @@ def _pdf_pages(data: bytes, *, max_pixels: int) -> Iterator[Pixels]:
         document.close()
 
 
-def _render(page: pdfium.PdfPage, *, index: int, max_pixels: int) -> Pixels:
+def _render(page: pdfium.PdfPage, *, index: int, max_pixels: int) -> Pixels | TiledPdfPage:
     width_pt, height_pt = page.get_size()
     area_in2 = max(width_pt, 1.0) * max(height_pt, 1.0) / _POINTS_PER_INCH**2
-    dpi = min(PDF_DPI, math.floor(math.sqrt(max_pixels / area_in2)))
-    if dpi < _MIN_PDF_DPI:
-        raise EngineInputError(
-            f"PDF page {index + 1} is too large to process: {width_pt:.0f}x{height_pt:.0f} "
-            f"points cannot be rendered at {_MIN_PDF_DPI} dpi within {max_pixels} pixels"
-        )
+    if area_in2 * PDF_DPI**2 > min(max_pixels, WHOLE_PAGE_PIXELS):
+        return _tiled(page, index=index, max_pixels=max_pixels, area_in2=area_in2)
+    dpi = PDF_DPI
     try:
         bitmap = page.render(scale=dpi / _POINTS_PER_INCH, fill_color=(255, 255, 255, 255))
         rgb = bitmap.to_pil().convert("RGB")
     except pdfium.PdfiumError as exc:
         raise EngineInputError(f"PDF page {index + 1} cannot be rendered: {exc}") from exc
     return cv2.cvtColor(np.asarray(rgb), cv2.COLOR_RGB2BGR).astype(np.uint8, copy=False)
+
+
+def _tiled(page: pdfium.PdfPage, *, index: int, max_pixels: int, area_in2: float) -> TiledPdfPage:
+    """A page too large to render whole at ``PDF_DPI``: rendered tile by tile at that dpi.
+
+    Rendered smaller to fit ``max_pixels`` (as it once was), its text would be too small to
+    read. Past ``TILED_PAGE_FACTOR`` times the limit the page is refused: its tiles would take
+    longer than any page timeout.
+    """
+    pixels = area_in2 * PDF_DPI**2
+    if pixels > TILED_PAGE_FACTOR * max_pixels:
+        width_pt, height_pt = page.get_size()
+        raise EngineInputError(
+            f"PDF page {index + 1} is too large to process: {width_pt:.0f}x{height_pt:.0f} "
+            f"points are {pixels / 1e6:.0f} million pixels at {PDF_DPI} dpi, the least that "
+            f"reads ordinary print; the limit is {TILED_PAGE_FACTOR * max_pixels / 1e6:.0f} "
+            "million"
+        )
+    return TiledPdfPage(page=page, index=index, dpi=PDF_DPI)
+
+
+class TiledPdfPage:
+    """An open PDF page, rendered one tile at a time at ``dpi`` (a ``tiles.TileSource``).
+
+    Valid while ``read_pages`` is suspended at it: the page closes when iteration moves on.
+    Rendering a tile costs about 0.1 s on a large scan (the renderer decodes the image each
+    time), so tiles without ink are found first on one small overview of the page.
+    """
+
+    def __init__(
+        self, *, page: pdfium.PdfPage, index: int, dpi: int, quarter_turns: int = 0
+    ) -> None:
+        self.page = page
+        self.index = index
+        self.dpi = dpi
+        self.quarter_turns = quarter_turns % 4  # clockwise, applied by the renderer
+        self._overview: tuple[Pixels, float] | None = None
+
+    def turned(self, quarter_turns: int) -> TiledPdfPage:
+        return TiledPdfPage(
+            page=self.page, index=self.index, dpi=self.dpi, quarter_turns=quarter_turns
+        )
+
+    @property
+    def _size_pt(self) -> tuple[float, float]:
+        width_pt, height_pt = self.page.get_size()
+        return (height_pt, width_pt) if self.quarter_turns % 2 else (width_pt, height_pt)
+
+    @property
+    def width_px(self) -> int:
+        return math.floor(self._size_pt[0] * self.dpi / _POINTS_PER_INCH)
+
+    @property
+    def height_px(self) -> int:
+        return math.floor(self._size_pt[1] * self.dpi / _POINTS_PER_INCH)
+
+    def may_have_ink(self, box: Box) -> bool:
+        """Whether the overview shows anything but paper where ``box`` is."""
+        if self._overview is None:
+            scale = _OVERVIEW_PX / max(self._size_pt)
+            gray = self._rendered(scale=scale, crop=(0.0, 0.0, 0.0, 0.0))
+            self._overview = (gray, scale * _POINTS_PER_INCH / self.dpi)
+        gray, factor = self._overview
+        left, top = (
+            max(0, math.floor(box.left * factor) - 1),
+            max(0, math.floor(box.top * factor) - 1),
+        )
+        right, bottom = math.ceil(box.right * factor) + 1, math.ceil(box.bottom * factor) + 1
+        region = gray[top:bottom, left:right]
+        return region.size > 0 and int(region.min()) < _PAPER_LEVEL
+
+    def tile(self, box: Box) -> Pixels:
+        scale = self.dpi / _POINTS_PER_INCH
+        width_pt, height_pt = self._size_pt
+        # The renderer crops the turned page by the points to cut off each side.
+        crop = (
+            box.left / scale,
+            max(0.0, height_pt - box.bottom / scale),
+            max(0.0, width_pt - box.right / scale),
+            box.top / scale,
+        )
+        gray = self._rendered(scale=scale, crop=crop)
+        return cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR).astype(np.uint8, copy=False)
+
+    def _rendered(self, *, scale: float, crop: tuple[float, float, float, float]) -> Pixels:
+        try:
+            bitmap = self.page.render(
+                scale=scale,
+                rotation=90 * self.quarter_turns,
+                crop=crop,
+                grayscale=True,
+                fill_color=(255, 255, 255, 255),
+            )
+            return np.asarray(bitmap.to_pil().convert("L"), dtype=np.uint8)
+        except pdfium.PdfiumError as exc:
+            raise EngineInputError(f"PDF page {self.index + 1} cannot be rendered: {exc}") from exc

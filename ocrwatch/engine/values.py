@@ -43,7 +43,11 @@ class EngineOptions:
     then refer to the turned page (as the emulator turns it); any other angle by resampling,
     with the boxes mapped back onto the page as sent. ``regions`` are rectangles of that page
     (turned or not), recognised one by one in the given order.
-    ``language`` must be one of ``supported_languages()``.
+    ``language`` must be one of ``supported_languages()``. ``find_blocks`` reads columns and
+    blocks one after another (the service's document structure analysis); off, lines are read
+    straight across the page. ``detect_orientation`` turns a page found lying on its side or
+    upside down upright before reading it; it applies only when ``rotate_degrees`` is 0 (a
+    rotation the caller gives is applied as given).
     """
 
     rotate_degrees: int = 0
@@ -53,6 +57,8 @@ class EngineOptions:
     contrast_correct: bool = False
     regions: tuple[Box, ...] = field(default_factory=tuple)
     language: str = "English"
+    find_blocks: bool = True
+    detect_orientation: bool = True
 
     @property
     def quarter_turns(self) -> int:
@@ -75,6 +81,8 @@ class EngineOptions:
             "contrast_correct": self.contrast_correct,
             "regions": [_box_to_wire(box) for box in self.regions],
             "language": self.language,
+            "find_blocks": self.find_blocks,
+            "detect_orientation": self.detect_orientation,
         }
 
     @classmethod
@@ -87,6 +95,8 @@ class EngineOptions:
             contrast_correct=bool(value["contrast_correct"]),
             regions=tuple(_box_from_wire(item) for item in value["regions"]),
             language=str(value["language"]),
+            find_blocks=bool(value["find_blocks"]),
+            detect_orientation=bool(value["detect_orientation"]),
         )
 
 
