@@ -295,10 +295,37 @@ class Service:
             # Their rows stay SUBMITTING and are resubmitted at the next start.
             log.warning("uploads_abandoned", count=self._dispatcher.uploads_running)
         self._dispatcher.close(timeout_seconds=0.5)
+        if self.config.service.is_embedded:
+            self._requeue_embedded_tasks(self._clock())
         self._hooks.close(timeout_seconds=HOOKS_GRACE_SECONDS)
         if self._publisher.is_enabled:
             self.publish_metrics(self._clock())  # the textfile ends with the final counts
         self._publisher.stop()
+
+    def _requeue_embedded_tasks(self, now: float) -> None:
+        """The embedded server's tasks end with this process: queue their files again.
+
+        A clean stop is not the files' fault, so the lost submissions give their attempts
+        back; the next start submits them at once.
+        """
+        with self._store.batch():
+            for job in self._store.jobs(list(_IN_FLIGHT)):
+                self._store.update(
+                    job.id,
+                    now=now,
+                    state=JobState.QUEUED,
+                    task_id=None,
+                    attempts=max(0, job.attempts - 1),
+                    next_attempt_at=None,
+                )
+                log.warning(
+                    "task_lost_with_embedded_service",
+                    job_id=job.id,
+                    path=str(job.path),
+                    task_id=job.task_id,
+                    at="stop",
+                    attempts=max(0, job.attempts - 1),
+                )
 
     @property
     def calls_running(self) -> int:
@@ -793,22 +820,33 @@ class Service:
             self._resettle(job, now)
             return "settling"
         if job.state in _IN_FLIGHT and self.config.service.is_embedded:
-            # The embedded server lives and dies with the daemon: its tasks ended with the
-            # previous run. Submit again at once, and give back the attempt the lost task
-            # took, since losing it was not the file's fault.
-            self._store.update(
-                job.id,
-                now=now,
-                state=JobState.QUEUED,
-                task_id=None,
-                attempts=max(0, job.attempts - 1),
-                next_attempt_at=None,
-            )
+            # The embedded server died with the previous run, and that run did not stop
+            # cleanly (a stop requeues its tasks): the file being read may be what killed it,
+            # so this loss keeps its attempt, and a file that keeps crashing the daemon ends
+            # in the error folder instead of restarting it forever.
             log.warning(
                 "task_lost_with_embedded_service",
                 job_id=job.id,
                 path=str(job.path),
                 task_id=job.task_id,
+                at="crash",
+                attempts=job.attempts,
+            )
+            if job.attempts >= self.config.service.max_attempts:
+                message = (
+                    f"the daemon stopped without a clean shutdown {job.attempts} times while "
+                    "the embedded engine was reading this file"
+                )
+                self._guarded(
+                    job,
+                    now,
+                    lambda job, now: self._finisher.fail(
+                        job, ErrorClass.ATTEMPTS_EXHAUSTED, message, now
+                    ),
+                )
+                return "failing"
+            self._store.update(
+                job.id, now=now, state=JobState.QUEUED, task_id=None, next_attempt_at=None
             )
             return "resubmit_lost"
         if job.state is JobState.SUBMITTING:

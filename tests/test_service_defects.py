@@ -8,6 +8,8 @@ at the same fake moment, so each scenario's times are exact whatever the machine
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -314,10 +316,13 @@ def test_a_restart_in_embedded_mode_resubmits_without_consuming_attempts(
     clock = FakeClock()
     # The first run's embedded server: the task is still being read when the daemon stops.
     first = make_emulator(processing_seconds=(60.0, 60.0))
-    with running_service(config, watch=False, clock=clock, base_url=first.base_url) as (
-        service,
-        store,
-        _,
+    with (
+        capture_logs() as logs,
+        running_service(config, watch=False, clock=clock, base_url=first.base_url) as (
+            service,
+            store,
+            _,
+        ),
     ):
         tick_settled(service, clock.advance(0.5))
         (submitted,) = store.jobs([JobState.SUBMITTED])
@@ -325,7 +330,7 @@ def test_a_restart_in_embedded_mode_resubmits_without_consuming_attempts(
     # The next run starts a new embedded server that never heard of that task.
     second = make_emulator()
     with (
-        capture_logs() as logs,
+        capture_logs() as more_logs,
         running_service(config, watch=False, clock=clock, base_url=second.base_url) as (
             service,
             store,
@@ -338,7 +343,57 @@ def test_a_restart_in_embedded_mode_resubmits_without_consuming_attempts(
         assert done.attempts == 1, "the lost task's submission was not counted"
     assert (tmp_path / "inbox" / "scan.png.txt").read_text() == "after a restart"
     assert emulator_submits(second) == 1
-    assert [e["job_id"] for e in events(logs, "task_lost_with_embedded_service")] == [submitted.id]
+    lost = events(logs + more_logs, "task_lost_with_embedded_service")
+    assert [e["job_id"] for e in lost] == [submitted.id]
+
+
+@contextmanager
+def crashing_service(
+    config: Path, clock: FakeClock, *, base_url: str
+) -> Iterator[tuple[Service, Store]]:
+    """A run that ends like a SIGKILL: started, then left without its graceful shutdown."""
+    with running_service(config, watch=False, clock=clock, base_url=base_url, start=False) as (
+        service,
+        store,
+        _,
+    ):
+        service.start()
+        yield service, store
+
+
+def test_a_file_in_flight_at_every_crash_of_an_embedded_daemon_ends_in_the_error_folder(
+    tmp_path: Path, make_emulator: Any
+) -> None:
+    # A file that kills the daemon while the embedded engine reads it (out of memory on a
+    # huge page, say) must not restart it forever: a crash, unlike a stop, costs an attempt.
+    config = write_config(tmp_path, "embedded", service={"max_attempts": 2})
+    source = drop(tmp_path / "inbox" / "poison.png", make_png("kills the engine"))
+    clock = FakeClock()
+    for crash in (1, 2):
+        server = make_emulator(processing_seconds=(60.0, 60.0))
+        with crashing_service(config, clock, base_url=server.base_url) as (service, store):
+            run_ticks(
+                service,
+                clock,
+                step_seconds=0.5,
+                until=lambda: bool(store.jobs([JobState.SUBMITTED])),
+            )
+            (job,) = store.jobs([JobState.SUBMITTED])
+            assert job.attempts == crash, "each crash with the file in flight cost one attempt"
+        server.stop()
+    last = make_emulator()
+    with running_service(config, watch=False, clock=clock, base_url=last.base_url) as (
+        service,
+        store,
+        _,
+    ):
+        run_ticks(service, clock, step_seconds=0.5, until=service.is_idle)
+        (failed,) = store.history(source)
+    assert failed.state is JobState.FAILED
+    reason = json.loads((tmp_path / "errors" / "poison.png.error.json").read_text())
+    assert reason["class"] == "attempts_exhausted"
+    assert "stopped" in reason["message"]
+    assert emulator_submits(last) == 0, "not submitted a third time"
 
 
 # ----------------------------------------------------------------- E.10 recovery, end to end
