@@ -235,6 +235,7 @@ class Dispatcher:
                 now=now,
                 state=JobState.SUBMITTED,
                 task_id=task_id,
+                http_status=None,  # a 429 or 5xx met by an earlier try is history now
                 submitted_at=now,
                 next_attempt_at=now + first_poll_delay(self.estimate.seconds),
             )
@@ -364,7 +365,8 @@ class Dispatcher:
             "task_polled", job_id=job.id, task_id=job.task_id, status=result.task_status.value
         )
         if decision.action is PollAction.WAIT:
-            self._store.update(job.id, now=now, next_attempt_at=decision.poll_at)
+            # It answered: a status kept from an earlier failure no longer describes the job.
+            self._store.update(job.id, now=now, next_attempt_at=decision.poll_at, http_status=None)
             return
         self._poll_counts.pop(job.id, None)
         if decision.action is PollAction.RESUBMIT:

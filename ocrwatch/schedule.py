@@ -85,6 +85,20 @@ def release_at(now: float, *, scheduled_at: float | None, not_before: float | No
     return target
 
 
+def resume_poll_at(
+    now: float, *, scheduled_at: float | None, last_http_status: int | None
+) -> float:
+    """When a task left by the previous run is polled again after a restart.
+
+    At once, unless its last answer was an HTTP failure (a 429 or 5xx: the only answers a
+    submitted job keeps a status for). The time stored then may be a ``Retry-After``, which the
+    store does not tell apart from a backoff, and a restart must not cut it short.
+    """
+    if last_http_status is None or scheduled_at is None:
+        return now
+    return max(now, scheduled_at)
+
+
 @dataclass(frozen=True, slots=True)
 class ServiceHealth:
     """Whether the service is answering: it succeeded within ``HEALTH_WINDOW_SECONDS``."""

@@ -26,7 +26,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from http import HTTPStatus
 from pathlib import Path
 from typing import Protocol
 
@@ -52,6 +51,7 @@ from ocrwatch.preflight import preflight_problem
 from ocrwatch.progress import Progress
 from ocrwatch.publisher import MetricsPublisher
 from ocrwatch.reload import Profiles, effective_config, restart_only_changes
+from ocrwatch.schedule import resume_poll_at
 from ocrwatch.store import Store
 from ocrwatch.watcher import Watchers, WatchSpec, filesystem_type, scan
 
@@ -856,11 +856,9 @@ class Service:
             return "resubmit"
         if job.state is JobState.SUBMITTED:
             self._dispatcher.resume(job.id)
-            # Poll at once, unless its last answer was a 429: the time stored for its next
-            # poll honours that Retry-After, which a restart must not cut short.
-            when = now
-            if job.http_status == HTTPStatus.TOO_MANY_REQUESTS and job.next_attempt_at:
-                when = max(now, job.next_attempt_at)
+            when = resume_poll_at(
+                now, scheduled_at=job.next_attempt_at, last_http_status=job.http_status
+            )
             self._store.update(job.id, now=now, next_attempt_at=when)
             return "resume_polling"
         if job.state is JobState.WRITING:

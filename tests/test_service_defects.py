@@ -461,3 +461,35 @@ def test_a_restart_does_not_bring_a_poll_before_its_retry_after(
                 )
         run_ticks(service, clock, step_seconds=0.1, until=service.is_idle)
     assert (tmp_path / "inbox" / "a.png.txt").read_text() == "file a"
+
+
+def test_a_restart_does_not_bring_a_poll_before_the_retry_after_of_a_503(
+    tmp_path: Path, make_emulator: Any
+) -> None:
+    # A gateway under maintenance answers 503 with Retry-After: as binding as a 429's.
+    emulator = make_emulator(seed=1)
+    config = write_config(tmp_path, emulator.base_url, service={"breaker_threshold": 50})
+    drop(tmp_path / "inbox" / "a.png", make_png("file a"))
+    clock = FakeClock()
+    with running_service(config, watch=False, clock=clock) as (service, store, _):
+        tick_settled(service, clock.advance(0.5))
+        (job,) = store.jobs([JobState.SUBMITTED])
+        emulator.set_faults(
+            Faults(server_error=1.0, unavailable_retry_after=True, retry_after_seconds=30)
+        )
+        # The server errors vary (500, 502, 503, 504); poll until one is a 503.
+        run_ticks(
+            service, clock, step_seconds=0.5, until=lambda: store.get(job.id).http_status == 503
+        )
+        throttled_at = clock.now
+    emulator.set_faults(Faults())
+    clock.advance(1.0)  # a quick restart
+    polls_before = emulator.stats().fetches
+    with running_service(config, watch=False, clock=clock) as (service, store, _):
+        while clock.now < throttled_at + 30.0 - 0.5:
+            tick_settled(service, clock.advance(0.5))
+            assert emulator.stats().fetches == polls_before, (
+                f"polled {clock.now - throttled_at:.1f} s after a Retry-After of 30 s"
+            )
+        run_ticks(service, clock, step_seconds=0.5, until=service.is_idle)
+    assert (tmp_path / "inbox" / "a.png.txt").read_text() == "file a"

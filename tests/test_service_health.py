@@ -21,6 +21,7 @@ from ocrwatch.schedule import (
     BreakerState,
     ServiceHealth,
     release_at,
+    resume_poll_at,
     retry_at,
 )
 
@@ -199,3 +200,20 @@ def test_a_release_never_moves_a_request_before_its_retry_after(
     scheduled_at: float | None, not_before: float | None, expected: float | None
 ) -> None:
     assert release_at(100.0, scheduled_at=scheduled_at, not_before=not_before) == expected
+
+
+@pytest.mark.parametrize(
+    ("scheduled_at", "last_http_status", "expected"),
+    [
+        (130.0, 429, 130.0),  # waiting out a Retry-After: a restart keeps it
+        (130.0, 503, 130.0),  # a 503's Retry-After binds as much as a 429's
+        (130.0, None, 100.0),  # an ordinary poll schedule: poll at once after a restart
+        (90.0, 503, 100.0),  # its wait is over already
+        (None, 429, 100.0),
+    ],
+)
+def test_a_restart_polls_at_once_but_never_before_a_retry_after(
+    scheduled_at: float | None, last_http_status: int | None, expected: float
+) -> None:
+    when = resume_poll_at(100.0, scheduled_at=scheduled_at, last_http_status=last_http_status)
+    assert when == expected
