@@ -162,6 +162,47 @@ class Dispatcher:
                 return min(horizon, job.next_attempt_at or now)
         return horizon
 
+    def send_due(self, now: float) -> None:
+        """Start the uploads and polls that are due.
+
+        While the breaker probes, the breaker, not each file's backoff, paces the requests: if
+        nothing is due, the file waiting out a failure's backoff is brought forward to be the
+        probe (never before its Retry-After), so a service that comes back after a long outage
+        is found within ``breaker_probe_seconds`` however few files wait. Polls go first then,
+        and a waiting poll is preferred as the probe: a GET costs a down service less than an
+        upload of a whole file.
+        """
+        if self.breaker.state is BreakerState.CLOSED:
+            self.submit_due(now)
+            self.poll_due(now)
+            return
+        if self.breaker.allows_request(now):
+            self._bring_probe_forward(now)
+        self.poll_due(now)
+        self.submit_due(now)
+
+    def _bring_probe_forward(self, now: float) -> None:
+        states = [JobState.SUBMITTED, JobState.QUEUED]
+        due = self._store.due(states, now=now, limit=self._polls.busy_count + 1)
+        if any(not self._polls.is_busy_with(job.id) for job in due):
+            return  # something is due already: it is the probe
+        candidates: list[tuple[bool, float, Job]] = []
+        for job_id in self._transient_failures:
+            try:
+                job = self._store.get(job_id)
+            except LookupError:
+                continue
+            if job.state not in states or job.error_class is not None:
+                continue
+            when = release_at(
+                now, scheduled_at=job.next_attempt_at, not_before=self._not_before.get(job_id)
+            )
+            if when == now:
+                candidates.append((job.state is JobState.QUEUED, job.next_attempt_at or now, job))
+        if candidates:
+            _, _, probe = min(candidates, key=lambda item: item[:2])
+            self._store.update(probe.id, now=now, next_attempt_at=now)
+
     # ----------------------------------------------------------------- submitting
 
     def submit_due(self, now: float) -> None:

@@ -364,8 +364,7 @@ class Service:
         self._dispatcher.collect(now)
         self._check_settling(now)
         if not self._stop.is_set():
-            self._dispatcher.submit_due(now)
-            self._dispatcher.poll_due(now)
+            self._dispatcher.send_due(now)
             self._finish_due(now)
         if now >= self._next_failure_retry_at:
             self._finisher.retry_pending_failures(now)

@@ -493,3 +493,29 @@ def test_a_restart_does_not_bring_a_poll_before_the_retry_after_of_a_503(
             )
         run_ticks(service, clock, step_seconds=0.5, until=service.is_idle)
     assert (tmp_path / "inbox" / "a.png.txt").read_text() == "file a"
+
+
+def test_after_a_long_outage_a_single_file_resumes_within_seconds(
+    tmp_path: Path, make_emulator: Any
+) -> None:
+    # One file, five minutes of 5xx: its own backoff has grown to minutes by then, but the
+    # breaker's probes, not the file's backoff, decide when the service is tried again.
+    emulator = make_emulator(faults=Faults(server_error=1.0))
+    config = write_config(tmp_path, emulator.base_url, service={"breaker_probe_seconds": None})
+    drop(tmp_path / "inbox" / "a.png", make_png("file a"))
+    clock = FakeClock()
+    with running_service(config, watch=False, clock=clock) as (service, _, _):
+        outage_ends = clock.now + 300.0
+        while clock.now < outage_ends:
+            tick_settled(service, clock.advance(0.5))
+        assert service.status_line().endswith("service unavailable, paused")
+        tries = sum(emulator.stats().faults.values())
+        emulator.set_faults(Faults())
+        back_at = clock.now
+        sidecar = tmp_path / "inbox" / "a.png.txt"
+        run_ticks(service, clock, step_seconds=0.5, until=sidecar.exists, limit=1000)
+        resumed_after = clock.now - back_at
+    assert resumed_after <= 5.0, f"resumed {resumed_after:.1f} s after the service was back"
+    # At most one probe per breaker_probe_seconds while it was down (the first few sooner).
+    assert tries <= 300 / 1.5 + 10
+    assert sidecar.read_text() == "file a"
