@@ -526,7 +526,10 @@ class Dispatcher:
             last_error=str(error),
             http_status=error.status_code,
         )
-        log.warning(
+        # A probe's failure is no news once breaker_opened said the service is down; as a
+        # warning it would repeat every breaker_probe_seconds for as long as the outage lasts.
+        emit = log.warning if was_closed else log.debug
+        emit(
             "retry_scheduled",
             job_id=job.id,
             path=str(job.path),

@@ -504,7 +504,10 @@ def test_after_a_long_outage_a_single_file_resumes_within_seconds(
     config = write_config(tmp_path, emulator.base_url, service={"breaker_probe_seconds": None})
     drop(tmp_path / "inbox" / "a.png", make_png("file a"))
     clock = FakeClock()
-    with running_service(config, watch=False, clock=clock) as (service, _, _):
+    with (
+        capture_logs() as logs,
+        running_service(config, watch=False, clock=clock) as (service, _, _),
+    ):
         outage_ends = clock.now + 300.0
         while clock.now < outage_ends:
             tick_settled(service, clock.advance(0.5))
@@ -519,3 +522,6 @@ def test_after_a_long_outage_a_single_file_resumes_within_seconds(
     # At most one probe per breaker_probe_seconds while it was down (the first few sooner).
     assert tries <= 300 / 1.5 + 10
     assert sidecar.read_text() == "file a"
+    # The outage is told once (breaker_opened), not once per probe in the journal.
+    loud = [e for e in logs if e["log_level"] in ("warning", "error")]
+    assert len(loud) <= 10, [e["event"] for e in loud][:20]
