@@ -182,26 +182,25 @@ class Dispatcher:
         self.submit_due(now)
 
     def _bring_probe_forward(self, now: float) -> None:
-        states = [JobState.SUBMITTED, JobState.QUEUED]
-        due = self._store.due(states, now=now, limit=self._polls.busy_count + 1)
-        if any(not self._polls.is_busy_with(job.id) for job in due):
-            return  # something is due already: it is the probe
-        candidates: list[tuple[bool, float, Job]] = []
+        waiting: dict[JobState, list[Job]] = {JobState.SUBMITTED: [], JobState.QUEUED: []}
         for job_id in self._transient_failures:
             try:
                 job = self._store.get(job_id)
             except LookupError:
                 continue
-            if job.state not in states or job.error_class is not None:
+            if job.state not in waiting or job.error_class is not None:
                 continue
-            when = release_at(
-                now, scheduled_at=job.next_attempt_at, not_before=self._not_before.get(job_id)
-            )
-            if when == now:
-                candidates.append((job.state is JobState.QUEUED, job.next_attempt_at or now, job))
-        if candidates:
-            _, _, probe = min(candidates, key=lambda item: item[:2])
-            self._store.update(probe.id, now=now, next_attempt_at=now)
+            not_before = self._not_before.get(job_id)
+            if release_at(now, scheduled_at=job.next_attempt_at, not_before=not_before) == now:
+                waiting[job.state].append(job)
+        for state, jobs in waiting.items():  # polls first
+            due = self._store.due([state], now=now, limit=self._polls.busy_count + 1)
+            if any(not self._polls.is_busy_with(job.id) for job in due):
+                return  # one is due already: it is the probe
+            if jobs:
+                probe = min(jobs, key=lambda job: job.next_attempt_at or now)
+                self._store.update(probe.id, now=now, next_attempt_at=now)
+                return
 
     # ----------------------------------------------------------------- submitting
 

@@ -525,3 +525,40 @@ def test_after_a_long_outage_a_single_file_resumes_within_seconds(
     # The outage is told once (breaker_opened), not once per probe in the journal.
     loud = [e for e in logs if e["log_level"] in ("warning", "error")]
     assert len(loud) <= 10, [e["event"] for e in loud][:20]
+
+
+def test_while_the_service_is_down_the_probes_are_polls_not_uploads(
+    tmp_path: Path, make_emulator: Any
+) -> None:
+    # A task at the service and files waiting to be uploaded: a probe that is a GET costs a
+    # service that answers 503 nothing, an upload costs it a whole file every probe.
+    emulator = make_emulator(processing_seconds=(1000.0, 1000.0))
+    config = write_config(tmp_path, emulator.base_url, service={"breaker_probe_seconds": None})
+    drop(tmp_path / "inbox" / "first.png", make_png("at the service"))
+    clock = FakeClock()
+    with (
+        capture_logs() as logs,
+        running_service(config, watch=False, clock=clock) as (service, store, _),
+    ):
+        tick_settled(service, clock.advance(0.5))
+        assert len(store.jobs([JobState.SUBMITTED])) == 1
+        emulator.set_faults(Faults(server_error=1.0))
+        for n in range(3):
+            drop(tmp_path / "inbox" / f"later{n}.png", make_png(f"later {n}"))
+        service.rescan(clock.now)  # no watcher here
+        run_ticks(
+            service, clock, step_seconds=0.5, until=lambda: service.status_line().endswith("paused")
+        )
+        opened = len(logs)
+        outage_ends = clock.now + 120.0
+        while clock.now < outage_ends:
+            tick_settled(service, clock.advance(0.5))
+        assert len(store.jobs([JobState.QUEUED])) == 3, "files were waiting to be uploaded"
+    probes = [
+        e
+        for e in logs[opened:]
+        if e["event"] == "api_request" and e["resource"] == "RecognizeImage"
+    ]
+    uploads = [e for e in probes if e["method"] == "POST"]
+    assert len(probes) >= 40, "probed all along"
+    assert not uploads, f"{len(uploads)} of {len(probes)} probes were uploads"
