@@ -103,9 +103,8 @@ class NullNotifier:
 class _Settling:
     state: policy.SettleState
     check_at: float
-    # Set while the file is quiet but looks incomplete: why, and when it will be failed.
+    # Set while the file is quiet but looks incomplete: why (`once` says it while it waits).
     incomplete_reason: str | None = None
-    fails_at: float | None = None
     next_waiting_log_at: float = 0.0
 
 
@@ -310,22 +309,26 @@ class Service:
         """
         with self._store.batch():
             for job in self._store.jobs(list(_IN_FLIGHT)):
-                self._store.update(
-                    job.id,
-                    now=now,
-                    state=JobState.QUEUED,
-                    task_id=None,
-                    attempts=max(0, job.attempts - 1),
-                    next_attempt_at=None,
-                )
-                log.warning(
-                    "task_lost_with_embedded_service",
-                    job_id=job.id,
-                    path=str(job.path),
-                    task_id=job.task_id,
-                    at="stop",
-                    attempts=max(0, job.attempts - 1),
-                )
+                self._requeue_lost_task(job, now, at="stop", attempts=max(0, job.attempts - 1))
+
+    def _requeue_lost_task(self, job: Job, now: float, *, at: str, attempts: int) -> None:
+        """An embedded task ended with its server: submit the file again at once."""
+        self._store.update(
+            job.id,
+            now=now,
+            state=JobState.QUEUED,
+            task_id=None,
+            attempts=attempts,
+            next_attempt_at=None,
+        )
+        log.warning(
+            "task_lost_with_embedded_service",
+            job_id=job.id,
+            path=str(job.path),
+            task_id=job.task_id,
+            at=at,
+            attempts=attempts,
+        )
 
     @property
     def calls_running(self) -> int:
@@ -569,7 +572,6 @@ class Service:
             incomplete_reason=incomplete,
         )
         entry.incomplete_reason = verdict.reason if verdict.fails_at is not None else None
-        entry.fails_at = verdict.fails_at
         if verdict.fails_at is not None and now >= entry.next_waiting_log_at:
             entry.next_waiting_log_at = now + WAITING_LOG_INTERVAL_SECONDS
             log.info(
@@ -823,14 +825,6 @@ class Service:
             # cleanly (a stop requeues its tasks): the file being read may be what killed it,
             # so this loss keeps its attempt, and a file that keeps crashing the daemon ends
             # in the error folder instead of restarting it forever.
-            log.warning(
-                "task_lost_with_embedded_service",
-                job_id=job.id,
-                path=str(job.path),
-                task_id=job.task_id,
-                at="crash",
-                attempts=job.attempts,
-            )
             if job.attempts >= self.config.service.max_attempts:
                 message = (
                     f"the daemon stopped without a clean shutdown {job.attempts} times while "
@@ -844,9 +838,7 @@ class Service:
                     ),
                 )
                 return "failing"
-            self._store.update(
-                job.id, now=now, state=JobState.QUEUED, task_id=None, next_attempt_at=None
-            )
+            self._requeue_lost_task(job, now, at="crash", attempts=job.attempts)
             return "resubmit_lost"
         if job.state is JobState.SUBMITTING:
             # The POST may or may not have reached the service; no task id was recorded.

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from daemon_harness import (
     FakeClock,
+    drop,
     emulator_submits,
     running_service,
     tick_settled,
@@ -30,14 +31,6 @@ from ocrwatch.model import JobState
 from ocrwatch.schedule import HEALTHY_RETRY_CAP_SECONDS
 from ocrwatch.service import Service
 from ocrwatch.store import Store
-
-
-def drop(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(path.name + ".part")
-    temp.write_bytes(data)
-    temp.rename(path)
-    return path
 
 
 def run_ticks(
@@ -436,37 +429,17 @@ def test_work_resumes_within_seconds_when_the_service_comes_back_flaky(
     assert not (tmp_path / "errors").exists()
 
 
+@pytest.mark.parametrize(
+    ("status", "faults"),
+    [
+        (429, Faults(too_many_requests=1.0, retry_after_seconds=30)),
+        # A gateway under maintenance answers 503 with Retry-After: as binding as a 429's.
+        (503, Faults(server_error=1.0, unavailable_retry_after=True, retry_after_seconds=30)),
+    ],
+)
 def test_a_restart_does_not_bring_a_poll_before_its_retry_after(
-    tmp_path: Path, emulator: Emulator
+    tmp_path: Path, make_emulator: Any, status: int, faults: Faults
 ) -> None:
-    config = write_config(tmp_path, emulator.base_url)
-    drop(tmp_path / "inbox" / "a.png", make_png("file a"))
-    clock = FakeClock()
-    with running_service(config, watch=False, clock=clock) as (service, store, _):
-        tick_settled(service, clock.advance(0.5))
-        (job,) = store.jobs([JobState.SUBMITTED])
-        emulator.set_faults(Faults(too_many_requests=1.0, retry_after_seconds=5))
-        clock.now = max(clock.now, job.next_attempt_at or 0.0)
-        tick_settled(service, clock.now)
-        throttled_at = clock.now
-        assert store.get(job.id).http_status == 429
-    emulator.set_faults(Faults())
-    clock.advance(1.0)  # a quick restart
-    with running_service(config, watch=False, clock=clock) as (service, store, _):
-        while clock.now < throttled_at + 5.0 - 0.1:
-            tick_settled(service, clock.advance(0.1))
-            if clock.now < throttled_at + 5.0:
-                assert store.get(job.id).state is JobState.SUBMITTED, (
-                    f"polled {clock.now - throttled_at:.2f} s after a Retry-After of 5 s"
-                )
-        run_ticks(service, clock, step_seconds=0.1, until=service.is_idle)
-    assert (tmp_path / "inbox" / "a.png.txt").read_text() == "file a"
-
-
-def test_a_restart_does_not_bring_a_poll_before_the_retry_after_of_a_503(
-    tmp_path: Path, make_emulator: Any
-) -> None:
-    # A gateway under maintenance answers 503 with Retry-After: as binding as a 429's.
     emulator = make_emulator(seed=1)
     config = write_config(tmp_path, emulator.base_url, service={"breaker_threshold": 50})
     drop(tmp_path / "inbox" / "a.png", make_png("file a"))
@@ -474,12 +447,10 @@ def test_a_restart_does_not_bring_a_poll_before_the_retry_after_of_a_503(
     with running_service(config, watch=False, clock=clock) as (service, store, _):
         tick_settled(service, clock.advance(0.5))
         (job,) = store.jobs([JobState.SUBMITTED])
-        emulator.set_faults(
-            Faults(server_error=1.0, unavailable_retry_after=True, retry_after_seconds=30)
-        )
-        # The server errors vary (500, 502, 503, 504); poll until one is a 503.
+        emulator.set_faults(faults)
+        # Server errors vary (500, 502, 503, 504): poll until the one wanted comes.
         run_ticks(
-            service, clock, step_seconds=0.5, until=lambda: store.get(job.id).http_status == 503
+            service, clock, step_seconds=0.5, until=lambda: store.get(job.id).http_status == status
         )
         throttled_at = clock.now
     emulator.set_faults(Faults())
