@@ -25,6 +25,7 @@ HEALTHY_RETRY_CAP_SECONDS = 4.0
 # its backoff grows again instead of re-sending it every few seconds for as long as it lasts.
 HEALTHY_RETRY_FAILURES = 8
 HEALTH_WINDOW_SECONDS = 30.0
+RETRY_AFTER_STATUSES = frozenset({429, 503})  # where HTTP defines Retry-After for a retry
 # The breaker's first probe comes this soon after it opens; each probe that finds the service
 # still down doubles the wait, up to ``breaker_probe_seconds``.
 FIRST_PROBE_SECONDS = 0.25
@@ -100,11 +101,12 @@ def resume_poll_at(
 ) -> float:
     """When a task left by the previous run is polled again after a restart.
 
-    At once, unless its last answer was an HTTP failure (a 429 or 5xx: the only answers a
-    submitted job keeps a status for). The time stored then may be a ``Retry-After``, which the
-    store does not tell apart from a backoff, and a restart must not cut it short.
+    At once, unless its last answer was a 429 or a 503, the answers that carry a
+    ``Retry-After``: the time stored then may be one (the store does not tell it apart from
+    a backoff), and a restart must not cut it short. After other failures it polls at once,
+    as a backoff of up to minutes is not worth keeping across a restart.
     """
-    if last_http_status is None or scheduled_at is None:
+    if last_http_status not in RETRY_AFTER_STATUSES or scheduled_at is None:
         return now
     return max(now, scheduled_at)
 

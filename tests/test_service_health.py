@@ -233,6 +233,7 @@ def test_a_release_never_moves_a_request_before_its_retry_after(
         (130.0, 429, 130.0),  # waiting out a Retry-After: a restart keeps it
         (130.0, 503, 130.0),  # a 503's Retry-After binds as much as a 429's
         (130.0, None, 100.0),  # an ordinary poll schedule: poll at once after a restart
+        (130.0, 500, 100.0),  # a backoff after a plain server error: not worth keeping
         (90.0, 503, 100.0),  # its wait is over already
         (None, 429, 100.0),
     ],
