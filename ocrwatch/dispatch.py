@@ -177,6 +177,46 @@ class Dispatcher:
                 return min(horizon, job.next_attempt_at or now)
         return horizon
 
+    def send_due(self, now: float) -> None:
+        """Start the uploads and polls that are due.
+
+        While the breaker probes, the breaker, not each file's backoff, paces the requests: if
+        nothing is due, the file waiting out a failure's backoff is brought forward to be the
+        probe (never before its Retry-After), so a service that comes back after a long outage
+        is found within ``breaker_probe_seconds`` however few files wait. Polls go first then,
+        and a waiting poll is preferred as the probe: a GET costs a down service less than an
+        upload of a whole file.
+        """
+        if self.breaker.state is BreakerState.CLOSED:
+            self.submit_due(now)
+            self.poll_due(now)
+            return
+        if self.breaker.allows_request(now):
+            self._bring_probe_forward(now)
+        self.poll_due(now)
+        self.submit_due(now)
+
+    def _bring_probe_forward(self, now: float) -> None:
+        waiting: dict[JobState, list[Job]] = {JobState.SUBMITTED: [], JobState.QUEUED: []}
+        for job_id in self._transient_failures:
+            try:
+                job = self._store.get(job_id)
+            except LookupError:
+                continue
+            if job.state not in waiting or job.error_class is not None:
+                continue
+            not_before = self._not_before.get(job_id)
+            if release_at(now, scheduled_at=job.next_attempt_at, not_before=not_before) == now:
+                waiting[job.state].append(job)
+        for state, jobs in waiting.items():  # polls first
+            due = self._store.due([state], now=now, limit=self._polls.busy_count + 1)
+            if any(not self._polls.is_busy_with(job.id) for job in due):
+                return  # one is due already: it is the probe
+            if jobs:
+                probe = min(jobs, key=lambda job: job.next_attempt_at or now)
+                self._store.update(probe.id, now=now, next_attempt_at=now)
+                return
+
     # ----------------------------------------------------------------- submitting
 
     def submit_due(self, now: float) -> None:
@@ -256,6 +296,7 @@ class Dispatcher:
                 now=now,
                 state=JobState.SUBMITTED,
                 task_id=task_id,
+                http_status=None,  # a 429 or 5xx met by an earlier try is history now
                 submitted_at=now,
                 next_attempt_at=now + first_poll_delay(self.estimate.seconds),
             )
@@ -396,7 +437,8 @@ class Dispatcher:
             "task_polled", job_id=job.id, task_id=job.task_id, status=result.task_status.value
         )
         if decision.action is PollAction.WAIT:
-            self._store.update(job.id, now=now, next_attempt_at=decision.poll_at)
+            # It answered: a status kept from an earlier failure no longer describes the job.
+            self._store.update(job.id, now=now, next_attempt_at=decision.poll_at, http_status=None)
             return
         self._poll_counts.pop(job.id, None)
         if decision.action is PollAction.RESUBMIT:
@@ -518,7 +560,10 @@ class Dispatcher:
             last_error=str(error),
             http_status=error.status_code,
         )
-        log.warning(
+        # A probe's failure is no news once breaker_opened said the service is down; as a
+        # warning it would repeat every breaker_probe_seconds for as long as the outage lasts.
+        emit = log.warning if was_closed else log.debug
+        emit(
             "retry_scheduled",
             job_id=job.id,
             path=str(job.path),

@@ -23,8 +23,9 @@ resource: regions sent to RecognizeImage (which ignores them) would still be cut
 daemon's client sends regions only in regions mode. ``stop()`` ends the engine first, so
 recognitions in progress end at once (their tasks fail) instead of holding the emulator's
 slots: stop the daemon's polling before stopping the service. Tasks live only as long as the
-server: a daemon restarted in embedded mode queues its in-flight files again (``Service``'s
-start-up reconciliation), without counting the lost tasks against ``max_attempts``.
+server: a daemon stopping in embedded mode queues its in-flight files again without counting
+the lost tasks against ``max_attempts``; after a crash, ``Service``'s start-up reconciliation
+queues them again and the lost tasks do count (a file that crashes the engine must run out).
 """
 
 from __future__ import annotations

@@ -20,7 +20,12 @@ RETRY_BASE_SECONDS = 2.0
 RETRY_CAP_SECONDS = 300.0
 # While the service answers other requests, no file's own failures push it further out.
 HEALTHY_RETRY_CAP_SECONDS = 4.0
+# ...for this many failures of that file in a row. More, while others get through, is no longer
+# bad luck (at 50 % failures, 8 in a row is a 0.4 % event) but a file the service chokes on:
+# its backoff grows again instead of re-sending it every few seconds for as long as it lasts.
+HEALTHY_RETRY_FAILURES = 8
 HEALTH_WINDOW_SECONDS = 30.0
+RETRY_AFTER_STATUSES = frozenset({429, 503})  # where HTTP defines Retry-After for a retry
 # The breaker's first probe comes this soon after it opens; each probe that finds the service
 # still down doubles the wait, up to ``breaker_probe_seconds``.
 FIRST_PROBE_SECONDS = 0.25
@@ -64,10 +69,16 @@ def retry_at(
 
     While the service is answering other requests, one file's run of bad luck says nothing
     about the service, so its backoff is capped at a few seconds instead of growing to
-    minutes (the breaker, not each file, protects a service that is down).
+    minutes (the breaker, not each file, protects a service that is down). Past
+    ``HEALTHY_RETRY_FAILURES`` in a row it grows again from there, up to the usual cap.
     """
-    cap_seconds = HEALTHY_RETRY_CAP_SECONDS if service_answering else RETRY_CAP_SECONDS
-    delay = backoff_seconds(failures, jitter=jitter, cap_seconds=cap_seconds)
+    if not service_answering:
+        delay = backoff_seconds(failures, jitter=jitter)
+    elif failures <= HEALTHY_RETRY_FAILURES:
+        delay = backoff_seconds(failures, jitter=jitter, cap_seconds=HEALTHY_RETRY_CAP_SECONDS)
+    else:
+        # 9 failures: 4-8 s, then doubling: the healthy cap is where the growth starts.
+        delay = backoff_seconds(failures - HEALTHY_RETRY_FAILURES + 2, jitter=jitter)
     if retry_after_seconds is not None:
         delay = max(delay, retry_after_seconds)
     return now + delay
@@ -83,6 +94,21 @@ def release_at(now: float, *, scheduled_at: float | None, not_before: float | No
     if scheduled_at is None or scheduled_at <= target:
         return None
     return target
+
+
+def resume_poll_at(
+    now: float, *, scheduled_at: float | None, last_http_status: int | None
+) -> float:
+    """When a task left by the previous run is polled again after a restart.
+
+    At once, unless its last answer was a 429 or a 503, the answers that carry a
+    ``Retry-After``: the time stored then may be one (the store does not tell it apart from
+    a backoff), and a restart must not cut it short. After other failures it polls at once,
+    as a backoff of up to minutes is not worth keeping across a restart.
+    """
+    if last_http_status not in RETRY_AFTER_STATUSES or scheduled_at is None:
+        return now
+    return max(now, scheduled_at)
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from http import HTTPStatus
 from pathlib import Path
 from typing import Protocol
 
@@ -53,6 +52,7 @@ from ocrwatch.preflight import preflight_problem, upload_mode
 from ocrwatch.progress import Progress
 from ocrwatch.publisher import MetricsPublisher
 from ocrwatch.reload import Profiles, effective_config, restart_only_changes
+from ocrwatch.schedule import resume_poll_at
 from ocrwatch.store import Store
 from ocrwatch.watcher import Watchers, WatchSpec, filesystem_type, scan
 
@@ -112,9 +112,8 @@ class NullNotifier:
 class _Settling:
     state: policy.SettleState
     check_at: float
-    # Set while the file is quiet but looks incomplete: why, and when it will be failed.
+    # Set while the file is quiet but looks incomplete: why (`once` says it while it waits).
     incomplete_reason: str | None = None
-    fails_at: float | None = None
     next_waiting_log_at: float = 0.0
 
 
@@ -308,10 +307,41 @@ class Service:
             # Their rows stay SUBMITTING and are resubmitted at the next start.
             log.warning("uploads_abandoned", count=self._dispatcher.uploads_running)
         self._dispatcher.close(timeout_seconds=0.5)
+        if self.config.service.is_embedded:
+            self._requeue_embedded_tasks(self._clock())
         self._hooks.close(timeout_seconds=HOOKS_GRACE_SECONDS)
         if self._publisher.is_enabled:
             self.publish_metrics(self._clock())  # the textfile ends with the final counts
         self._publisher.stop()
+
+    def _requeue_embedded_tasks(self, now: float) -> None:
+        """The embedded server's tasks end with this process: queue their files again.
+
+        A clean stop is not the files' fault, so the lost submissions give their attempts
+        back; the next start submits them at once.
+        """
+        with self._store.batch():
+            for job in self._store.jobs(list(_IN_FLIGHT)):
+                self._requeue_lost_task(job, now, at="stop", attempts=max(0, job.attempts - 1))
+
+    def _requeue_lost_task(self, job: Job, now: float, *, at: str, attempts: int) -> None:
+        """An embedded task ended with its server: submit the file again at once."""
+        self._store.update(
+            job.id,
+            now=now,
+            state=JobState.QUEUED,
+            task_id=None,
+            attempts=attempts,
+            next_attempt_at=None,
+        )
+        log.warning(
+            "task_lost_with_embedded_service",
+            job_id=job.id,
+            path=str(job.path),
+            task_id=job.task_id,
+            at=at,
+            attempts=attempts,
+        )
 
     @property
     def calls_running(self) -> int:
@@ -350,8 +380,7 @@ class Service:
         self._dispatcher.collect(now)
         self._check_settling(now)
         if not self._stop.is_set():
-            self._dispatcher.submit_due(now)
-            self._dispatcher.poll_due(now)
+            self._dispatcher.send_due(now)
             self._finish_due(now)
         if now >= self._next_failure_retry_at:
             self._finisher.retry_pending_failures(now)
@@ -561,7 +590,6 @@ class Service:
             incomplete_reason=incomplete,
         )
         entry.incomplete_reason = verdict.reason if verdict.fails_at is not None else None
-        entry.fails_at = verdict.fails_at
         if verdict.fails_at is not None and now >= entry.next_waiting_log_at:
             entry.next_waiting_log_at = now + WAITING_LOG_INTERVAL_SECONDS
             log.info(
@@ -821,23 +849,24 @@ class Service:
             self._resettle(job, now)
             return "settling"
         if job.state in _IN_FLIGHT and self.config.service.is_embedded:
-            # The embedded server lives and dies with the daemon: its tasks ended with the
-            # previous run. Submit again at once, and give back the attempt the lost task
-            # took, since losing it was not the file's fault.
-            self._store.update(
-                job.id,
-                now=now,
-                state=JobState.QUEUED,
-                task_id=None,
-                attempts=max(0, job.attempts - 1),
-                next_attempt_at=None,
-            )
-            log.warning(
-                "task_lost_with_embedded_service",
-                job_id=job.id,
-                path=str(job.path),
-                task_id=job.task_id,
-            )
+            # The embedded server died with the previous run, and that run did not stop
+            # cleanly (a stop requeues its tasks): the file being read may be what killed it,
+            # so this loss keeps its attempt, and a file that keeps crashing the daemon ends
+            # in the error folder instead of restarting it forever.
+            if job.attempts >= self.config.service.max_attempts:
+                message = (
+                    f"the daemon stopped without a clean shutdown {job.attempts} times while "
+                    "the embedded engine was reading this file"
+                )
+                self._guarded(
+                    job,
+                    now,
+                    lambda job, now: self._finisher.fail(
+                        job, ErrorClass.ATTEMPTS_EXHAUSTED, message, now
+                    ),
+                )
+                return "failing"
+            self._requeue_lost_task(job, now, at="crash", attempts=job.attempts)
             return "resubmit_lost"
         if job.state is JobState.SUBMITTING:
             # The POST may or may not have reached the service; no task id was recorded.
@@ -846,11 +875,9 @@ class Service:
             return "resubmit"
         if job.state is JobState.SUBMITTED:
             self._dispatcher.resume(job.id)
-            # Poll at once, unless its last answer was a 429: the time stored for its next
-            # poll honours that Retry-After, which a restart must not cut short.
-            when = now
-            if job.http_status == HTTPStatus.TOO_MANY_REQUESTS and job.next_attempt_at:
-                when = max(now, job.next_attempt_at)
+            when = resume_poll_at(
+                now, scheduled_at=job.next_attempt_at, last_http_status=job.http_status
+            )
             self._store.update(job.id, now=now, next_attempt_at=when)
             return "resume_polling"
         if job.state is JobState.WRITING:

@@ -143,3 +143,12 @@ def tick_settled(service: Service, now: float, *, timeout_seconds: float = 30.0)
             raise AssertionError(f"calls still running after {timeout_seconds} s")
         time.sleep(0.01)
     service.tick(now)
+
+
+def drop(path: Path, data: bytes) -> Path:
+    """Put a file in an inbox the way a careful writer does: renamed in from ``.part``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(path.name + ".part")
+    temp.write_bytes(data)
+    temp.rename(path)
+    return path

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon_harness import emulator_submits, run_until, running_service, write_config
+from daemon_harness import drop, emulator_submits, run_until, running_service, write_config
 from daemon_process import daemon, wait_for
 
 from ocrwatch.emulator import Emulator
@@ -38,14 +38,6 @@ from ocrwatch.service import Service
 
 MakeEmulator = Callable[..., Emulator]
 IS_ROOT = os.geteuid() == 0
-
-
-def drop(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(path.name + ".part")
-    temp.write_bytes(data)
-    temp.rename(path)
-    return path
 
 
 def reason(error_dir: Path, name: str) -> dict[str, Any]:

@@ -8,12 +8,15 @@ at the same fake moment, so each scenario's times are exact whatever the machine
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from daemon_harness import (
     FakeClock,
+    drop,
     emulator_submits,
     running_service,
     tick_settled,
@@ -28,14 +31,6 @@ from ocrwatch.model import JobState
 from ocrwatch.schedule import HEALTHY_RETRY_CAP_SECONDS
 from ocrwatch.service import Service
 from ocrwatch.store import Store
-
-
-def drop(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(path.name + ".part")
-    temp.write_bytes(data)
-    temp.rename(path)
-    return path
 
 
 def run_ticks(
@@ -314,10 +309,13 @@ def test_a_restart_in_embedded_mode_resubmits_without_consuming_attempts(
     clock = FakeClock()
     # The first run's embedded server: the task is still being read when the daemon stops.
     first = make_emulator(processing_seconds=(60.0, 60.0))
-    with running_service(config, watch=False, clock=clock, base_url=first.base_url) as (
-        service,
-        store,
-        _,
+    with (
+        capture_logs() as logs,
+        running_service(config, watch=False, clock=clock, base_url=first.base_url) as (
+            service,
+            store,
+            _,
+        ),
     ):
         tick_settled(service, clock.advance(0.5))
         (submitted,) = store.jobs([JobState.SUBMITTED])
@@ -325,7 +323,7 @@ def test_a_restart_in_embedded_mode_resubmits_without_consuming_attempts(
     # The next run starts a new embedded server that never heard of that task.
     second = make_emulator()
     with (
-        capture_logs() as logs,
+        capture_logs() as more_logs,
         running_service(config, watch=False, clock=clock, base_url=second.base_url) as (
             service,
             store,
@@ -338,7 +336,57 @@ def test_a_restart_in_embedded_mode_resubmits_without_consuming_attempts(
         assert done.attempts == 1, "the lost task's submission was not counted"
     assert (tmp_path / "inbox" / "scan.png.txt").read_text() == "after a restart\n"
     assert emulator_submits(second) == 1
-    assert [e["job_id"] for e in events(logs, "task_lost_with_embedded_service")] == [submitted.id]
+    lost = events(logs + more_logs, "task_lost_with_embedded_service")
+    assert [e["job_id"] for e in lost] == [submitted.id]
+
+
+@contextmanager
+def crashing_service(
+    config: Path, clock: FakeClock, *, base_url: str
+) -> Iterator[tuple[Service, Store]]:
+    """A run that ends like a SIGKILL: started, then left without its graceful shutdown."""
+    with running_service(config, watch=False, clock=clock, base_url=base_url, start=False) as (
+        service,
+        store,
+        _,
+    ):
+        service.start()
+        yield service, store
+
+
+def test_a_file_in_flight_at_every_crash_of_an_embedded_daemon_ends_in_the_error_folder(
+    tmp_path: Path, make_emulator: Any
+) -> None:
+    # A file that kills the daemon while the embedded engine reads it (out of memory on a
+    # huge page, say) must not restart it forever: a crash, unlike a stop, costs an attempt.
+    config = write_config(tmp_path, "embedded", service={"max_attempts": 2})
+    source = drop(tmp_path / "inbox" / "poison.png", make_png("kills the engine"))
+    clock = FakeClock()
+    for crash in (1, 2):
+        server = make_emulator(processing_seconds=(60.0, 60.0))
+        with crashing_service(config, clock, base_url=server.base_url) as (service, store):
+            run_ticks(
+                service,
+                clock,
+                step_seconds=0.5,
+                until=lambda: bool(store.jobs([JobState.SUBMITTED])),
+            )
+            (job,) = store.jobs([JobState.SUBMITTED])
+            assert job.attempts == crash, "each crash with the file in flight cost one attempt"
+        server.stop()
+    last = make_emulator()
+    with running_service(config, watch=False, clock=clock, base_url=last.base_url) as (
+        service,
+        store,
+        _,
+    ):
+        run_ticks(service, clock, step_seconds=0.5, until=service.is_idle)
+        (failed,) = store.history(source)
+    assert failed.state is JobState.FAILED
+    reason = json.loads((tmp_path / "errors" / "poison.png.error.json").read_text())
+    assert reason["class"] == "attempts_exhausted"
+    assert "stopped" in reason["message"]
+    assert emulator_submits(last) == 0, "not submitted a third time"
 
 
 # ----------------------------------------------------------------- E.10 recovery, end to end
@@ -381,28 +429,107 @@ def test_work_resumes_within_seconds_when_the_service_comes_back_flaky(
     assert not (tmp_path / "errors").exists()
 
 
+@pytest.mark.parametrize(
+    ("status", "faults"),
+    [
+        (429, Faults(too_many_requests=1.0, retry_after_seconds=30)),
+        # A gateway under maintenance answers 503 with Retry-After: as binding as a 429's.
+        (503, Faults(server_error=1.0, unavailable_retry_after=True, retry_after_seconds=30)),
+    ],
+)
 def test_a_restart_does_not_bring_a_poll_before_its_retry_after(
-    tmp_path: Path, emulator: Emulator
+    tmp_path: Path, make_emulator: Any, status: int, faults: Faults
 ) -> None:
-    config = write_config(tmp_path, emulator.base_url)
+    emulator = make_emulator(seed=1)
+    config = write_config(tmp_path, emulator.base_url, service={"breaker_threshold": 50})
     drop(tmp_path / "inbox" / "a.png", make_png("file a"))
     clock = FakeClock()
     with running_service(config, watch=False, clock=clock) as (service, store, _):
         tick_settled(service, clock.advance(0.5))
         (job,) = store.jobs([JobState.SUBMITTED])
-        emulator.set_faults(Faults(too_many_requests=1.0, retry_after_seconds=5))
-        clock.now = max(clock.now, job.next_attempt_at or 0.0)
-        tick_settled(service, clock.now)
+        emulator.set_faults(faults)
+        # Server errors vary (500, 502, 503, 504): poll until the one wanted comes.
+        run_ticks(
+            service, clock, step_seconds=0.5, until=lambda: store.get(job.id).http_status == status
+        )
         throttled_at = clock.now
-        assert store.get(job.id).http_status == 429
     emulator.set_faults(Faults())
     clock.advance(1.0)  # a quick restart
+    polls_before = emulator.stats().fetches
     with running_service(config, watch=False, clock=clock) as (service, store, _):
-        while clock.now < throttled_at + 5.0 - 0.1:
-            tick_settled(service, clock.advance(0.1))
-            if clock.now < throttled_at + 5.0:
-                assert store.get(job.id).state is JobState.SUBMITTED, (
-                    f"polled {clock.now - throttled_at:.2f} s after a Retry-After of 5 s"
-                )
-        run_ticks(service, clock, step_seconds=0.1, until=service.is_idle)
+        while clock.now < throttled_at + 30.0 - 0.5:
+            tick_settled(service, clock.advance(0.5))
+            assert emulator.stats().fetches == polls_before, (
+                f"polled {clock.now - throttled_at:.1f} s after a Retry-After of 30 s"
+            )
+        run_ticks(service, clock, step_seconds=0.5, until=service.is_idle)
     assert (tmp_path / "inbox" / "a.png.txt").read_text() == "file a\n"
+
+
+def test_after_a_long_outage_a_single_file_resumes_within_seconds(
+    tmp_path: Path, make_emulator: Any
+) -> None:
+    # One file, five minutes of 5xx: its own backoff has grown to minutes by then, but the
+    # breaker's probes, not the file's backoff, decide when the service is tried again.
+    emulator = make_emulator(faults=Faults(server_error=1.0))
+    config = write_config(tmp_path, emulator.base_url, service={"breaker_probe_seconds": None})
+    drop(tmp_path / "inbox" / "a.png", make_png("file a"))
+    clock = FakeClock()
+    with (
+        capture_logs() as logs,
+        running_service(config, watch=False, clock=clock) as (service, _, _),
+    ):
+        outage_ends = clock.now + 300.0
+        while clock.now < outage_ends:
+            tick_settled(service, clock.advance(0.5))
+        assert service.status_line().endswith("service unavailable, paused")
+        tries = sum(emulator.stats().faults.values())
+        emulator.set_faults(Faults())
+        back_at = clock.now
+        sidecar = tmp_path / "inbox" / "a.png.txt"
+        run_ticks(service, clock, step_seconds=0.5, until=sidecar.exists, limit=1000)
+        resumed_after = clock.now - back_at
+    assert resumed_after <= 5.0, f"resumed {resumed_after:.1f} s after the service was back"
+    # At most one probe per breaker_probe_seconds while it was down (the first few sooner).
+    assert tries <= 300 / 1.5 + 10
+    assert sidecar.read_text() == "file a\n"
+    # The outage is told once (breaker_opened), not once per probe in the journal.
+    loud = [e for e in logs if e["log_level"] in ("warning", "error")]
+    assert len(loud) <= 10, [e["event"] for e in loud][:20]
+
+
+def test_while_the_service_is_down_the_probes_are_polls_not_uploads(
+    tmp_path: Path, make_emulator: Any
+) -> None:
+    # A task at the service and files waiting to be uploaded: a probe that is a GET costs a
+    # service that answers 503 nothing, an upload costs it a whole file every probe.
+    emulator = make_emulator(processing_seconds=(1000.0, 1000.0))
+    config = write_config(tmp_path, emulator.base_url, service={"breaker_probe_seconds": None})
+    drop(tmp_path / "inbox" / "first.png", make_png("at the service"))
+    clock = FakeClock()
+    with (
+        capture_logs() as logs,
+        running_service(config, watch=False, clock=clock) as (service, store, _),
+    ):
+        tick_settled(service, clock.advance(0.5))
+        assert len(store.jobs([JobState.SUBMITTED])) == 1
+        emulator.set_faults(Faults(server_error=1.0))
+        for n in range(3):
+            drop(tmp_path / "inbox" / f"later{n}.png", make_png(f"later {n}"))
+        service.rescan(clock.now)  # no watcher here
+        run_ticks(
+            service, clock, step_seconds=0.5, until=lambda: service.status_line().endswith("paused")
+        )
+        opened = len(logs)
+        outage_ends = clock.now + 120.0
+        while clock.now < outage_ends:
+            tick_settled(service, clock.advance(0.5))
+        assert len(store.jobs([JobState.QUEUED])) == 3, "files were waiting to be uploaded"
+    probes = [
+        e
+        for e in logs[opened:]
+        if e["event"] == "api_request" and e["resource"] == "RecognizeImage"
+    ]
+    uploads = [e for e in probes if e["method"] == "POST"]
+    assert len(probes) >= 40, "probed all along"
+    assert not uploads, f"{len(uploads)} of {len(probes)} probes were uploads"

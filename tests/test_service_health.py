@@ -17,10 +17,12 @@ import pytest
 from ocrwatch.config import ServiceConfig
 from ocrwatch.schedule import (
     HEALTHY_RETRY_CAP_SECONDS,
+    HEALTHY_RETRY_FAILURES,
     Breaker,
     BreakerState,
     ServiceHealth,
     release_at,
+    resume_poll_at,
     retry_at,
 )
 
@@ -149,7 +151,7 @@ def test_a_service_down_for_an_hour_gets_one_probe_per_probe_seconds() -> None:
 # ----------------------------------------------------------------- E.11 backoff while healthy
 
 
-@pytest.mark.parametrize("failures", [1, 2, 3, 5, 8, 12, 30])
+@pytest.mark.parametrize("failures", [1, 2, 3, 5, HEALTHY_RETRY_FAILURES])
 @pytest.mark.parametrize("jitter", [0.0, 0.5, 0.999])
 def test_a_file_never_waits_more_than_a_few_seconds_while_the_service_answers(
     failures: int, jitter: float
@@ -164,6 +166,30 @@ def test_a_file_never_waits_more_than_a_few_seconds_while_the_service_answers(
         service_answering=health.is_answering(100.0),
     )
     assert 100.0 < when <= 100.0 + HEALTHY_RETRY_CAP_SECONDS
+
+
+def test_a_file_the_service_keeps_failing_backs_off_again_while_others_get_through() -> None:
+    # A file whose every upload or poll meets a 5xx while the other files succeed: re-sent
+    # every 4 s it would cost 900 requests an hour (uploads of its whole body) for as long as
+    # transient failures go on, which is forever; it backs off to the usual cap instead.
+    waits = [
+        retry_at(0.0, failures=n, jitter=0.0, retry_after_seconds=None, service_answering=True)
+        for n in range(1, 30)
+    ]
+    assert max(waits[:HEALTHY_RETRY_FAILURES]) <= HEALTHY_RETRY_CAP_SECONDS
+    assert waits[HEALTHY_RETRY_FAILURES] >= HEALTHY_RETRY_CAP_SECONDS, "it grows from the cap"
+    assert waits == sorted(waits), "never shrinks while the failures go on"
+    assert waits[-1] == 150.0, "up to the usual cap (300 s, half of it fixed)"
+    requests_per_hour = 0
+    elapsed = 0.0
+    for n in range(1, 10_000):
+        elapsed += retry_at(
+            0.0, failures=n, jitter=0.0, retry_after_seconds=None, service_answering=True
+        )
+        if elapsed > 3600.0:
+            break
+        requests_per_hour += 1
+    assert requests_per_hour <= 40
 
 
 def test_backoff_still_grows_while_the_service_is_not_answering() -> None:
@@ -199,3 +225,21 @@ def test_a_release_never_moves_a_request_before_its_retry_after(
     scheduled_at: float | None, not_before: float | None, expected: float | None
 ) -> None:
     assert release_at(100.0, scheduled_at=scheduled_at, not_before=not_before) == expected
+
+
+@pytest.mark.parametrize(
+    ("scheduled_at", "last_http_status", "expected"),
+    [
+        (130.0, 429, 130.0),  # waiting out a Retry-After: a restart keeps it
+        (130.0, 503, 130.0),  # a 503's Retry-After binds as much as a 429's
+        (130.0, None, 100.0),  # an ordinary poll schedule: poll at once after a restart
+        (130.0, 500, 100.0),  # a backoff after a plain server error: not worth keeping
+        (90.0, 503, 100.0),  # its wait is over already
+        (None, 429, 100.0),
+    ],
+)
+def test_a_restart_polls_at_once_but_never_before_a_retry_after(
+    scheduled_at: float | None, last_http_status: int | None, expected: float
+) -> None:
+    when = resume_poll_at(100.0, scheduled_at=scheduled_at, last_http_status=last_http_status)
+    assert when == expected

@@ -177,8 +177,15 @@ class Api:
             f"<html><head><title>{fault.status} {reason[fault.status]}</title></head>"
             f"<body><h1>{fault.status} {reason[fault.status]}</h1></body></html>\n"
         )
+        hint: tuple[tuple[str, str], ...] = ()
+        if fault.retry_after_seconds:
+            hint = (("Retry-After", str(fault.retry_after_seconds)),)
         return Reply(
-            fault.status, page.encode("ascii"), "text/html", delay_seconds=fault.latency_seconds
+            fault.status,
+            page.encode("ascii"),
+            "text/html",
+            hint,
+            delay_seconds=fault.latency_seconds,
         )
 
     def _authenticate(self, request: Request, *, instance: str) -> Reply | None:

@@ -36,7 +36,9 @@ class Faults:
     makes tokens stop working earlier than the ``expires_in`` they were issued with, as if
     revoked. ``latency_seconds`` delays every API response after it was decided: a POST's task
     already exists while its answer is held back. The token endpoint is never delayed, so a
-    client can still log in while its API calls are slow.
+    client can still log in while its API calls are slow. ``unavailable_retry_after`` adds
+    ``Retry-After`` (``retry_after_seconds``) to the 503 answers among the server errors, as a
+    gateway in front of a service under maintenance does.
 
     The account: ``quota_calls`` lets that many API calls through (token requests are free)
     and answers every later one ``quota_status`` (402 by default; the real answer is
@@ -48,6 +50,7 @@ class Faults:
     too_many_requests: float = 0.0
     retry_after_seconds: float = 1.0
     connection_reset: float = 0.0
+    unavailable_retry_after: bool = False
     task_error: float = 0.0
     task_stuck: float = 0.0
     token_lifetime_seconds: float | None = None

@@ -93,11 +93,17 @@ class FaultInjector:
             latency = 0.0  # logging in stays quick, so a test can hold back one API answer
         if reset < faults.connection_reset:
             return RequestFault(FaultKind.CONNECTION_RESET, latency_seconds=latency)
+        # Retry-After carries whole seconds; round up so a client never comes back early.
+        wait = max(int(-(-faults.retry_after_seconds // 1)), 0)
         if error < faults.server_error:
-            return RequestFault(FaultKind.SERVER_ERROR, status=status, latency_seconds=latency)
+            hint = wait if status == 503 and faults.unavailable_retry_after else 0
+            return RequestFault(
+                FaultKind.SERVER_ERROR,
+                status=status,
+                retry_after_seconds=hint,
+                latency_seconds=latency,
+            )
         if busy < faults.too_many_requests and not is_token_endpoint:
-            # Retry-After carries whole seconds; round up so a client never comes back early.
-            wait = max(int(-(-faults.retry_after_seconds // 1)), 0)
             return RequestFault(
                 FaultKind.TOO_MANY_REQUESTS,
                 status=429,
