@@ -48,6 +48,10 @@ class Account:
         record = self._pause.record
         return None if record is None or self._pause.probe_key is not None else record.probe_at
 
+    def probe_now(self, now: float) -> None:
+        """A one-shot run starts: a recorded pause is probed now rather than waited out."""
+        self._set(self._pause.probe_now(now))
+
     def on_submit(self, job_id: int) -> None:
         self._pause = self._pause.on_submit(job_id)
 

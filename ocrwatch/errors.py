@@ -23,6 +23,7 @@ class ExitCode(enum.IntEnum):
     USAGE = 2
     UNAVAILABLE = 69  # EX_UNAVAILABLE: the service could not be reached
     SOFTWARE = 70  # EX_SOFTWARE: a bug; the traceback was logged
+    TEMPFAIL = 75  # EX_TEMPFAIL: the account's plan or quota refuses calls; try again later
     STATE = 74  # EX_IOERR: the state store is unusable
     CONFIG = 78  # EX_CONFIG: systemd's RestartPreventExitStatus=78 stops a restart loop
     INTERRUPTED = 130
@@ -76,7 +77,7 @@ class QuotaExhausted(OcrwatchError):
     the API. Retrying soon only repeats the refusal; waiting (or a top-up) is what helps.
     """
 
-    exit_code = ExitCode.UNAVAILABLE
+    exit_code = ExitCode.TEMPFAIL
 
     def __init__(
         self,

@@ -44,6 +44,12 @@ class QuotaPause:
     def _probe_may_go(self, now: float) -> bool:
         return self.record is not None and now >= self.record.probe_at and self.probe_key is None
 
+    def probe_now(self, now: float) -> QuotaPause:
+        """Let the next probe go at ``now`` (a one-shot run asked by hand is worth one call)."""
+        if self.record is None or self.record.probe_at <= now:
+            return self
+        return replace(self, record=replace(self.record, probe_at=now))
+
     def on_submit(self, key: int) -> QuotaPause:
         """A submission is sent; while paused it is the probe."""
         return self if self.record is None else replace(self, probe_key=key)

@@ -110,6 +110,16 @@ def test_only_the_probe_being_accepted_ends_the_pause() -> None:
     assert resumed.allows_submit(0.0) and resumed.record is None
 
 
+def test_a_one_shot_run_moves_the_probe_forward_never_back() -> None:
+    pause = QuotaPause(60.0).on_refused(0.0, 1, reason="q", http_status=402, is_poll=False)
+    assert not pause.allows_submit(10.0)
+    probing = pause.probe_now(10.0)
+    assert probing.allows_submit(10.0) and probing.record is not None
+    assert probing.record.since == 0.0 and probing.record.reason == "q"
+    assert pause.probe_now(70.0) is pause, "a probe already due stays as it is"
+    assert QuotaPause(60.0).probe_now(10.0).record is None
+
+
 # ----------------------------------------------------------------------------- the client
 
 
@@ -384,3 +394,29 @@ def test_while_everything_is_refused_each_probe_time_costs_one_call(
 def _nothing_running(service: Any) -> bool:
     """No upload or poll is out: only a wait condition, the assertions count the server's."""
     return service._dispatcher.busy_count == 0
+
+
+def test_once_against_a_refusing_account_exits_75_leaving_the_files_and_the_next_once_finishes(
+    tmp_path: Path, make_emulator: MakeEmulator
+) -> None:
+    # A one-shot run must not wait for a top-up: it says why it stops and keeps every file.
+    emulator = make_emulator(faults=Faults(quota_calls=0))
+    config = write_config(tmp_path, emulator.base_url, service={"quota_probe_seconds": 3600})
+    names = [f"once{n}.png" for n in range(3)]
+    for name in names:
+        (tmp_path / "inbox" / name).write_bytes(make_png(f"text {name}"))
+    refused = ocrwatch("once", "-c", str(config))  # times out if it waits for a top-up
+    assert refused.returncode == 75, refused.stderr
+    assert "HTTP 402" in refused.stderr and "3 file(s) wait in the inbox" in refused.stderr
+    assert error_files(tmp_path) == []
+    assert sorted(p.name for p in (tmp_path / "inbox").iterdir()) == names
+    assert _status(config)["submissions_paused"]["http_status"] == 402
+
+    # The quota is topped up: the next `once` probes at once (its probe time is an hour
+    # away), instead of exiting on the pause it finds in the state file.
+    emulator.set_faults(Faults())
+    finished = ocrwatch("once", "-c", str(config))
+    assert finished.returncode == 0, finished.stderr
+    for name in names:
+        assert (tmp_path / "inbox" / f"{name}.txt").read_text() == f"text {name}\n"
+    assert _status(config)["submissions_paused"] is None
