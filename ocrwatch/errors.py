@@ -70,7 +70,22 @@ class AuthenticationError(OcrwatchError):
         super().__init__(message)
 
 
-class QuotaExhausted(OcrwatchError):
+class _RetryLater(OcrwatchError):
+    """Waiting helps: the HTTP status, if one came, and the service's ``Retry-After`` hint."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        retry_after_seconds: float | None = None,
+    ) -> None:
+        self.status_code = status_code
+        self.retry_after_seconds = retry_after_seconds
+        super().__init__(message)
+
+
+class QuotaExhausted(_RetryLater):
     """The account may not make this call now: 402, or 403 that a fresh token did not cure.
 
     Neither the file nor the service is at fault: the plan's quota ran out or the plan lacks
@@ -79,33 +94,11 @@ class QuotaExhausted(OcrwatchError):
 
     exit_code = ExitCode.TEMPFAIL
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        status_code: int | None = None,
-        retry_after_seconds: float | None = None,
-    ) -> None:
-        self.status_code = status_code
-        self.retry_after_seconds = retry_after_seconds
-        super().__init__(message)
 
-
-class TransientError(OcrwatchError):
+class TransientError(_RetryLater):
     """Worth retrying later; ``retry_after_seconds`` is the service's own hint, if it gave one."""
 
     exit_code = ExitCode.UNAVAILABLE
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status_code: int | None = None,
-        retry_after_seconds: float | None = None,
-    ) -> None:
-        self.status_code = status_code
-        self.retry_after_seconds = retry_after_seconds
-        super().__init__(message)
 
 
 class ApiUnavailable(TransientError):
