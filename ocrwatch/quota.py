@@ -6,9 +6,10 @@ A refusal (402, or 403 after a fresh token) says nothing about a file and nothin
 service's health, so it feeds neither the file's attempts nor the breaker. Instead every
 submission stops and the files stay queued in the inbox. Polls of tasks already submitted go
 on (their results are paid for) until a poll is refused too; then polls are held as well.
-Once per ``probe_seconds`` (or after the service's ``Retry-After``, if longer) one request is
-let through as the probe: a submission, or a poll when polls are held. While everything is
-refused that costs one or two refused calls per probe interval, however long the backlog.
+Once per ``probe_seconds`` (or after the service's ``Retry-After``, if longer, up to an hour)
+one request is let through as the probe: a submission, or a poll when polls are held. While
+everything is refused that costs one refused call per probe interval, however long the
+backlog. A reload or a one-shot run probes at once (``probe_now``): a person asked.
 
 The pause ends only when the probe is accepted, never on a late answer to a request sent
 before the refusal: requests in flight when the quota ran out come back in any order, and a
@@ -20,6 +21,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ocrwatch.model import AccountPause
+
+# The longest a Retry-After may hold the probe back. A refused call costs nothing, while a
+# quota's Retry-After may name its renewal date: a top-up meanwhile must be seen within the
+# hour (``systemctl reload`` or ``ocrwatch once`` probe at once).
+QUOTA_RETRY_AFTER_CAP_SECONDS = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +81,8 @@ class QuotaPause:
         retry_after_seconds: float | None = None,
     ) -> QuotaPause:
         """The account refused the request of job ``key``: pause, or pause longer."""
-        wait = max(self.probe_seconds, retry_after_seconds or 0.0)
+        retry_after = min(retry_after_seconds or 0.0, QUOTA_RETRY_AFTER_CAP_SECONDS)
+        wait = max(self.probe_seconds, retry_after)
         since = self.record.since if self.record is not None else now
         record = AccountPause(
             reason=reason, http_status=http_status, since=since, probe_at=now + wait

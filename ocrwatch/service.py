@@ -763,6 +763,9 @@ class Service:
             self._watchers = Watchers(self._watch_specs(), self._on_event)
             self._watchers.start()
             self._check_watchers(now)
+        # A reload is how an operator says something changed, a top-up or a new plan among
+        # them: a pause of the account is probed now rather than at its probe time.
+        self._dispatcher.account.probe_now(now)
         self.rescan(now)
         self._next_rescan_at = now + new.rescan_interval_seconds
         self.metrics.inc("ocrwatch_config_reloads_total", result="ok")

@@ -32,7 +32,7 @@ from ocrwatch.emulator.cli import add_arguments, build_config
 from ocrwatch.emulator.samples import make_png
 from ocrwatch.errors import PayloadTooLarge, QuotaExhausted
 from ocrwatch.model import AccountPause, Credentials, JobState, Mode, RecognitionSettings
-from ocrwatch.quota import QuotaPause
+from ocrwatch.quota import QUOTA_RETRY_AFTER_CAP_SECONDS, QuotaPause
 from ocrwatch.store import MIGRATIONS, Store
 
 MakeEmulator = Callable[..., Emulator]
@@ -100,6 +100,20 @@ def test_retry_after_longer_than_the_probe_interval_wins() -> None:
         0.0, 1, reason="q", http_status=402, is_poll=False, retry_after_seconds=90
     )
     assert pause.record is not None and pause.record.probe_at == 90.0
+
+
+def test_a_retry_after_of_weeks_is_capped_so_a_top_up_is_seen_within_the_hour() -> None:
+    # A quota's Retry-After may name its renewal date; a top-up before then must not wait.
+    month = 30 * 86400.0
+    pause = QuotaPause(60.0).on_refused(
+        0.0, 1, reason="q", http_status=402, is_poll=False, retry_after_seconds=month
+    )
+    assert pause.record is not None and pause.record.probe_at == QUOTA_RETRY_AFTER_CAP_SECONDS
+    longer = QuotaPause(2 * QUOTA_RETRY_AFTER_CAP_SECONDS).on_refused(
+        0.0, 1, reason="q", http_status=402, is_poll=False, retry_after_seconds=month
+    )
+    assert longer.record is not None
+    assert longer.record.probe_at == 2 * QUOTA_RETRY_AFTER_CAP_SECONDS, "the configured interval"
 
 
 def test_only_the_probe_being_accepted_ends_the_pause() -> None:
@@ -262,6 +276,22 @@ def test_the_pause_survives_a_restart_and_no_upload_goes_before_its_probe(
         assert emulator.stats().faults["plan_refused"] == refusals
         assert [job.state for job in store.jobs()] == [JobState.QUEUED]
     assert error_files(tmp_path) == []
+
+
+def test_a_reload_after_a_top_up_probes_at_once_instead_of_at_the_probe_time(
+    tmp_path: Path, make_emulator: MakeEmulator
+) -> None:
+    # `systemctl reload` is how an operator says "the plan changed": an hour is too long.
+    emulator = make_emulator(faults=Faults(plan_refused=True))
+    config = write_config(tmp_path, emulator.base_url, service={"quota_probe_seconds": 3600})
+    (tmp_path / "inbox" / "plan.png").write_bytes(make_png("plan"))
+    with running_service(config) as (service, store, _):
+        run_until(service, lambda: "quota refuses calls" in service.status_line())
+        emulator.set_faults(Faults())  # the plan now includes the API
+        assert service.reload(service.now())
+        run_until(service, service.is_idle)
+        assert store.account_pause() is None
+    assert (tmp_path / "inbox" / "plan.png.txt").read_text() == "plan\n"
 
 
 def test_a_file_too_large_for_the_service_fails_as_too_large_with_its_size(
