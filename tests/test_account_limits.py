@@ -403,10 +403,12 @@ def test_while_everything_is_refused_each_probe_time_costs_one_call(
         pause = store.account_pause()
         assert pause is not None
         before = refusals()
+        requests = _requests(emulator)
         for _ in range(30):  # before the probe time: not one request
             service.tick(now[0])
             time.sleep(0.005)
-        assert refusals() == before
+        settle(step_seconds=0.0, until=lambda: _nothing_running(service))  # none still out
+        assert (refusals(), _requests(emulator)) == (before, requests)
         for probe in (1, 2):
             now[0] = pause.probe_at
             settle(step_seconds=0.0, until=lambda n=before + probe: refusals() >= n)
@@ -419,6 +421,13 @@ def test_while_everything_is_refused_each_probe_time_costs_one_call(
         now[0] = pause.probe_at
         settle(step_seconds=0.05, until=service.is_idle)
         assert store.count_by_state().get(JobState.DONE) == 4
+
+
+def _requests(emulator: Emulator) -> int:
+    """Every request the emulator answered (tokens, submits, polls, refusals)."""
+    stats = emulator.stats()
+    calls = stats.token_requests + stats.total_submits + stats.fetches + stats.status_probes
+    return calls + sum(stats.faults.values())
 
 
 def _nothing_running(service: Any) -> bool:
