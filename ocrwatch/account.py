@@ -49,8 +49,12 @@ class Account:
         return None if record is None or self._pause.probe_key is not None else record.probe_at
 
     def probe_now(self, now: float) -> None:
-        """A one-shot run starts: a recorded pause is probed now rather than waited out."""
+        """A person asked (a reload, a one-shot run): probe a pause now, not at its time."""
+        before = self._pause.record
         self._set(self._pause.probe_now(now))
+        if before is not None and before.probe_at > now:
+            # A held poll waits for the old probe time: it must be able to be the probe.
+            self._release_held_polls(now)
 
     def on_submit(self, job_id: int) -> None:
         self._pause = self._pause.on_submit(job_id)
@@ -105,7 +109,11 @@ class Account:
         self._set(self._pause.on_accepted(job_id))
         if before is None or self._pause.record is not None:
             return
-        # Polls held until a probe time may go now.
+        released = self._release_held_polls(now)
+        log.info("quota_resumed", paused_seconds=round(now - before.since, 1), released=released)
+
+    def _release_held_polls(self, now: float) -> int:
+        """Polls refused and held until a probe time may go now; returns how many."""
         held = [
             job
             for job in self._store.jobs([JobState.SUBMITTED])
@@ -114,7 +122,7 @@ class Account:
         with self._store.batch():
             for job in held:
                 self._store.update(job.id, now=now, next_attempt_at=now, http_status=None)
-        log.info("quota_resumed", paused_seconds=round(now - before.since, 1), released=len(held))
+        return len(held)
 
     def _set(self, pause: QuotaPause) -> None:
         if pause.record != self._pause.record:

@@ -294,6 +294,25 @@ def test_a_reload_after_a_top_up_probes_at_once_instead_of_at_the_probe_time(
     assert (tmp_path / "inbox" / "plan.png.txt").read_text() == "plan\n"
 
 
+def test_a_reload_probes_a_held_poll_at_once_too(
+    tmp_path: Path, make_emulator: MakeEmulator
+) -> None:
+    # The one call allowed submits the file; its poll is refused, so polls are held until
+    # the probe time an hour away. Nothing is queued: only the held poll can be the probe.
+    emulator = make_emulator(faults=Faults(quota_calls=1))
+    config = write_config(tmp_path, emulator.base_url, service={"quota_probe_seconds": 3600})
+    (tmp_path / "inbox" / "held.png").write_bytes(make_png("held"))
+    with running_service(config) as (service, store, _):
+        run_until(service, lambda: [job.http_status for job in store.jobs()] == [402])
+        (job,) = store.jobs()
+        assert job.state is JobState.SUBMITTED
+        assert job.next_attempt_at is not None and job.next_attempt_at > service.now() + 3000
+        emulator.set_faults(Faults())
+        assert service.reload(service.now())
+        run_until(service, service.is_idle)
+    assert (tmp_path / "inbox" / "held.png.txt").read_text() == "held\n"
+
+
 def test_a_file_too_large_for_the_service_fails_as_too_large_with_its_size(
     tmp_path: Path, make_emulator: MakeEmulator
 ) -> None:
