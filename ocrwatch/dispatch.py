@@ -161,8 +161,10 @@ class Dispatcher:
             if self._polls.capacity > 0 and self.account.allows_poll(now)
             else []
         )
-        if (probe_at := self.account.next_probe_at()) is not None:
-            horizon = min(horizon, max(now, probe_at))
+        if (probe_at := self.account.next_probe_at()) is not None and probe_at > now:
+            # Wake for the probe time; once it has come, the due work below is the probe
+            # (with none, e.g. the inbox emptied during the pause, there is nothing to wake for).
+            horizon = min(horizon, probe_at)
         if (
             self._uploads.capacity > 0
             and self.account.allows_submit(now)

@@ -313,6 +313,25 @@ def test_a_reload_probes_a_held_poll_at_once_too(
     assert (tmp_path / "inbox" / "held.png.txt").read_text() == "held\n"
 
 
+def test_a_due_probe_with_no_file_to_send_does_not_spin_the_loop(
+    tmp_path: Path, make_emulator: MakeEmulator
+) -> None:
+    # Paused, the probe time has passed, and the inbox was emptied meanwhile: nothing can be
+    # the probe, so the loop must sleep as usual instead of waking again at once (a core at
+    # 100 % on the NAS until a file arrives).
+    emulator = make_emulator()
+    config = write_config(tmp_path, emulator.base_url)
+    with Store.open(tmp_path / "state" / "state.db") as store:
+        store.set_account_pause(
+            AccountPause(reason="quota", http_status=402, since=0.0, probe_at=1.0)
+        )
+    with running_service(config, watch=False) as (service, store, _):
+        now = service.now()
+        service.tick(now)
+        assert store.account_pause() is not None and not store.jobs()
+        assert service._dispatcher.next_due_at(now, horizon=now + 1.0) == now + 1.0
+
+
 def test_a_file_too_large_for_the_service_fails_as_too_large_with_its_size(
     tmp_path: Path, make_emulator: MakeEmulator
 ) -> None:
