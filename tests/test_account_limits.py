@@ -27,10 +27,12 @@ from daemon_harness import CLIENT_ID, CLIENT_SECRET, run_until, running_service,
 from PIL import Image
 
 from ocrwatch.aspose import OcrClient
+from ocrwatch.config import load_config
 from ocrwatch.emulator import Emulator, Faults
 from ocrwatch.emulator.cli import add_arguments, build_config
 from ocrwatch.emulator.samples import make_png
 from ocrwatch.errors import PayloadTooLarge, QuotaExhausted
+from ocrwatch.explain import explain
 from ocrwatch.model import AccountPause, Credentials, JobState, Mode, RecognitionSettings
 from ocrwatch.quota import QUOTA_RETRY_AFTER_CAP_SECONDS, QuotaPause
 from ocrwatch.store import MIGRATIONS, Store
@@ -330,6 +332,29 @@ def test_a_due_probe_with_no_file_to_send_does_not_spin_the_loop(
         service.tick(now)
         assert store.account_pause() is not None and not store.jobs()
         assert service._dispatcher.next_due_at(now, horizon=now + 1.0) == now + 1.0
+
+
+def test_explain_says_a_waiting_file_is_held_by_the_account(
+    tmp_path: Path, make_emulator: MakeEmulator
+) -> None:
+    # "Why is my scan not done?" must be answered by the pause, for every file it holds.
+    emulator = make_emulator(faults=Faults(plan_refused=True))
+    config = write_config(
+        tmp_path,
+        emulator.base_url,
+        service={"quota_probe_seconds": 3600, "upload_concurrency": 1},
+    )
+    for name in ("a.png", "b.png", "c.png"):
+        (tmp_path / "inbox" / name).write_bytes(make_png(name))
+    with running_service(config) as (service, store, _):
+        run_until(service, lambda: "quota refuses calls" in service.status_line())
+        run_until(service, lambda: service.calls_running == 0)
+        assert {job.state for job in store.jobs()} == {JobState.QUEUED}
+    loaded = load_config(config, environ={})
+    for name in ("a.png", "b.png", "c.png"):
+        verdict = explain(loaded, tmp_path / "inbox" / name).verdict
+        assert verdict.startswith("in progress: queued"), verdict
+        assert "held: the account's plan or quota refuses calls (HTTP 403)" in verdict, verdict
 
 
 def test_a_file_too_large_for_the_service_fails_as_too_large_with_its_size(
