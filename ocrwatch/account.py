@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import structlog
 
-from ocrwatch.errors import QuotaExhausted
+from ocrwatch.errors import ApiRejected, QuotaExhausted
 from ocrwatch.metrics import Metrics
 from ocrwatch.model import AccountPause, Job, JobState
 from ocrwatch.quota import QuotaPause
@@ -64,6 +64,17 @@ class Account:
 
     def on_finished(self, job_id: int) -> None:
         self._pause = self._pause.on_finished(job_id)
+
+    def forget(self, job_id: int) -> None:
+        self._pause = self._pause.forget(job_id)
+
+    def blames_the_file(self, job_id: int, error: QuotaExhausted) -> bool:
+        """A 403 that is this file's, not the account's (``QuotaPause.blames_the_file``)."""
+        if not self._pause.blames_the_file(job_id, error.status_code):
+            return False
+        self.forget(job_id)
+        log.warning("quota_refusal_blames_file", job_id=job_id, http_status=error.status_code)
+        return True
 
     def refused(
         self, job: Job, error: QuotaExhausted, now: float, *, state: JobState, attempts: int
@@ -128,3 +139,12 @@ class Account:
         if pause.record != self._pause.record:
             self._store.set_account_pause(pause.record)
         self._pause = pause
+
+
+def refusal_of_the_file(error: QuotaExhausted) -> ApiRejected:
+    """The error a file gets when the refusal is its own (the service rejects it)."""
+    return ApiRejected(
+        f"{error}; but only this file: it was refused again after the service had accepted "
+        "other calls, so a rule of the service refuses this file, not the account",
+        status_code=error.status_code,
+    )

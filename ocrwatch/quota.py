@@ -11,6 +11,11 @@ one request is let through as the probe: a submission, or a poll when polls are 
 everything is refused that costs one refused call per probe interval, however long the
 backlog. A reload or a one-shot run probes at once (``probe_now``): a person asked.
 
+A 403 need not be the account's: a gateway rule may refuse one file's content. A file refused
+403 again after the account accepted another request since its first refusal is blamed
+itself (``blames_the_file``): the caller fails it, so one file cannot pause the backlog at
+every probe for months. A 402 is always the account's.
+
 The pause ends only when the probe is accepted, never on a late answer to a request sent
 before the refusal: requests in flight when the quota ran out come back in any order, and a
 stale success must not release the whole backlog into a wall of refusals.
@@ -18,7 +23,8 @@ stale success must not release the whole backlog into a wall of refusals.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 
 from ocrwatch.model import AccountPause
 
@@ -36,6 +42,9 @@ class QuotaPause:
     record: AccountPause | None = None  # None: not paused
     polls_held: bool = False  # a poll was refused too: polls wait for the probe as well
     probe_key: int | None = None  # the job whose request is the probe in flight
+    resumptions: int = 0  # pauses ended by an accepted probe
+    # Job -> ``resumptions`` when it was last refused 403 (until it is accepted or forgotten).
+    refused_403: Mapping[int, int] = field(default_factory=dict)
 
     @property
     def is_paused(self) -> bool:
@@ -64,11 +73,25 @@ class QuotaPause:
         """A poll is sent; while polls are held it is the probe."""
         return replace(self, probe_key=key) if self.polls_held else self
 
+    def blames_the_file(self, key: int, http_status: int | None) -> bool:
+        """A 403 for job ``key`` that was refused 403 before a probe was accepted."""
+        refused_at = self.refused_403.get(key)
+        return http_status == 403 and refused_at is not None and refused_at < self.resumptions
+
+    def forget(self, key: int) -> QuotaPause:
+        """Job ``key`` is finished or failed: no refusal of it to remember."""
+        if key not in self.refused_403:
+            return self
+        return replace(self, refused_403={k: v for k, v in self.refused_403.items() if k != key})
+
     def on_accepted(self, key: int) -> QuotaPause:
         """The service accepted the request of job ``key``: the probe's acceptance ends it."""
+        pause = self.forget(key)
         if self.record is None or key != self.probe_key:
-            return self
-        return QuotaPause(self.probe_seconds)
+            return pause
+        return QuotaPause(
+            self.probe_seconds, resumptions=self.resumptions + 1, refused_403=pause.refused_403
+        )
 
     def on_refused(
         self,
@@ -87,7 +110,15 @@ class QuotaPause:
         record = AccountPause(
             reason=reason, http_status=http_status, since=since, probe_at=now + wait
         )
-        return replace(self.on_finished(key), record=record, polls_held=self.polls_held or is_poll)
+        refused_403 = self.refused_403
+        if http_status == 403:
+            refused_403 = {**refused_403, key: self.resumptions}
+        return replace(
+            self.on_finished(key),
+            record=record,
+            polls_held=self.polls_held or is_poll,
+            refused_403=refused_403,
+        )
 
     def on_finished(self, key: int) -> QuotaPause:
         """The request of job ``key`` ended (whatever its answer): its probe slot is free."""

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import requests
 from daemon_harness import CLIENT_ID, CLIENT_SECRET, run_until, running_service, write_config
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from ocrwatch.aspose import OcrClient
 from ocrwatch.config import load_config
@@ -118,6 +118,21 @@ def test_a_retry_after_of_weeks_is_capped_so_a_top_up_is_seen_within_the_hour() 
     assert longer.record.probe_at == 2 * QUOTA_RETRY_AFTER_CAP_SECONDS, "the configured interval"
 
 
+def test_a_403_for_one_file_again_after_the_account_accepted_another_is_the_files() -> None:
+    pause = QuotaPause(60.0).on_refused(0.0, 1, reason="q", http_status=403, is_poll=False)
+    assert not pause.blames_the_file(1, 403), "the first time it is the account, as far as known"
+    resumed = pause.on_submit(2).on_accepted(2)  # the probe, another file, is accepted
+    assert not resumed.is_paused
+    assert resumed.blames_the_file(1, 403)
+    assert not resumed.blames_the_file(1, 402), "a 402 is always the account's"
+    assert not resumed.blames_the_file(3, 403), "never refused before"
+    assert not resumed.on_accepted(1).blames_the_file(1, 403), "accepted after all"
+    assert not resumed.forget(1).blames_the_file(1, 403)
+    # Refused again within one pause, nothing accepted between: still the account.
+    again = pause.on_submit(1).on_refused(60.0, 1, reason="q", http_status=403, is_poll=False)
+    assert not again.blames_the_file(1, 403)
+
+
 def test_only_the_probe_being_accepted_ends_the_pause() -> None:
     pause = QuotaPause(60.0).on_refused(0.0, 1, reason="q", http_status=402, is_poll=False)
     assert pause.on_accepted(7).is_paused, "sent before the refusal, answered after it"
@@ -190,13 +205,14 @@ def test_the_emulator_flags_build_the_account_and_limit_settings() -> None:
         [
             "--accept-any-credentials",
             "--quota-calls", "150", "--quota-status", "403", "--plan-refused",
-            "--max-upload-bytes", "1000",
+            "--max-upload-bytes", "1000", "--forbidden-content", "no-go",
             "--result-type-name", "JSON=Text", "--json-object", "--pages-apart",
         ]
     )  # fmt: skip
     config = build_config(args)
     assert (config.faults.quota_calls, config.faults.quota_status) == (150, 403)
     assert config.faults.plan_refused and config.max_upload_bytes == 1000
+    assert config.forbidden_content == b"no-go"
     assert config.result_shape.type_name(next(iter(dict(config.result_shape.type_names)))) == "Text"
     assert config.result_shape.json_object and config.result_shape.pages_apart
 
@@ -355,6 +371,33 @@ def test_explain_says_a_waiting_file_is_held_by_the_account(
         verdict = explain(loaded, tmp_path / "inbox" / name).verdict
         assert verdict.startswith("in progress: queued"), verdict
         assert "held: the account's plan or quota refuses calls (HTTP 403)" in verdict, verdict
+
+
+def test_a_403_that_is_one_files_fails_that_file_and_the_backlog_goes_on(
+    tmp_path: Path, make_emulator: MakeEmulator
+) -> None:
+    # A gateway rule refusing one file's content: refused, the account looks refused, so
+    # everything pauses; once another file is accepted, the same 403 again is the file's.
+    marker = b"content-a-rule-refuses"
+    emulator = make_emulator(forbidden_content=marker)
+    config = write_config(tmp_path, emulator.base_url, service={"quota_probe_seconds": 0.3})
+    bad = Image.new("RGB", (200, 60), "white")
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", marker.decode())  # tEXt is stored as it is
+    bad.save(tmp_path / "inbox" / "bad.png", pnginfo=info)
+    goods = [f"good{n}.png" for n in range(3)]
+    with running_service(config) as (service, store, _):
+        run_until(service, lambda: "quota refuses calls" in service.status_line())
+        for name in goods:
+            (tmp_path / "inbox" / name).write_bytes(make_png(f"text {name}"))
+        run_until(service, service.is_idle)
+        assert store.account_pause() is None
+    assert emulator.stats().faults["content_forbidden"] >= 2
+    reason = json.loads((tmp_path / "errors" / "bad.png.error.json").read_text())
+    assert (reason["class"], reason["http_status"]) == ("rejected", 403)
+    assert "only this file" in reason["message"]
+    for name in goods:
+        assert (tmp_path / "inbox" / f"{name}.txt").read_text() == f"text {name}\n"
 
 
 def test_a_file_too_large_for_the_service_fails_as_too_large_with_its_size(
