@@ -144,7 +144,7 @@ class Account:
 def refusal_of_the_file(error: QuotaExhausted) -> ApiRejected:
     """The error a file gets when the refusal is its own (the service rejects it)."""
     return ApiRejected(
-        f"{error}; but only this file: it was refused again after the service had accepted "
-        "other calls, so a rule of the service refuses this file, not the account",
+        f"{error}; but only this file: it was still refused after the service had accepted "
+        "other calls twice since, so a rule of the service refuses this file, not the account",
         status_code=error.status_code,
     )

@@ -11,10 +11,12 @@ one request is let through as the probe: a submission, or a poll when polls are 
 everything is refused that costs one refused call per probe interval, however long the
 backlog. A reload or a one-shot run probes at once (``probe_now``): a person asked.
 
-A 403 need not be the account's: a gateway rule may refuse one file's content. A file refused
-403 again after the account accepted another request since its first refusal is blamed
+A 403 need not be the account's: a gateway rule may refuse one file's content. A file still
+refused 403 after two pauses since its first refusal ended with an accepted probe is blamed
 itself (``blames_the_file``): the caller fails it, so one file cannot pause the backlog at
-every probe for months. A 402 is always the account's.
+every probe for months. Two, not one: a quota that answers 403 could run out again just as
+the file is retried after a top-up, and a quota must never send files to the error folder.
+A 402 is always the account's.
 
 The pause ends only when the probe is accepted, never on a late answer to a request sent
 before the refusal: requests in flight when the quota ran out come back in any order, and a
@@ -32,6 +34,8 @@ from ocrwatch.model import AccountPause
 # quota's Retry-After may name its renewal date: a top-up meanwhile must be seen within the
 # hour (``systemctl reload`` or ``ocrwatch once`` probe at once).
 QUOTA_RETRY_AFTER_CAP_SECONDS = 3600.0
+# Pauses ended by an accepted probe since a file's first 403, before a 403 is the file's.
+BLAME_AFTER_RESUMPTIONS = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +47,7 @@ class QuotaPause:
     polls_held: bool = False  # a poll was refused too: polls wait for the probe as well
     probe_key: int | None = None  # the job whose request is the probe in flight
     resumptions: int = 0  # pauses ended by an accepted probe
-    # Job -> ``resumptions`` when it was last refused 403 (until it is accepted or forgotten).
+    # Job -> ``resumptions`` at its first 403 refusal (until it is accepted or forgotten).
     refused_403: Mapping[int, int] = field(default_factory=dict)
 
     @property
@@ -74,9 +78,11 @@ class QuotaPause:
         return replace(self, probe_key=key) if self.polls_held else self
 
     def blames_the_file(self, key: int, http_status: int | None) -> bool:
-        """A 403 for job ``key`` that was refused 403 before a probe was accepted."""
-        refused_at = self.refused_403.get(key)
-        return http_status == 403 and refused_at is not None and refused_at < self.resumptions
+        """A 403 for job ``key``, first refused 403 before two pauses ended: the file's."""
+        first = self.refused_403.get(key)
+        if http_status != 403 or first is None:
+            return False
+        return self.resumptions - first >= BLAME_AFTER_RESUMPTIONS
 
     def forget(self, key: int) -> QuotaPause:
         """Job ``key`` is finished or failed: no refusal of it to remember."""
@@ -112,7 +118,7 @@ class QuotaPause:
         )
         refused_403 = self.refused_403
         if http_status == 403:
-            refused_403 = {**refused_403, key: self.resumptions}
+            refused_403 = {**refused_403, key: refused_403.get(key, self.resumptions)}
         return replace(
             self.on_finished(key),
             record=record,

@@ -118,11 +118,14 @@ def test_a_retry_after_of_weeks_is_capped_so_a_top_up_is_seen_within_the_hour() 
     assert longer.record.probe_at == 2 * QUOTA_RETRY_AFTER_CAP_SECONDS, "the configured interval"
 
 
-def test_a_403_for_one_file_again_after_the_account_accepted_another_is_the_files() -> None:
+def test_a_403_for_one_file_after_two_pauses_ended_by_other_files_is_the_files() -> None:
     pause = QuotaPause(60.0).on_refused(0.0, 1, reason="q", http_status=403, is_poll=False)
     assert not pause.blames_the_file(1, 403), "the first time it is the account, as far as known"
-    resumed = pause.on_submit(2).on_accepted(2)  # the probe, another file, is accepted
-    assert not resumed.is_paused
+    once = pause.on_submit(2).on_accepted(2)  # the probe, another file, is accepted
+    assert not once.is_paused
+    assert not once.blames_the_file(1, 403), "a 403 quota may have run out again just now"
+    paused = once.on_refused(70.0, 1, reason="q", http_status=403, is_poll=False)
+    resumed = paused.on_submit(4).on_accepted(4)  # a second pause ended by another file
     assert resumed.blames_the_file(1, 403)
     assert not resumed.blames_the_file(1, 402), "a 402 is always the account's"
     assert not resumed.blames_the_file(3, 403), "never refused before"
@@ -377,7 +380,7 @@ def test_a_403_that_is_one_files_fails_that_file_and_the_backlog_goes_on(
     tmp_path: Path, make_emulator: MakeEmulator
 ) -> None:
     # A gateway rule refusing one file's content: refused, the account looks refused, so
-    # everything pauses; once another file is accepted, the same 403 again is the file's.
+    # everything pauses; once other files ended two such pauses, the same 403 is the file's.
     marker = b"content-a-rule-refuses"
     emulator = make_emulator(forbidden_content=marker)
     config = write_config(tmp_path, emulator.base_url, service={"quota_probe_seconds": 0.3})
@@ -385,14 +388,21 @@ def test_a_403_that_is_one_files_fails_that_file_and_the_backlog_goes_on(
     info = PngImagePlugin.PngInfo()
     info.add_text("Comment", marker.decode())  # tEXt is stored as it is
     bad.save(tmp_path / "inbox" / "bad.png", pnginfo=info)
-    goods = [f"good{n}.png" for n in range(3)]
+    goods = [f"good{n}.png" for n in range(4)]
+    inbox = tmp_path / "inbox"
+
+    def paused_with_only_bad_left() -> bool:
+        return "quota refuses calls" in service.status_line() and all(
+            (inbox / f"{name}.txt").exists() for name in goods if (inbox / name).exists()
+        )
+
     with running_service(config) as (service, store, _):
-        run_until(service, lambda: "quota refuses calls" in service.status_line())
-        for name in goods:
-            (tmp_path / "inbox" / name).write_bytes(make_png(f"text {name}"))
+        for batch in (goods[:2], goods[2:]):  # each ends one pause (the bad file alone cannot)
+            run_until(service, paused_with_only_bad_left)
+            for name in batch:
+                (inbox / name).write_bytes(make_png(f"text {name}"))
         run_until(service, service.is_idle)
         assert store.account_pause() is None
-    assert emulator.stats().faults["content_forbidden"] >= 2
     reason = json.loads((tmp_path / "errors" / "bad.png.error.json").read_text())
     assert (reason["class"], reason["http_status"]) == ("rejected", 403)
     assert "only this file" in reason["message"]
