@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import structlog
 
-from ocrwatch.errors import QuotaExhausted
+from ocrwatch.errors import ApiRejected, QuotaExhausted
 from ocrwatch.metrics import Metrics
 from ocrwatch.model import AccountPause, Job, JobState
 from ocrwatch.quota import QuotaPause
@@ -48,6 +48,14 @@ class Account:
         record = self._pause.record
         return None if record is None or self._pause.probe_key is not None else record.probe_at
 
+    def probe_now(self, now: float) -> None:
+        """A person asked (a reload, a one-shot run): probe a pause now, not at its time."""
+        before = self._pause.record
+        self._set(self._pause.probe_now(now))
+        if before is not None and before.probe_at > now:
+            # A held poll waits for the old probe time: it must be able to be the probe.
+            self._release_held_polls(now)
+
     def on_submit(self, job_id: int) -> None:
         self._pause = self._pause.on_submit(job_id)
 
@@ -56,6 +64,17 @@ class Account:
 
     def on_finished(self, job_id: int) -> None:
         self._pause = self._pause.on_finished(job_id)
+
+    def forget(self, job_id: int) -> None:
+        self._pause = self._pause.forget(job_id)
+
+    def blames_the_file(self, job_id: int, error: QuotaExhausted) -> bool:
+        """A 403 that is this file's, not the account's (``QuotaPause.blames_the_file``)."""
+        if not self._pause.blames_the_file(job_id, error.status_code):
+            return False
+        self.forget(job_id)
+        log.warning("quota_refusal_blames_file", job_id=job_id, http_status=error.status_code)
+        return True
 
     def refused(
         self, job: Job, error: QuotaExhausted, now: float, *, state: JobState, attempts: int
@@ -101,7 +120,11 @@ class Account:
         self._set(self._pause.on_accepted(job_id))
         if before is None or self._pause.record is not None:
             return
-        # Polls held until a probe time may go now.
+        released = self._release_held_polls(now)
+        log.info("quota_resumed", paused_seconds=round(now - before.since, 1), released=released)
+
+    def _release_held_polls(self, now: float) -> int:
+        """Polls refused and held until a probe time may go now; returns how many."""
         held = [
             job
             for job in self._store.jobs([JobState.SUBMITTED])
@@ -110,9 +133,18 @@ class Account:
         with self._store.batch():
             for job in held:
                 self._store.update(job.id, now=now, next_attempt_at=now, http_status=None)
-        log.info("quota_resumed", paused_seconds=round(now - before.since, 1), released=len(held))
+        return len(held)
 
     def _set(self, pause: QuotaPause) -> None:
         if pause.record != self._pause.record:
             self._store.set_account_pause(pause.record)
         self._pause = pause
+
+
+def refusal_of_the_file(error: QuotaExhausted) -> ApiRejected:
+    """The error a file gets when the refusal is its own (the service rejects it)."""
+    return ApiRejected(
+        f"{error}; but only this file: it was still refused after the service had accepted "
+        "other calls twice since, so a rule of the service refuses this file, not the account",
+        status_code=error.status_code,
+    )

@@ -37,7 +37,7 @@ from ocrwatch.emulator import cli as emulator_cli
 from ocrwatch.engine import missing_modules, supported_languages
 from ocrwatch.errors import ConfigError, ExitCode, OcrwatchError
 from ocrwatch.explain import explain
-from ocrwatch.model import JobState
+from ocrwatch.model import AccountPause, JobState
 from ocrwatch.progress import Progress, ProgressView
 from ocrwatch.requeue import requeue
 from ocrwatch.service import Service
@@ -292,7 +292,21 @@ def _once(args: argparse.Namespace) -> int:
     if service.stopping:
         _print_unfinished(config, sys.stderr)
         return int(ExitCode.INTERRUPTED)
+    if summary.held_by_account is not None:
+        _print_held(config, summary.held_by_account, sys.stderr)
+        return int(ExitCode.TEMPFAIL)
     return int(ExitCode.FAILURE if summary.failed else ExitCode.OK)
+
+
+def _print_held(config: Config, pause: AccountPause, out: TextIO) -> None:
+    """The account refuses calls: say so, and that the files wait where they are."""
+    with Store.open(config.state_path, readonly=True) as store:
+        count = sum(n for state, n in store.count_by_state().items() if state.is_active)
+    print(
+        f"stopped: {pause.reason}\n{count} file(s) wait in the inbox; nothing is lost: top up "
+        "or change the plan (or wait for the quota to renew), then run `ocrwatch once` again",
+        file=out,
+    )
 
 
 UNFINISHED_SHOWN = 5

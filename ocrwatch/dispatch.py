@@ -24,7 +24,7 @@ from dataclasses import replace
 import structlog
 
 from ocrwatch import conversion, probe
-from ocrwatch.account import Account
+from ocrwatch.account import Account, refusal_of_the_file
 from ocrwatch.aspose import OcrApi
 from ocrwatch.config import InboxConfig, ServiceConfig
 from ocrwatch.errors import (
@@ -136,6 +136,7 @@ class Dispatcher:
         self._unlearnable.add(job_id)
 
     def forget(self, job_id: int) -> None:
+        self.account.forget(job_id)
         self._poll_counts.pop(job_id, None)
         self._transient_failures.pop(job_id, None)
         self._not_before.pop(job_id, None)
@@ -161,8 +162,10 @@ class Dispatcher:
             if self._polls.capacity > 0 and self.account.allows_poll(now)
             else []
         )
-        if (probe_at := self.account.next_probe_at()) is not None:
-            horizon = min(horizon, max(now, probe_at))
+        if (probe_at := self.account.next_probe_at()) is not None and probe_at > now:
+            # Wake for the probe time; once it has come, the due work below is the probe
+            # (with none, e.g. the inbox emptied during the pause, there is nothing to wake for).
+            horizon = min(horizon, probe_at)
         if (
             self._uploads.capacity > 0
             and self.account.allows_submit(now)
@@ -330,7 +333,11 @@ class Dispatcher:
             self._auth_failed(job, error, now, state=JobState.QUEUED, attempts=job.attempts - 1)
         elif isinstance(error, QuotaExhausted):
             self._service_answered(now)  # the service is up; the account is what refuses
-            self.account.refused(job, error, now, state=JobState.QUEUED, attempts=job.attempts - 1)
+            if self.account.blames_the_file(job.id, error):
+                self._permanent(job, refusal_of_the_file(error), now)
+            else:
+                attempts = job.attempts - 1
+                self.account.refused(job, error, now, state=JobState.QUEUED, attempts=attempts)
         elif isinstance(error, TransientError):
             self._transient(job, error, now, state=JobState.QUEUED, counts_attempt=False)
         else:
@@ -384,8 +391,11 @@ class Dispatcher:
             return
         if isinstance(error, QuotaExhausted):
             self._service_answered(now)
-            self.account.refused(job, error, now, state=JobState.SUBMITTED, attempts=job.attempts)
-            return
+            if not self.account.blames_the_file(job.id, error):
+                attempts = job.attempts
+                self.account.refused(job, error, now, state=JobState.SUBMITTED, attempts=attempts)
+                return
+            error = refusal_of_the_file(error)  # as any rejected poll: the task is gone
         if isinstance(error, TransientError):
             self._transient(job, error, now, state=JobState.SUBMITTED, counts_attempt=False)
             return

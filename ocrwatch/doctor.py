@@ -36,7 +36,7 @@ __all__ = ["DEFAULT_MIN_FREE_MB", "Finding", "Level", "examine"]
 NO_SUCH_TASK = "00000000-0000-0000-0000-000000000000"
 QUOTA_FIX = (
     "top up or change the plan in the Aspose Cloud dashboard, or wait for the quota to renew; "
-    "the daemon resumes by itself (service.quota_probe_seconds)"
+    "the daemon resumes by itself (service.quota_probe_seconds), or at once on a reload"
 )
 DEFAULT_MIN_FREE_MB = 256
 

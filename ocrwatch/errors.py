@@ -23,6 +23,7 @@ class ExitCode(enum.IntEnum):
     USAGE = 2
     UNAVAILABLE = 69  # EX_UNAVAILABLE: the service could not be reached
     SOFTWARE = 70  # EX_SOFTWARE: a bug; the traceback was logged
+    TEMPFAIL = 75  # EX_TEMPFAIL: the account's plan or quota refuses calls; try again later
     STATE = 74  # EX_IOERR: the state store is unusable
     CONFIG = 78  # EX_CONFIG: systemd's RestartPreventExitStatus=78 stops a restart loop
     INTERRUPTED = 130
@@ -69,42 +70,35 @@ class AuthenticationError(OcrwatchError):
         super().__init__(message)
 
 
-class QuotaExhausted(OcrwatchError):
+class _RetryLater(OcrwatchError):
+    """Waiting helps: the HTTP status, if one came, and the service's ``Retry-After`` hint."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        retry_after_seconds: float | None = None,
+    ) -> None:
+        self.status_code = status_code
+        self.retry_after_seconds = retry_after_seconds
+        super().__init__(message)
+
+
+class QuotaExhausted(_RetryLater):
     """The account may not make this call now: 402, or 403 that a fresh token did not cure.
 
     Neither the file nor the service is at fault: the plan's quota ran out or the plan lacks
     the API. Retrying soon only repeats the refusal; waiting (or a top-up) is what helps.
     """
 
-    exit_code = ExitCode.UNAVAILABLE
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status_code: int | None = None,
-        retry_after_seconds: float | None = None,
-    ) -> None:
-        self.status_code = status_code
-        self.retry_after_seconds = retry_after_seconds
-        super().__init__(message)
+    exit_code = ExitCode.TEMPFAIL
 
 
-class TransientError(OcrwatchError):
+class TransientError(_RetryLater):
     """Worth retrying later; ``retry_after_seconds`` is the service's own hint, if it gave one."""
 
     exit_code = ExitCode.UNAVAILABLE
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status_code: int | None = None,
-        retry_after_seconds: float | None = None,
-    ) -> None:
-        self.status_code = status_code
-        self.retry_after_seconds = retry_after_seconds
-        super().__init__(message)
 
 
 class ApiUnavailable(TransientError):

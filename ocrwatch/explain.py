@@ -22,7 +22,7 @@ from ocrwatch import outputs, policy, probe
 from ocrwatch.config import RESULT_TYPE_NAMES, Config, InboxConfig
 from ocrwatch.conversion import conversion_for
 from ocrwatch.errors import OcrwatchError
-from ocrwatch.model import Fingerprint, Job, JobState
+from ocrwatch.model import AccountPause, Fingerprint, Job, JobState
 from ocrwatch.preflight import preflight_problem, upload_mode
 from ocrwatch.store import Store
 
@@ -51,9 +51,15 @@ def explain(config: Config, raw: Path, *, now: float | None = None) -> Explanati
             history_path = source
     else:
         report.verdict = _inside(config, inbox, path, report, now)
-    jobs = _add_history(config, history_path, report, inbox)
+    jobs, pause = _add_history(config, history_path, report, inbox)
     if inbox is not None and jobs:
         report.verdict = _verdict_from_job(jobs[0], path, report.verdict)
+        if pause is not None and jobs[0].state in (JobState.QUEUED, JobState.SUBMITTED):
+            # Only the file whose request was refused has the refusal as its last error.
+            report.verdict += (
+                f"; held: the account's plan or quota refuses calls (HTTP {pause.http_status})"
+                f" since {_iso(pause.since)}, next try {_iso(pause.probe_at)}"
+            )
     return report
 
 
@@ -200,16 +206,18 @@ def _settle_status(
 
 def _add_history(
     config: Config, path: Path, report: Explanation, inbox: InboxConfig | None
-) -> list[Job]:
+) -> tuple[list[Job], AccountPause | None]:
+    """The file's jobs, newest first, and the account pause in force (if any)."""
     if not config.state_path.exists():
         report.add("history", f"no state file yet at {config.state_path}: the daemon has not run")
-        return []
+        return [], None
     with Store.open(config.state_path, readonly=True) as store:
         jobs = store.history(path)
+        pause = store.account_pause()
     if not jobs:
         report.add("history", "never seen by the daemon")
     report.history += [_job_view(job, inbox) for job in jobs]
-    return jobs
+    return jobs, pause
 
 
 def _job_view(job: Job, inbox: InboxConfig | None) -> dict[str, Any]:

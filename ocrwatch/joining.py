@@ -3,8 +3,8 @@
 Pure: bytes in, bytes out. The API documents one ``results[]`` entry per format, but its
 ``type`` strings are undocumented for some outputs (JSON arrives as ``Text`` or ``Other``) and
 nothing promises one searchable PDF or one hOCR document per file rather than one per page.
-So a result is recognised by its content where the content is decisive (``%PDF-``, an hOCR
-page), and parts of one format are joined here:
+So a result is recognised by its content where the content is decisive (``%PDF-`` with binary
+bytes or ``%%EOF``, an hOCR page), and parts of one format are joined here:
 
 - PDF: the pages of every part, in order, in one document (pikepdf, loaded on first use so
   the daemon pays for it only when a service actually splits a PDF);
@@ -28,6 +28,7 @@ from ocrwatch.model import ResultFormat
 
 PDF_MAGIC = b"%PDF-"
 PDF_MAGIC_WINDOW = 1024  # readers accept the header anywhere in the first kilobyte
+PDF_EOF = b"%%EOF"  # and look for the end marker in the last one
 _HOCR_PAGE = re.compile(rb"""class\s*=\s*["'][^"']*\bocr_page\b""")
 _MARKUP_START = re.compile(rb"^\s*(?:\xef\xbb\xbf)?\s*<(?:\?xml|!DOCTYPE|html)", re.IGNORECASE)
 _BODY_OPEN = re.compile(r"<body\b[^>]*>", re.IGNORECASE)
@@ -38,11 +39,26 @@ _PPAGENO = re.compile(r"\bppageno\s+\d+")
 
 def sniff(data: bytes) -> ResultFormat | None:
     """PDF or hOCR when the bytes say so beyond doubt, else None (text or JSON)."""
-    if PDF_MAGIC in data[:PDF_MAGIC_WINDOW]:
+    if PDF_MAGIC in data[:PDF_MAGIC_WINDOW] and _is_whole_pdf(data):
         return ResultFormat.PDF
     if _MARKUP_START.match(data[:256]) and _HOCR_PAGE.search(data):
         return ResultFormat.HOCR
     return None
+
+
+def _is_whole_pdf(data: bytes) -> bool:
+    """Beyond its magic, a PDF has binary bytes or an end marker; recognised text has neither.
+
+    A scanned page about PDF files can be recognised as text beginning with ``%PDF-``; taking
+    it for a PDF would fail the file (its text "missing") or write text as a PDF.
+    """
+    if PDF_EOF in data[-PDF_MAGIC_WINDOW:]:
+        return True
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
 
 
 def is_json_document(data: bytes) -> bool:

@@ -37,6 +37,7 @@ _EXIT_STATUS = (
     ("69", "The OCR service could not be reached."),
     ("70", "A bug: one log line (event crashed) says where."),
     ("74", "The state file is unusable."),
+    ("75", "once: the account's plan or quota refuses calls; the files wait in the inbox."),
     ("78", "The configuration is invalid; each problem is listed with its key."),
     ("130", "Interrupted (SIGINT)."),
     ("141", "The reader of the output went away (a closed pipe)."),

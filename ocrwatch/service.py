@@ -42,6 +42,7 @@ from ocrwatch.hooks import HookRunner
 from ocrwatch.ignored import IgnoredFiles
 from ocrwatch.metrics import Metrics
 from ocrwatch.model import (
+    AccountPause,
     DuplicatePolicy,
     ErrorClass,
     Job,
@@ -121,6 +122,8 @@ class _Settling:
 class RunSummary:
     done: int
     failed: int
+    # ``until_idle`` only: the account's refusals hold the files left (the run stopped there).
+    held_by_account: AccountPause | None = None
 
 
 OnProgress = Callable[[Progress], None]
@@ -239,9 +242,14 @@ class Service:
         ``on_progress`` is called on the control thread after ticks (at most every 0.2 s)
         and once at the end.
         """
+        held: AccountPause | None = None
         try:
             self.start()
             self._notifier.status(self.status_line())  # shown from the moment it is active
+            if until_idle:
+                # A run asked for by hand is worth one call: a pause left by an earlier run
+                # is probed now (perhaps the quota was topped up), not waited out.
+                self._dispatcher.account.probe_now(self._clock())
             self._notifier.ready()
             log.info("daemon_ready", inboxes=len(self.inboxes), version=__version__)
             while not self._stop.is_set():
@@ -249,7 +257,8 @@ class Service:
                 self.tick(self._clock())
                 self._notifier.watchdog()
                 self._heartbeat.beat()
-                idle = until_idle and self.is_idle()
+                held = self.held_by_account() if until_idle else None
+                idle = until_idle and (held is not None or self.is_idle())
                 if on_progress is not None and (idle or time.monotonic() >= self._next_progress_at):
                     on_progress(self.progress())
                     self._next_progress_at = time.monotonic() + PROGRESS_INTERVAL_SECONDS
@@ -257,7 +266,11 @@ class Service:
                     break
         finally:
             self.shutdown()
-        return RunSummary(done=self._finisher.done_count, failed=self._finisher.failed_count)
+        return RunSummary(
+            done=self._finisher.done_count,
+            failed=self._finisher.failed_count,
+            held_by_account=held,
+        )
 
     def progress(self) -> Progress:
         counts = self._store.count_by_state()
@@ -354,6 +367,27 @@ class Service:
             return False
         counts = self._store.count_by_state()
         return not any(n for state, n in counts.items() if state.is_active)
+
+    def held_by_account(self) -> AccountPause | None:
+        """The account pause, when it alone keeps every remaining file from finishing.
+
+        ``once`` stops there: waiting out a quota is the daemon's job. Calls in flight, files
+        still settling and polls the account still allows are waited for first.
+        """
+        now = self._clock()
+        account = self._dispatcher.account
+        pause = account.pause
+        if pause is None or account.allows_submit(now):
+            return None
+        if self._dispatcher.busy_count or not self.intake.empty() or not self._hooks.is_idle:
+            return None
+        held = {JobState.QUEUED}
+        if not account.allows_poll(now):
+            held.add(JobState.SUBMITTED)
+        counts = self._store.count_by_state()
+        if any(n for state, n in counts.items() if state.is_active and state not in held):
+            return None
+        return pause
 
     def _wait_for_work(self, now: float) -> None:
         timeout = max(0.0, min(1.0, self._next_wakeup(now) - now))
@@ -777,6 +811,9 @@ class Service:
             self._watchers = Watchers(self._watch_specs(), self._on_event)
             self._watchers.start()
             self._check_watchers(now)
+        # A reload is how an operator says something changed, a top-up or a new plan among
+        # them: a pause of the account is probed now rather than at its probe time.
+        self._dispatcher.account.probe_now(now)
         self.rescan(now)
         self._next_rescan_at = now + new.rescan_interval_seconds
         self.metrics.inc("ocrwatch_config_reloads_total", result="ok")

@@ -24,15 +24,17 @@ from typing import Any
 import pytest
 import requests
 from daemon_harness import CLIENT_ID, CLIENT_SECRET, run_until, running_service, write_config
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from ocrwatch.aspose import OcrClient
+from ocrwatch.config import load_config
 from ocrwatch.emulator import Emulator, Faults
 from ocrwatch.emulator.cli import add_arguments, build_config
 from ocrwatch.emulator.samples import make_png
 from ocrwatch.errors import PayloadTooLarge, QuotaExhausted
+from ocrwatch.explain import explain
 from ocrwatch.model import AccountPause, Credentials, JobState, Mode, RecognitionSettings
-from ocrwatch.quota import QuotaPause
+from ocrwatch.quota import QUOTA_RETRY_AFTER_CAP_SECONDS, QuotaPause
 from ocrwatch.store import MIGRATIONS, Store
 
 MakeEmulator = Callable[..., Emulator]
@@ -102,12 +104,54 @@ def test_retry_after_longer_than_the_probe_interval_wins() -> None:
     assert pause.record is not None and pause.record.probe_at == 90.0
 
 
+def test_a_retry_after_of_weeks_is_capped_so_a_top_up_is_seen_within_the_hour() -> None:
+    # A quota's Retry-After may name its renewal date; a top-up before then must not wait.
+    month = 30 * 86400.0
+    pause = QuotaPause(60.0).on_refused(
+        0.0, 1, reason="q", http_status=402, is_poll=False, retry_after_seconds=month
+    )
+    assert pause.record is not None and pause.record.probe_at == QUOTA_RETRY_AFTER_CAP_SECONDS
+    longer = QuotaPause(2 * QUOTA_RETRY_AFTER_CAP_SECONDS).on_refused(
+        0.0, 1, reason="q", http_status=402, is_poll=False, retry_after_seconds=month
+    )
+    assert longer.record is not None
+    assert longer.record.probe_at == 2 * QUOTA_RETRY_AFTER_CAP_SECONDS, "the configured interval"
+
+
+def test_a_403_for_one_file_after_two_pauses_ended_by_other_files_is_the_files() -> None:
+    pause = QuotaPause(60.0).on_refused(0.0, 1, reason="q", http_status=403, is_poll=False)
+    assert not pause.blames_the_file(1, 403), "the first time it is the account, as far as known"
+    once = pause.on_submit(2).on_accepted(2)  # the probe, another file, is accepted
+    assert not once.is_paused
+    assert not once.blames_the_file(1, 403), "a 403 quota may have run out again just now"
+    paused = once.on_refused(70.0, 1, reason="q", http_status=403, is_poll=False)
+    resumed = paused.on_submit(4).on_accepted(4)  # a second pause ended by another file
+    assert resumed.blames_the_file(1, 403)
+    assert not resumed.blames_the_file(1, 402), "a 402 is always the account's"
+    assert not resumed.blames_the_file(3, 403), "never refused before"
+    assert not resumed.on_accepted(1).blames_the_file(1, 403), "accepted after all"
+    assert not resumed.forget(1).blames_the_file(1, 403)
+    # Refused again within one pause, nothing accepted between: still the account.
+    again = pause.on_submit(1).on_refused(60.0, 1, reason="q", http_status=403, is_poll=False)
+    assert not again.blames_the_file(1, 403)
+
+
 def test_only_the_probe_being_accepted_ends_the_pause() -> None:
     pause = QuotaPause(60.0).on_refused(0.0, 1, reason="q", http_status=402, is_poll=False)
     assert pause.on_accepted(7).is_paused, "sent before the refusal, answered after it"
     assert pause.on_poll(9).on_accepted(9).is_paused, "a poll while only submissions are held"
     resumed = pause.on_submit(8).on_accepted(8)
     assert resumed.allows_submit(0.0) and resumed.record is None
+
+
+def test_a_one_shot_run_moves_the_probe_forward_never_back() -> None:
+    pause = QuotaPause(60.0).on_refused(0.0, 1, reason="q", http_status=402, is_poll=False)
+    assert not pause.allows_submit(10.0)
+    probing = pause.probe_now(10.0)
+    assert probing.allows_submit(10.0) and probing.record is not None
+    assert probing.record.since == 0.0 and probing.record.reason == "q"
+    assert pause.probe_now(70.0) is pause, "a probe already due stays as it is"
+    assert QuotaPause(60.0).probe_now(10.0).record is None
 
 
 # ----------------------------------------------------------------------------- the client
@@ -164,13 +208,14 @@ def test_the_emulator_flags_build_the_account_and_limit_settings() -> None:
         [
             "--accept-any-credentials",
             "--quota-calls", "150", "--quota-status", "403", "--plan-refused",
-            "--max-upload-bytes", "1000",
+            "--max-upload-bytes", "1000", "--forbidden-content", "no-go",
             "--result-type-name", "JSON=Text", "--json-object", "--pages-apart",
         ]
     )  # fmt: skip
     config = build_config(args)
     assert (config.faults.quota_calls, config.faults.quota_status) == (150, 403)
     assert config.faults.plan_refused and config.max_upload_bytes == 1000
+    assert config.forbidden_content == b"no-go"
     assert config.result_shape.type_name(next(iter(dict(config.result_shape.type_names)))) == "Text"
     assert config.result_shape.json_object and config.result_shape.pages_apart
 
@@ -252,6 +297,117 @@ def test_the_pause_survives_a_restart_and_no_upload_goes_before_its_probe(
         assert emulator.stats().faults["plan_refused"] == refusals
         assert [job.state for job in store.jobs()] == [JobState.QUEUED]
     assert error_files(tmp_path) == []
+
+
+def test_a_reload_after_a_top_up_probes_at_once_instead_of_at_the_probe_time(
+    tmp_path: Path, make_emulator: MakeEmulator
+) -> None:
+    # `systemctl reload` is how an operator says "the plan changed": an hour is too long.
+    emulator = make_emulator(faults=Faults(plan_refused=True))
+    config = write_config(tmp_path, emulator.base_url, service={"quota_probe_seconds": 3600})
+    (tmp_path / "inbox" / "plan.png").write_bytes(make_png("plan"))
+    with running_service(config) as (service, store, _):
+        run_until(service, lambda: "quota refuses calls" in service.status_line())
+        emulator.set_faults(Faults())  # the plan now includes the API
+        assert service.reload(service.now())
+        run_until(service, service.is_idle)
+        assert store.account_pause() is None
+    assert (tmp_path / "inbox" / "plan.png.txt").read_text() == "plan\n"
+
+
+def test_a_reload_probes_a_held_poll_at_once_too(
+    tmp_path: Path, make_emulator: MakeEmulator
+) -> None:
+    # The one call allowed submits the file; its poll is refused, so polls are held until
+    # the probe time an hour away. Nothing is queued: only the held poll can be the probe.
+    emulator = make_emulator(faults=Faults(quota_calls=1))
+    config = write_config(tmp_path, emulator.base_url, service={"quota_probe_seconds": 3600})
+    (tmp_path / "inbox" / "held.png").write_bytes(make_png("held"))
+    with running_service(config) as (service, store, _):
+        run_until(service, lambda: [job.http_status for job in store.jobs()] == [402])
+        (job,) = store.jobs()
+        assert job.state is JobState.SUBMITTED
+        assert job.next_attempt_at is not None and job.next_attempt_at > service.now() + 3000
+        emulator.set_faults(Faults())
+        assert service.reload(service.now())
+        run_until(service, service.is_idle)
+    assert (tmp_path / "inbox" / "held.png.txt").read_text() == "held\n"
+
+
+def test_a_due_probe_with_no_file_to_send_does_not_spin_the_loop(
+    tmp_path: Path, make_emulator: MakeEmulator
+) -> None:
+    # Paused, the probe time has passed, and the inbox was emptied meanwhile: nothing can be
+    # the probe, so the loop must sleep as usual instead of waking again at once (a core at
+    # 100 % on the NAS until a file arrives).
+    emulator = make_emulator()
+    config = write_config(tmp_path, emulator.base_url)
+    with Store.open(tmp_path / "state" / "state.db") as store:
+        store.set_account_pause(
+            AccountPause(reason="quota", http_status=402, since=0.0, probe_at=1.0)
+        )
+    with running_service(config, watch=False) as (service, store, _):
+        now = service.now()
+        service.tick(now)
+        assert store.account_pause() is not None and not store.jobs()
+        assert service._dispatcher.next_due_at(now, horizon=now + 1.0) == now + 1.0
+
+
+def test_explain_says_a_waiting_file_is_held_by_the_account(
+    tmp_path: Path, make_emulator: MakeEmulator
+) -> None:
+    # "Why is my scan not done?" must be answered by the pause, for every file it holds.
+    emulator = make_emulator(faults=Faults(plan_refused=True))
+    config = write_config(
+        tmp_path,
+        emulator.base_url,
+        service={"quota_probe_seconds": 3600, "upload_concurrency": 1},
+    )
+    for name in ("a.png", "b.png", "c.png"):
+        (tmp_path / "inbox" / name).write_bytes(make_png(name))
+    with running_service(config) as (service, store, _):
+        run_until(service, lambda: "quota refuses calls" in service.status_line())
+        run_until(service, lambda: service.calls_running == 0)
+        assert {job.state for job in store.jobs()} == {JobState.QUEUED}
+    loaded = load_config(config, environ={})
+    for name in ("a.png", "b.png", "c.png"):
+        verdict = explain(loaded, tmp_path / "inbox" / name).verdict
+        assert verdict.startswith("in progress: queued"), verdict
+        assert "held: the account's plan or quota refuses calls (HTTP 403)" in verdict, verdict
+
+
+def test_a_403_that_is_one_files_fails_that_file_and_the_backlog_goes_on(
+    tmp_path: Path, make_emulator: MakeEmulator
+) -> None:
+    # A gateway rule refusing one file's content: refused, the account looks refused, so
+    # everything pauses; once other files ended two such pauses, the same 403 is the file's.
+    marker = b"content-a-rule-refuses"
+    emulator = make_emulator(forbidden_content=marker)
+    config = write_config(tmp_path, emulator.base_url, service={"quota_probe_seconds": 0.3})
+    bad = Image.new("RGB", (200, 60), "white")
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", marker.decode())  # tEXt is stored as it is
+    bad.save(tmp_path / "inbox" / "bad.png", pnginfo=info)
+    goods = [f"good{n}.png" for n in range(4)]
+    inbox = tmp_path / "inbox"
+
+    def paused_with_only_bad_left() -> bool:
+        return "quota refuses calls" in service.status_line() and all(
+            (inbox / f"{name}.txt").exists() for name in goods if (inbox / name).exists()
+        )
+
+    with running_service(config) as (service, store, _):
+        for batch in (goods[:2], goods[2:]):  # each ends one pause (the bad file alone cannot)
+            run_until(service, paused_with_only_bad_left)
+            for name in batch:
+                (inbox / name).write_bytes(make_png(f"text {name}"))
+        run_until(service, service.is_idle)
+        assert store.account_pause() is None
+    reason = json.loads((tmp_path / "errors" / "bad.png.error.json").read_text())
+    assert (reason["class"], reason["http_status"]) == ("rejected", 403)
+    assert "only this file" in reason["message"]
+    for name in goods:
+        assert (tmp_path / "inbox" / f"{name}.txt").read_text() == f"text {name}\n"
 
 
 def test_a_file_too_large_for_the_service_fails_as_too_large_with_its_size(
@@ -363,10 +519,12 @@ def test_while_everything_is_refused_each_probe_time_costs_one_call(
         pause = store.account_pause()
         assert pause is not None
         before = refusals()
+        requests = _requests(emulator)
         for _ in range(30):  # before the probe time: not one request
             service.tick(now[0])
             time.sleep(0.005)
-        assert refusals() == before
+        settle(step_seconds=0.0, until=lambda: _nothing_running(service))  # none still out
+        assert (refusals(), _requests(emulator)) == (before, requests)
         for probe in (1, 2):
             now[0] = pause.probe_at
             settle(step_seconds=0.0, until=lambda n=before + probe: refusals() >= n)
@@ -381,6 +539,39 @@ def test_while_everything_is_refused_each_probe_time_costs_one_call(
         assert store.count_by_state().get(JobState.DONE) == 4
 
 
+def _requests(emulator: Emulator) -> int:
+    """Every request the emulator answered (tokens, submits, polls, refusals)."""
+    stats = emulator.stats()
+    calls = stats.token_requests + stats.total_submits + stats.fetches + stats.status_probes
+    return calls + sum(stats.faults.values())
+
+
 def _nothing_running(service: Any) -> bool:
     """No upload or poll is out: only a wait condition, the assertions count the server's."""
     return service._dispatcher.busy_count == 0
+
+
+def test_once_against_a_refusing_account_exits_75_leaving_the_files_and_the_next_once_finishes(
+    tmp_path: Path, make_emulator: MakeEmulator
+) -> None:
+    # A one-shot run must not wait for a top-up: it says why it stops and keeps every file.
+    emulator = make_emulator(faults=Faults(quota_calls=0))
+    config = write_config(tmp_path, emulator.base_url, service={"quota_probe_seconds": 3600})
+    names = [f"once{n}.png" for n in range(3)]
+    for name in names:
+        (tmp_path / "inbox" / name).write_bytes(make_png(f"text {name}"))
+    refused = ocrwatch("once", "-c", str(config))  # times out if it waits for a top-up
+    assert refused.returncode == 75, refused.stderr
+    assert "HTTP 402" in refused.stderr and "3 file(s) wait in the inbox" in refused.stderr
+    assert error_files(tmp_path) == []
+    assert sorted(p.name for p in (tmp_path / "inbox").iterdir()) == names
+    assert _status(config)["submissions_paused"]["http_status"] == 402
+
+    # The quota is topped up: the next `once` probes at once (its probe time is an hour
+    # away), instead of exiting on the pause it finds in the state file.
+    emulator.set_faults(Faults())
+    finished = ocrwatch("once", "-c", str(config))
+    assert finished.returncode == 0, finished.stderr
+    for name in names:
+        assert (tmp_path / "inbox" / f"{name}.txt").read_text() == f"text {name}\n"
+    assert _status(config)["submissions_paused"] is None

@@ -39,3 +39,32 @@ def test_binary_and_json_sidecars_are_left_as_the_service_sent_them() -> None:
     results = [ResultFile("Pdf", b"%PDF-1.7 bytes"), ResultFile("JSON", b'[{"a": 1}]')]
     sidecars = compose(results, formats=[ResultFormat.PDF, ResultFormat.JSON])
     assert [s.data for s in sidecars] == [b"%PDF-1.7 bytes", b'[{"a": 1}]']
+
+
+_PAGE_ABOUT_PDF = b"%PDF-1.7 is the header line of every PDF file.\nIt names the version."
+_A_PDF = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n"
+
+
+@pytest.mark.parametrize(
+    "formats", [[ResultFormat.TEXT], [ResultFormat.TEXT, ResultFormat.PDF]], ids=["text", "both"]
+)
+def test_recognised_text_that_starts_like_a_pdf_is_still_the_text(
+    formats: list[ResultFormat],
+) -> None:
+    # A scanned page about PDF files: its text begins with the PDF magic, but it is text.
+    results = [ResultFile("Text", _PAGE_ABOUT_PDF)]
+    if ResultFormat.PDF in formats:
+        results.append(ResultFile("Pdf", _A_PDF))
+    by_format = {s.format: s.data for s in compose(results, formats=formats)}
+    assert by_format[ResultFormat.TEXT] == _PAGE_ABOUT_PDF + b"\n"
+    if ResultFormat.PDF in formats:
+        assert by_format[ResultFormat.PDF] == _A_PDF
+
+
+def test_a_pdf_whatever_its_type_string_is_the_pdf() -> None:
+    results = [ResultFile("Text", b"the text"), ResultFile("Other", _A_PDF)]
+    sidecars = compose(results, formats=[ResultFormat.TEXT, ResultFormat.PDF])
+    assert [(s.format, s.data) for s in sidecars] == [
+        (ResultFormat.TEXT, b"the text\n"),
+        (ResultFormat.PDF, _A_PDF),
+    ]

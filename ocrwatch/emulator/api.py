@@ -14,7 +14,8 @@ the answer after it was decided. 404 and 405 are never faulted.
 
 The account's refusals come first of all: a plan without the API answers 403 and an exhausted
 quota 402 (or 403) to every API call, as ProblemDetails; the real answers are undocumented.
-A POST whose body is larger than ``max_upload_bytes`` is answered 413 and creates no task.
+A POST whose body is larger than ``max_upload_bytes`` is answered 413 and creates no task; one
+whose file holds ``forbidden_content`` is answered 403 (that file only) and creates none.
 """
 
 from __future__ import annotations
@@ -97,8 +98,10 @@ class Api:
         counters: Counters,
         processing_seconds: tuple[float, float],
         max_upload_bytes: int | None = None,
+        forbidden_content: bytes | None = None,
     ) -> None:
         self._max_upload_bytes = max_upload_bytes
+        self._forbidden_content = forbidden_content
         self._tasks = tasks
         self._authority = authority
         self._injector = injector
@@ -256,6 +259,11 @@ class Api:
             submission = parse_submission(request.body, resource=resource)
         except ValidationFailed as exc:
             return Reply(400, validation_problem(exc.errors), PROBLEM_JSON)
+        if self._forbidden_content and self._forbidden_content in submission.document:
+            self._counters.add_fault(FaultKind.CONTENT_FORBIDDEN)
+            detail = "The request was refused by a content rule"
+            instance = f"/v5.0/ocr/{resource.value}"
+            return Reply(403, problem(403, detail=detail, instance=instance), PROBLEM_JSON)
         fault = self._injector.for_task(self._processing_seconds)
         forced_error = INJECTED_TASK_ERROR if fault.is_error and not fault.is_stuck else None
         if fault.is_stuck:

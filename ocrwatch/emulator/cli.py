@@ -120,6 +120,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="BYTES",
         help="answer a POST whose body is larger with 413 (no limit is documented)",
     )
+    account.add_argument(
+        "--forbidden-content",
+        metavar="TEXT",
+        help="answer 403 to a POST whose file holds TEXT (a rule refusing one file's content)",
+    )
     shape = parser.add_argument_group("the shape of the results")
     shape.add_argument(
         "--result-type-name",
@@ -197,6 +202,7 @@ def build_config(args: argparse.Namespace) -> EmulatorConfig:
             seed=args.seed,
             max_pixels=args.max_pixels,
             max_upload_bytes=args.max_upload_bytes,
+            forbidden_content=(args.forbidden_content.encode() if args.forbidden_content else None),
             result_shape=ResultShape(
                 type_names=tuple(args.result_type_name),
                 json_object=args.json_object,

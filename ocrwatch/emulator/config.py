@@ -123,6 +123,9 @@ class EmulatorConfig:
     # what the local engine reads, every page of a TIFF included.
     target: formats.Target = formats.Target.CLOUD
     max_upload_bytes: int | None = None
+    # A POST whose file holds these bytes is answered 403, as a gateway rule refusing that
+    # content would; every other call goes on (a 403 that is the file's, not the account's).
+    forbidden_content: bytes | None = None
     result_shape: ResultShape = field(default_factory=ResultShape)
 
     def __post_init__(self) -> None:

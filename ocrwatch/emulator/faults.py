@@ -33,6 +33,7 @@ class FaultKind(enum.StrEnum):
     QUOTA_EXHAUSTED = "quota_exhausted"
     PLAN_REFUSED = "plan_refused"
     PAYLOAD_TOO_LARGE = "payload_too_large"
+    CONTENT_FORBIDDEN = "content_forbidden"
 
 
 @dataclass(frozen=True, slots=True)

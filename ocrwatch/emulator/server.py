@@ -52,6 +52,7 @@ class Emulator:
             counters=self._counters,
             processing_seconds=self.config.processing_seconds,
             max_upload_bytes=self.config.max_upload_bytes,
+            forbidden_content=self.config.forbidden_content,
         )
         self._lifecycle = threading.Lock()
         self._server: HttpServer | None = None
