@@ -28,6 +28,7 @@ from PIL import Image
 from ocrwatch.embedded import EngineRecognizer
 from ocrwatch.emulator.document import load_document
 from ocrwatch.engine import DEFAULT_MAX_PIXELS, EngineOptions, EnginePool
+from ocrwatch.engine.values import Box
 from ocrwatch.model import DsrMode, RecognitionSettings
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -171,3 +172,12 @@ def test_a_large_1_bit_scan_is_read_in_its_own_mode_tile_by_tile(pool: EnginePoo
     assert word_recall(turned.text, truth) >= 0.95, turned.text
     sheet = next(line for line in turned.lines if "Sheet" in line.text)
     assert sheet.box.left >= 5300 and sheet.box.top >= 9200, sheet
+
+
+def test_regions_of_a_large_1_bit_scan_are_cut_from_it_and_read(pool: EnginePool) -> None:
+    image, _ = a3_scan_page()
+    region = Box(left=5200, top=9100, right=7016, bottom=9700)  # around "Sheet 3 of 9" only
+    result = pool.recognize(g4_tiff_bytes(image, dpi=600), EngineOptions(regions=(region,)))
+    [line] = result.pages[0].lines
+    assert line.text == "Sheet 3 of 9"
+    assert line.box.left >= 5300 and line.box.top >= 9200, line.box  # in the page's pixels

@@ -18,7 +18,7 @@ Imports onnxruntime (through RapidOCR): import this module only in the worker pr
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,18 +104,31 @@ class PageReader:
         if not options.regions:
             lines = self._read_area(page, options, area=Box(0, 0, width, height))
         else:
-            lines = []
-            for region in options.regions:
-                area = Box(
-                    left=min(region.left, width),
-                    top=min(region.top, height),
-                    right=min(region.right, width),
-                    bottom=min(region.bottom, height),
-                )
-                if area.width and area.height:
-                    crop = page[area.top : area.bottom, area.left : area.right]
-                    lines.extend(self._read_area(np.ascontiguousarray(crop), options, area=area))
+            lines = self._read_regions(
+                lambda area: np.ascontiguousarray(
+                    page[area.top : area.bottom, area.left : area.right]
+                ),
+                width,
+                height,
+                options,
+            )
         return PageResult(width_px=width, height_px=height, lines=tuple(lines))
+
+    def _read_regions(
+        self, crop: Callable[[Box], Pixels], width: int, height: int, options: EngineOptions
+    ) -> list[TextLine]:
+        """Each of ``options.regions`` cut from the page (by ``crop``) and read, in order."""
+        lines = []
+        for region in options.regions:
+            area = Box(
+                left=min(region.left, width),
+                top=min(region.top, height),
+                right=min(region.right, width),
+                bottom=min(region.bottom, height),
+            )
+            if area.width and area.height:
+                lines.extend(self._read_area(crop(area), options, area=area))
+        return lines
 
     def _read_area(self, image: Pixels, options: EngineOptions, *, area: Box) -> list[TextLine]:
         """The lines of ``image``, the part of the page at ``area``, in page pixels."""
@@ -164,12 +177,15 @@ class PageReader:
         return _laid_out(found, page.width_px, page.height_px, options)
 
     def _read_large_image(self, page: rasters.TiledImage, options: EngineOptions) -> PageResult:
-        """An image too large to hold as BGR, read as it is (turned as asked).
+        """An image too large to hold as BGR, read as it is (turned as asked), or its regions.
 
         Its overview (the detector's size, made band by band) is read first: when its text is
         readable there, that is the page's reading; else the overview's text height gives the
         scale to read the page's tiles at (its own resolution when it showed no text).
         """
+        if options.regions:  # each cut from the decoded page: never the whole page in BGR
+            lines = self._read_regions(page.tile, page.width_px, page.height_px, options)
+            return PageResult(width_px=page.width_px, height_px=page.height_px, lines=tuple(lines))
         overview, factor = page.overview(MAX_SIDE_PX)
         found = self._recognise(_preprocessed(overview, options))
         median = found.median_height_px

@@ -12,7 +12,8 @@ not read, so a sparse sheet costs little.
 
 A ``TileSource`` hands out one tile's pixels at a time: a BGR image (``ScaledImage``), a large
 image kept decoded in its own mode (``rasters.TiledImage``), or a PDF page rendered tile by
-tile (``sources.TiledPdfPage``), so the whole page is never held at reading resolution. Memory is then one tile, whatever the page's size.
+tile (``sources.TiledPdfPage``), so the whole page is never held at reading resolution.
+Memory is then one tile, whatever the page's size.
 
 Runs in the worker process only (OpenCV, NumPy).
 """
