@@ -210,8 +210,10 @@ def test_every_layer_applies_the_same_pixel_limit(
 
 
 def test_a_later_tiff_page_over_the_limit_is_refused(tmp_path: Path, inbox: InboxConfig) -> None:
+    # Page 1 has more pixels, but at a byte a pixel it is under the limit for its mode; the
+    # colour page 2 is over its own.
     data = encoded(
-        Image.new("1", (100, 100), 1), "TIFF", compression="tiff_adobe_deflate", save_all=True,
+        Image.new("1", (9_000, 9_000), 1), "TIFF", compression="tiff_adobe_deflate", save_all=True,
         append_images=[Image.new("RGB", (8_000, 7_501), "white")],
     )  # fmt: skip
     path = tmp_path / "fax.tif"
