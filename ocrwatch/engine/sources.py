@@ -2,12 +2,12 @@
 
 An image's size is read from its header and checked against ``max_pixels`` before any pixel is
 decoded, scaled to its mode (``formats.pixel_limit``: the limit is on decoded bytes, so a
-1-bit or grey page may have four times a colour page's pixels); Pillow's own bomb guard is set
-too, so a file that lies in its header is still stopped. An image over ``WHOLE_IMAGE_PIXELS``
-is kept decoded in its own mode and read tile by tile (``rasters.TiledImage``), never turned
-into BGR whole. A PDF page is rendered at ``PDF_DPI`` (150-200 dpi reads ordinary print
-well) unless that would exceed ``max_pixels``, in which case the page is rendered smaller;
-a page that would still be too large, or too small to read, is an error. Transparent images
+1-bit or grey page may have up to four times a colour page's pixels); Pillow's own bomb guard
+is set too, so a file that lies in its header is still stopped. An image over
+``WHOLE_IMAGE_PIXELS`` is kept decoded in its own mode and read tile by tile
+(``rasters.TiledImage``), never turned into BGR whole. A PDF page is rendered at ``PDF_DPI``
+(150-200 dpi reads ordinary print well): whole when small, else tile by tile
+(``TiledPdfPage``); past ``TILED_PAGE_FACTOR`` times the limit it is an error. Transparent images
 are laid on white, as if printed. Which formats are read, and whether every frame is a page
 (TIFF) or only the first is (a GIF or WebP animation), is ``ocrwatch.formats``'s table.
 
