@@ -4,7 +4,8 @@ Each page goes through a real ``EnginePool`` (one worker, one thread) and the wo
 seconds and peak RSS while reading it (``VmHWM``, reset before each page; the models' own
 footprint included) are read from ``/proc``; the text is
 scored against the truth with the measures the tests use (``tests/engine_pages.py``: word
-order similarity and word recall). The pages are the tests' own, plus a 35000 x 35000 1-bit
+order similarity and word recall). The pages are the tests' own (an A3 sheet scanned at 600
+dpi in 1-bit among them), plus a 35000 x 35000 1-bit
 scan (116 inches square at 300 dpi), written here row by row as a Flate-compressed PDF so
 that making it takes a few MB. Run it on a quiet machine; CPU times on a loaded one are
 indicative only. Prints one Markdown table.
@@ -28,6 +29,8 @@ from bench.server import REPO_ROOT
 sys.path.insert(0, str(REPO_ROOT / "tests"))  # the page generators and measures of the tests
 
 from engine_pages import (
+    a3_scan_page,
+    g4_tiff_bytes,
     huge_sparse_page,
     pdf_bytes,
     png_bytes,
@@ -109,6 +112,7 @@ def cases() -> list[tuple[str, bytes, str, EngineOptions]]:
     table, table_truth = table_page()
     large, large_truth = huge_sparse_page(side_px=7000)
     huge, huge_truth = huge_sparse_page()
+    a3, a3_truth = a3_scan_page()
     listed = [
         ("two-column, lines straight across", png_bytes(two_column), two_truth,
          EngineOptions(find_blocks=False, detect_orientation=False)),
@@ -123,6 +127,8 @@ def cases() -> list[tuple[str, bytes, str, EngineOptions]]:
         listed.append((f"two-column at {90 * turns}°", data, truth, EngineOptions()))
     listed += [
         ("7000² PNG, 48 px text", png_bytes(large.convert("L")), large_truth, EngineOptions()),
+        ("A3 1-bit G4 TIFF, 600 dpi, 8 pt (70 MP)", g4_tiff_bytes(a3, dpi=600), a3_truth,
+         EngineOptions()),
         ("12000² 1-bit PDF, 300 dpi", pdf_bytes(huge, dpi=300), huge_truth, EngineOptions()),
         ("35000² 1-bit PDF, 300 dpi", huge_scan_pdf(35000), "\n".join(HUGE_LINES),
          EngineOptions()),

@@ -17,10 +17,13 @@ see docs/formats.md), and WebP, AVIF, JPEG 2000 and PNM become PNG. HEIC, which 
 decode, is refused with its name.
 
 Limits, one per target, applied by every layer on the way to it, so a page over the limit is
-refused before upload, with its size: the local engine decodes each page into memory (three
-bytes a pixel and working copies) and takes ``MAX_PAGE_PIXELS``; the cloud documents no limit,
-and ``MAX_CLOUD_PAGE_PIXELS`` is Pillow's decompression-bomb bound, past which the daemon would
-not decode a page to convert it either.
+refused before upload, with its size. The local engine holds each page decoded in its own
+mode while it reads it (a large page tile by tile, never whole as colour), so its limit is on
+the decoded bytes, ``MAX_PAGE_BYTES``: pixels times what Pillow keeps a pixel in (one byte for
+a 1-bit, grey or palette page, four for colour), and never past ``MAX_DECODED_PIXELS``. A 70 MP
+1-bit scan of an A3 sheet at 600 dpi is read; a colour page stops at 60 MP, as before. The
+cloud documents no limit, and ``MAX_CLOUD_PAGE_PIXELS`` is Pillow's decompression-bomb bound,
+past which the daemon would not decode a page to convert it either.
 """
 
 from __future__ import annotations
@@ -29,8 +32,13 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 
-MAX_PAGE_PIXELS = 60_000_000  # the engine's: an A3 page at 400 dpi is 31 MP, at 600 dpi 70 MP
+MAX_PAGE_BYTES = 240_000_000  # the engine's bound on one page decoded in its own mode
+COLOUR_BYTES_PER_PIXEL = 4  # Pillow keeps RGB, RGBA, CMYK and 32-bit pages in four bytes
+MAX_PAGE_PIXELS = MAX_PAGE_BYTES // COLOUR_BYTES_PER_PIXEL  # a colour page's: 60 MP
 MAX_CLOUD_PAGE_PIXELS = 89_478_485  # Pillow's Image.MAX_IMAGE_PIXELS (its bomb warning)
+# Any page's, in any mode: under Pillow's hard bomb bound (twice the above), which the daemon's
+# probe applies to every file; 150 MP is a 20 x 20 inch sheet at 600 dpi.
+MAX_DECODED_PIXELS = 150_000_000
 SNIFF_BYTES = 1024  # the PDF spec lets "%PDF-" start anywhere in the first KiB
 
 
@@ -186,22 +194,47 @@ def refusal(fmt: Format, *, pages: int, target: Target) -> str | None:
     return f"{fmt} is not supported: {entry.note}" if entry.note else f"{fmt} is not supported"
 
 
-def max_page_pixels(target: Target) -> int:
-    return MAX_PAGE_PIXELS if target is Target.ENGINE else MAX_CLOUD_PAGE_PIXELS
+def bytes_per_pixel(mode: str) -> int:
+    """What Pillow keeps one pixel of a page decoded in ``mode`` in."""
+    if mode in ("1", "L", "P"):
+        return 1  # a 1-bit page too: one byte a pixel once decoded
+    if mode.startswith("I;16"):
+        return 2
+    return COLOUR_BYTES_PER_PIXEL
+
+
+def pixel_limit(colour_pixels: int, mode: str) -> int:
+    """The engine's limit for a page in ``mode``, given its limit for a colour page.
+
+    The limit is on decoded bytes: a page of one byte a pixel may have four times the pixels.
+    """
+    scaled = colour_pixels * COLOUR_BYTES_PER_PIXEL // bytes_per_pixel(mode)
+    return min(scaled, max(colour_pixels, MAX_DECODED_PIXELS))
+
+
+def max_page_pixels(target: Target, mode: str = "RGB") -> int:
+    """How many pixels a page in ``mode`` may have on its way to ``target``."""
+    if target is Target.ENGINE:
+        return pixel_limit(MAX_PAGE_PIXELS, mode)
+    return MAX_CLOUD_PAGE_PIXELS
 
 
 def page_pixels_problem(
-    width_px: int, height_px: int, *, target: Target, page: int = 1
+    width_px: int, height_px: int, *, target: Target, page: int = 1, mode: str = "RGB"
 ) -> str | None:
     """Why a page of this size is refused on its way to ``target`` (None when it is not)."""
-    limit = max_page_pixels(target)
+    limit = max_page_pixels(target, mode)
     if width_px * height_px <= limit:
         return None
     where = f"page {page} " if page > 1 else ""
+    what = f" for a {_MODE_NAMES.get(mode, mode)} page" if target is Target.ENGINE else " a page"
     return (
         f"too large: {where}{width_px}x{height_px} pixels is more than the {target}'s limit "
-        f"of {limit:,} pixels a page"
+        f"of {limit:,} pixels{what}"
     )
+
+
+_MODE_NAMES = {"1": "1-bit", "L": "grey", "P": "palette", "RGB": "colour"}
 
 
 def pillow_formats(*, target: Target) -> list[str]:

@@ -36,7 +36,13 @@ def preflight_problem(
         return "encrypted PDF: decrypt it first", ErrorClass.UNREADABLE
     if facts.is_too_large:
         return facts.problem, ErrorClass.UNSUPPORTED
-    if facts.largest_page is not None:
+    if target is formats.Target.ENGINE and facts.heaviest_page is not None:
+        # The engine's limit is on decoded bytes: the page nearest it, in its mode.
+        width, height, page, mode = facts.heaviest_page
+        too_large = formats.page_pixels_problem(width, height, page=page, target=target, mode=mode)
+        if too_large is not None:
+            return too_large, ErrorClass.UNSUPPORTED
+    elif facts.largest_page is not None:
         width, height, page = facts.largest_page
         too_large = formats.page_pixels_problem(width, height, page=page, target=target)
         if too_large is not None:

@@ -139,6 +139,32 @@ def huge_sparse_page(*, side_px: int = 12000) -> tuple[Image.Image, str]:
     return image, "\n".join([*lines, "Sheet 3 of 9"])
 
 
+def a3_scan_page() -> tuple[Image.Image, str]:
+    """An A3 sheet scanned at 600 dpi in black and white (7016 x 9921, 70 MP), 8 pt text."""
+    image = Image.new("1", (7016, 9921), 1)
+    draw = ImageDraw.Draw(image)
+    lines = [
+        "Minutes of the parish council meeting",
+        "held on the third of March in the village hall",
+        "The footpath by the mill will be repaired",
+        "before the summer fair in June",
+    ]
+    face = font(66)  # 8 pt at 600 dpi: too small to read on the page shrunk whole
+    y = 1200
+    for line in lines:
+        draw.text((700, y), line, font=face, fill=0)
+        y += 160
+    draw.text((5400, 9300), "Sheet 3 of 9", font=face, fill=0)
+    return image, "\n".join([*lines, "Sheet 3 of 9"])
+
+
+def g4_tiff_bytes(image: Image.Image, *, dpi: int) -> bytes:
+    """One CCITT Group 4 TIFF page, as document scanners write black and white."""
+    buffer = io.BytesIO()
+    image.convert("1").save(buffer, format="TIFF", compression="group4", dpi=(dpi, dpi))
+    return buffer.getvalue()
+
+
 def png_bytes(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", dpi=(150, 150))

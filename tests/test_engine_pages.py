@@ -12,6 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 from engine_pages import (
+    a3_scan_page,
+    g4_tiff_bytes,
     huge_sparse_page,
     pdf_bytes,
     png_bytes,
@@ -21,10 +23,12 @@ from engine_pages import (
     word_order_similarity,
     word_recall,
 )
+from PIL import Image
 
 from ocrwatch.embedded import EngineRecognizer
 from ocrwatch.emulator.document import load_document
 from ocrwatch.engine import DEFAULT_MAX_PIXELS, EngineOptions, EnginePool
+from ocrwatch.engine.values import Box
 from ocrwatch.model import DsrMode, RecognitionSettings
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -147,3 +151,33 @@ def test_a_large_image_with_small_text_is_read(pool: EnginePool) -> None:
     assert word_order_similarity(page.text, truth) >= 0.95, page.text
     sheet = next(line for line in page.lines if "Sheet" in line.text)
     assert sheet.box.left >= 3900 and sheet.box.top >= 6300  # boxes in the page's own pixels
+
+
+def test_a_large_1_bit_scan_is_read_in_its_own_mode_tile_by_tile(pool: EnginePool) -> None:
+    # 70 MP: once refused (over the 60 MP limit, which counted a 1-bit page as colour). Now
+    # kept decoded at a byte a pixel, its 8 pt text read in tiles at a readable scale.
+    image, truth = a3_scan_page()
+    data = g4_tiff_bytes(image, dpi=600)
+    page = pool.recognize(data).pages[0]
+    print(f"\nA3 1-bit scan: recall {word_recall(page.text, truth):.3f}: {page.text!r}")
+    assert (page.width_px, page.height_px) == (7016, 9921)
+    assert word_recall(page.text, truth) >= 0.95, page.text
+    assert word_order_similarity(page.text, truth) >= 0.95, page.text
+    sheet = next(line for line in page.lines if "Sheet" in line.text)
+    assert sheet.box.left >= 5300 and sheet.box.top >= 9200, sheet  # in the page's pixels
+    # Scanned sideways and turned as asked, tile by tile (never the whole page turned).
+    sideways = g4_tiff_bytes(image.transpose(Image.Transpose.ROTATE_90), dpi=600)
+    turned = pool.recognize(sideways, EngineOptions(rotate_degrees=90)).pages[0]
+    assert (turned.width_px, turned.height_px) == (7016, 9921)
+    assert word_recall(turned.text, truth) >= 0.95, turned.text
+    sheet = next(line for line in turned.lines if "Sheet" in line.text)
+    assert sheet.box.left >= 5300 and sheet.box.top >= 9200, sheet
+
+
+def test_regions_of_a_large_1_bit_scan_are_cut_from_it_and_read(pool: EnginePool) -> None:
+    image, _ = a3_scan_page()
+    region = Box(left=5200, top=9100, right=7016, bottom=9700)  # around "Sheet 3 of 9" only
+    result = pool.recognize(g4_tiff_bytes(image, dpi=600), EngineOptions(regions=(region,)))
+    [line] = result.pages[0].lines
+    assert line.text == "Sheet 3 of 9"
+    assert line.box.left >= 5300 and line.box.top >= 9200, line.box  # in the page's pixels

@@ -59,11 +59,6 @@ LEFT = "Left column starts here\nwith the story of the mill\nbuilt beside the ri
 RIGHT = "Right column goes on\nabout the new bridge\nopened last summer"
 HUGE = "Survey sheet twelve\nnorth boundary of the farm"
 
-NEEDS_HUGE_PAGES = pytest.mark.xfail(
-    strict=True,
-    reason="needs engine huge pages (issue 16), and formats.MAX_PAGE_PIXELS raised with it",
-)
-
 
 def _huge_page() -> bytes:
     """An A3 sheet scanned at 600 dpi in black and white: 7016 x 9921 pixels, 70 MP."""
@@ -104,9 +99,7 @@ BROKEN = {
     "truncated.jpg": lambda: truncated(encoded(page(FAX, mode="RGB"), "JPEG"), keep=0.6),
     "invalid.pdf": lambda: b"%PDF-1.4\nthis was never a PDF, only its first line\n",
 }
-MARKS = {
-    "huge-1-bit.tif": NEEDS_HUGE_PAGES,
-}
+MARKS: dict[str, pytest.MarkDecorator] = {}
 
 
 @dataclass

@@ -7,7 +7,8 @@ the emulator's target: standing in for Aspose Cloud it takes what the cloud take
 (a multi-page TIFF is refused, as the service takes single-page TIFF only); in front of the
 local engine (the embedded service) it takes what the engine reads, every page of a TIFF as a
 page of the document. Pillow's decompression-bomb check is kept from surfacing as a warning;
-the emulator's own ``max_pixels`` (capped by Pillow's hard limit) decides instead.
+the emulator's own ``max_pixels`` (capped by Pillow's hard limit) decides instead; in front of
+the engine it is the limit for a colour page, scaled to each page's mode as the engine does.
 
 An image's page is the image as shown: turned (or mirrored) as its EXIF orientation says, as
 viewers and the local engine take it, so every coordinate is on the upright page.
@@ -124,14 +125,14 @@ def load_document(
         raise _unsupported(target)
     if kind is formats.Format.PDF:
         return _load_pdf(data, digest=digest, max_pixels=max_pixels)
-    image = _open_image(data, kind=kind, max_pixels=max_pixels)
+    image = _open_image(data, kind=kind, max_pixels=max_pixels, target=target)
     frames = [image]
     entry = formats.spec(kind)
     pages = int(getattr(image, "n_frames", 1))
     if entry is not None and entry.all_pages and pages > 1:
         if formats.delivery(kind, pages=pages, target=target) is not formats.Delivery.AS_IS:
             raise DocumentError("Multi-page TIFF images are not supported; send a single-page TIFF")
-        frames = _every_page(image, pages=pages, kind=kind, max_pixels=max_pixels)
+        frames = _every_page(image, pages=pages, kind=kind, max_pixels=max_pixels, target=target)
     texts = [_embedded_text(frame, kind=kind) for frame in frames]
     return Document(
         format=kind,
@@ -142,13 +143,15 @@ def load_document(
     )
 
 
-def _every_page(image: Image.Image, *, pages: int, kind: str, max_pixels: int) -> list[Image.Image]:
+def _every_page(
+    image: Image.Image, *, pages: int, kind: str, max_pixels: int, target: formats.Target
+) -> list[Image.Image]:
     """Every page of a multi-page image, each checked and decoded on its own."""
     frames: list[Image.Image] = []
     for index in range(pages):
         try:
             image.seek(index)
-            _check_pixels(image, max_pixels=max_pixels, page=index + 1)
+            _check_pixels(image, max_pixels=max_pixels, page=index + 1, target=target)
             frame = image.copy()  # decodes this page only
             # A copy is a plain image without the page's TIFF tags: keep its description.
             frame.info[_PAGE_DESCRIPTION] = getattr(image, "tag_v2", {}).get(270)
@@ -160,8 +163,13 @@ def _every_page(image: Image.Image, *, pages: int, kind: str, max_pixels: int) -
     return frames
 
 
-def _check_pixels(image: Image.Image, *, max_pixels: int, page: int = 1) -> None:
+def _check_pixels(
+    image: Image.Image, *, max_pixels: int, target: formats.Target, page: int = 1
+) -> None:
     width, height = image.size
+    if target is formats.Target.ENGINE:
+        # The engine's limit is on decoded bytes: a 1-bit or grey page may have more pixels.
+        max_pixels = formats.pixel_limit(max_pixels, image.mode)
     if width * height > max_pixels:
         where = f"page {page} of " if page > 1 else ""
         raise DocumentError(
@@ -170,7 +178,7 @@ def _check_pixels(image: Image.Image, *, max_pixels: int, page: int = 1) -> None
         )
 
 
-def _open_image(data: bytes, *, kind: str, max_pixels: int) -> Image.Image:
+def _open_image(data: bytes, *, kind: str, max_pixels: int, target: formats.Target) -> Image.Image:
     entry = formats.spec(formats.Format(kind))
     pillow = entry.pillow if entry is not None and entry.pillow else kind
     try:
@@ -183,7 +191,7 @@ def _open_image(data: bytes, *, kind: str, max_pixels: int) -> Image.Image:
         raise DocumentError(f"The {kind} image cannot be decoded") from exc
     except _DECODE_ERRORS as exc:
         raise DocumentError(f"The {kind} image cannot be decoded: {exc}") from exc
-    _check_pixels(image, max_pixels=max_pixels)
+    _check_pixels(image, max_pixels=max_pixels, target=target)
     try:
         image.load()
     except _DECODE_ERRORS as exc:

@@ -18,7 +18,7 @@ Imports onnxruntime (through RapidOCR): import this module only in the worker pr
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 import rapidocr
 
-from ocrwatch.engine import imaging, orientation, sources, tiles
+from ocrwatch.engine import imaging, orientation, rasters, sources, tiles
 from ocrwatch.engine.blocks import read_in_blocks
 from ocrwatch.engine.imaging import Affine, Pixels
 from ocrwatch.engine.layout import Fragment, LaidOutLine, Quad, group_lines
@@ -93,6 +93,8 @@ class PageReader:
         for page in sources.read_pages(data, max_pixels=max_pixels):
             if isinstance(page, sources.TiledPdfPage):
                 yield self._read_tiled(page.turned(options.quarter_turns), options)
+            elif isinstance(page, rasters.TiledImage):
+                yield self._read_large_image(page.turned(options.quarter_turns), options)
             else:
                 yield self.read(imaging.turn_quarters(page, options.quarter_turns), options)
 
@@ -102,18 +104,31 @@ class PageReader:
         if not options.regions:
             lines = self._read_area(page, options, area=Box(0, 0, width, height))
         else:
-            lines = []
-            for region in options.regions:
-                area = Box(
-                    left=min(region.left, width),
-                    top=min(region.top, height),
-                    right=min(region.right, width),
-                    bottom=min(region.bottom, height),
-                )
-                if area.width and area.height:
-                    crop = page[area.top : area.bottom, area.left : area.right]
-                    lines.extend(self._read_area(np.ascontiguousarray(crop), options, area=area))
+            lines = self._read_regions(
+                lambda area: np.ascontiguousarray(
+                    page[area.top : area.bottom, area.left : area.right]
+                ),
+                width,
+                height,
+                options,
+            )
         return PageResult(width_px=width, height_px=height, lines=tuple(lines))
+
+    def _read_regions(
+        self, crop: Callable[[Box], Pixels], width: int, height: int, options: EngineOptions
+    ) -> list[TextLine]:
+        """Each of ``options.regions`` cut from the page (by ``crop``) and read, in order."""
+        lines = []
+        for region in options.regions:
+            area = Box(
+                left=min(region.left, width),
+                top=min(region.top, height),
+                right=min(region.right, width),
+                bottom=min(region.bottom, height),
+            )
+            if area.width and area.height:
+                lines.extend(self._read_area(crop(area), options, area=area))
+        return lines
 
     def _read_area(self, image: Pixels, options: EngineOptions, *, area: Box) -> list[TextLine]:
         """The lines of ``image``, the part of the page at ``area``, in page pixels."""
@@ -159,17 +174,36 @@ class PageReader:
     def _read_tiled(self, page: sources.TiledPdfPage, options: EngineOptions) -> PageResult:
         """A page too large to hold whole, read tile by tile as it is (turned as asked)."""
         found = self._recognise_tiled(page, scale_back=1.0, options=options)
-        fragments = [
-            Fragment(text=reading.text, quad=_mapped(reading.quad, imaging.identity()))
-            for reading in found.readings
-        ]
-        arrange = read_in_blocks if options.find_blocks else group_lines
-        whole = Box(0, 0, page.width_px, page.height_px)
-        lines = tuple(
-            TextLine(text=line.text, box=_page_box(line, imaging.identity(), area=whole))
-            for line in arrange(fragments)
-        )
-        return PageResult(width_px=page.width_px, height_px=page.height_px, lines=lines)
+        return _laid_out(found, page.width_px, page.height_px, options)
+
+    def _read_large_image(self, page: rasters.TiledImage, options: EngineOptions) -> PageResult:
+        """An image too large to hold as BGR, read as it is (turned as asked), or its regions.
+
+        Its overview (the detector's size, made band by band) is read first: when its text is
+        readable there, that is the page's reading; else the overview's text height gives the
+        scale to read the page's tiles at (its own resolution when it showed no text).
+        """
+        if options.regions:  # each cut from the decoded page: never the whole page in BGR
+            lines = self._read_regions(page.tile, page.width_px, page.height_px, options)
+            return PageResult(width_px=page.width_px, height_px=page.height_px, lines=tuple(lines))
+        overview, factor = page.overview(MAX_SIDE_PX)
+        found = self._recognise(_preprocessed(overview, options))
+        median = found.median_height_px
+        if median is not None and median >= tiles.READABLE_TEXT_PX:
+            found = _Pass(
+                readings=tuple(
+                    orientation.Reading(
+                        text=reading.text, quad=reading.quad / factor, score=reading.score
+                    )
+                    for reading in found.readings
+                ),
+                median_height_px=median / factor,
+            )
+        else:
+            text_px = None if median is None else median / factor
+            source = page.scaled(tiles.reading_scale(text_px))
+            found = self._recognise_tiled(source, scale_back=1 / source.scale, options=options)
+        return _laid_out(found, page.width_px, page.height_px, options)
 
     def _recognise_tiled(
         self,
@@ -274,6 +308,21 @@ class PageReader:
     def _confidences(self, lines: Sequence[Pixels]) -> list[float]:
         """The recogniser's confidence in each line image (recognition only, no detection)."""
         return [self._read_line(line)[1] for line in lines]
+
+
+def _laid_out(found: _Pass, width_px: int, height_px: int, options: EngineOptions) -> PageResult:
+    """A page read as it is (no deskew or turn found): its fragments in reading order."""
+    fragments = [
+        Fragment(text=reading.text, quad=_mapped(reading.quad, imaging.identity()))
+        for reading in found.readings
+    ]
+    arrange = read_in_blocks if options.find_blocks else group_lines
+    whole = Box(0, 0, width_px, height_px)
+    lines = tuple(
+        TextLine(text=line.text, box=_page_box(line, imaging.identity(), area=whole))
+        for line in arrange(fragments)
+    )
+    return PageResult(width_px=width_px, height_px=height_px, lines=lines)
 
 
 def _preprocessed(image: Pixels, options: EngineOptions | None) -> Pixels:

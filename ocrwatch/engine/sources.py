@@ -1,10 +1,13 @@
 """Turn a file's bytes into page images, one at a time, refusing bombs before decoding them.
 
 An image's size is read from its header and checked against ``max_pixels`` before any pixel is
-decoded; Pillow's own bomb guard is set to the same limit, so a file that lies in its header
-is still stopped. A PDF page is rendered at ``PDF_DPI`` (150-200 dpi reads ordinary print
-well) unless that would exceed ``max_pixels``, in which case the page is rendered smaller;
-a page that would still be too large, or too small to read, is an error. Transparent images
+decoded, scaled to its mode (``formats.pixel_limit``: the limit is on decoded bytes, so a
+1-bit or grey page may have up to four times a colour page's pixels); Pillow's own bomb guard
+is set too, so a file that lies in its header is still stopped. An image over
+``WHOLE_IMAGE_PIXELS`` is kept decoded in its own mode and read tile by tile
+(``rasters.TiledImage``), never turned into BGR whole. A PDF page is rendered at ``PDF_DPI``
+(150-200 dpi reads ordinary print well): whole when small, else tile by tile
+(``TiledPdfPage``); past ``TILED_PAGE_FACTOR`` times the limit it is an error. Transparent images
 are laid on white, as if printed. Which formats are read, and whether every frame is a page
 (TIFF) or only the first is (a GIF or WebP animation), is ``ocrwatch.formats``'s table.
 
@@ -26,6 +29,7 @@ import pypdfium2 as pdfium
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ocrwatch import formats
+from ocrwatch.engine import rasters
 from ocrwatch.engine.failures import EngineInputError
 from ocrwatch.engine.imaging import Pixels
 from ocrwatch.engine.values import Box
@@ -35,6 +39,11 @@ TILED_PAGE_FACTOR = 25  # a tiled page may have this many times the pixel limit
 # Larger pages (A1 and up at PDF_DPI) are rendered tile by tile, so a worker's memory stays
 # near its models' whatever the sheet's size.
 WHOLE_PAGE_PIXELS = 16_000_000
+# An image larger than this (a sheet larger than A4 or Letter at 600 dpi) is kept decoded in
+# its own mode and read tile by tile; smaller ones are read whole, their orientation and skew
+# found on the whole page.
+WHOLE_IMAGE_PIXELS = 36_000_000
+_EXIF_ORIENTATION = 0x0112
 _OVERVIEW_PX = 2048  # a tiled page's overview, to skip blank tiles (averaged: thin ink shows)
 _PAPER_LEVEL = 250  # an overview pixel darker than this may be ink
 _POINTS_PER_INCH = 72
@@ -46,7 +55,9 @@ def is_pdf(data: bytes) -> bool:
     return formats.sniff(data[: formats.SNIFF_BYTES]) is formats.Format.PDF
 
 
-def read_pages(data: bytes, *, max_pixels: int) -> Iterator[Pixels | TiledPdfPage]:
+def read_pages(
+    data: bytes, *, max_pixels: int
+) -> Iterator[Pixels | TiledPdfPage | rasters.TiledImage]:
     """The pages of ``data`` as BGR images, in order."""
     kind = formats.sniff(data[: formats.SNIFF_BYTES])
     entry = formats.spec(kind)
@@ -69,9 +80,10 @@ def read_pages(data: bytes, *, max_pixels: int) -> Iterator[Pixels | TiledPdfPag
 
 def _image_pages(
     data: bytes, *, pillow: str, every_page: bool, max_pixels: int
-) -> Iterator[Pixels]:
+) -> Iterator[Pixels | rasters.TiledImage]:
     """Each page (a TIFF's every page; another format's first frame), decoded one at a time."""
-    Image.MAX_IMAGE_PIXELS = max_pixels  # Pillow raises past twice this, warns past it
+    # Pillow raises past twice this, warns past it; each page's mode is held to its own below.
+    Image.MAX_IMAGE_PIXELS = formats.pixel_limit(max_pixels, "1")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -87,44 +99,41 @@ def _image_pages(
         yield _page(image, index=index, max_pixels=max_pixels)
 
 
-def _page(image: Image.Image, *, index: int, max_pixels: int) -> Pixels:
+def _page(image: Image.Image, *, index: int, max_pixels: int) -> Pixels | rasters.TiledImage:
+    """One page: as BGR when small, else decoded in its own mode and read tile by tile."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image.seek(index)
             width, height = image.size
-            if width * height > max_pixels:
+            limit = formats.pixel_limit(max_pixels, image.mode)
+            if width * height > limit:
                 where = f"page {index + 1} of " if index else ""
                 raise EngineInputError(
                     f"The image is too large to process: {where}{width}x{height} pixels "
-                    f"exceeds the limit of {max_pixels} pixels"
+                    f"exceeds the limit of {limit} pixels for its mode ({image.mode})"
                 )
-            # One writable copy, turned to BGR in place: a 60 MP page is 180 MB per copy.
-            pixels = np.array(_on_white(_upright(image)))
+            if width * height > WHOLE_IMAGE_PIXELS:
+                # Decoded here (its errors are the input's), in its mode: a 1-bit page is a
+                # byte a pixel. Valid while this generator is suspended at it, as a PDF page.
+                upright = _upright(image)
+                upright.load()
+                return rasters.TiledImage(upright)
+            # One writable copy, turned to BGR in place: a 30 MP page is 90 MB per copy.
+            return rasters.bgr(_upright(image))
     except _DECODE_ERRORS as exc:
         where = f"page {index + 1}: " if index else ""
         raise EngineInputError(f"The image cannot be decoded: {where}{exc}") from exc
-    cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR, dst=pixels)
-    return pixels.astype(np.uint8, copy=False)
 
 
 def _upright(image: Image.Image) -> Image.Image:
     """The image as its EXIF orientation shows it; as stored when that block is damaged."""
     try:
+        if image.getexif().get(_EXIF_ORIENTATION, 1) == 1:
+            return image  # not copied: a large page would be held twice
         return ImageOps.exif_transpose(image)
     except (struct.error, TypeError, KeyError):
         return image
-
-
-def _on_white(image: Image.Image) -> Image.Image:
-    has_alpha = image.mode in ("RGBA", "LA", "PA") or (
-        image.mode == "P" and "transparency" in image.info
-    )
-    if not has_alpha:
-        return image.convert("RGB")
-    rgba = image.convert("RGBA")
-    paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-    return Image.alpha_composite(paper, rgba).convert("RGB")
 
 
 def _pdf_pages(data: bytes, *, max_pixels: int) -> Iterator[Pixels | TiledPdfPage]:

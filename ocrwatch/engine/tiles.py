@@ -10,9 +10,10 @@ else the larger is kept. A line longer than the overlap is whole in no tile: its
 are joined and the line is read again from one crop of the page. Tiles without ink are
 not read, so a sparse sheet costs little.
 
-A ``TileSource`` hands out one tile's pixels at a time: a decoded image (``ScaledImage``), or a
-PDF page rendered tile by tile (``sources.TiledPdfPage``), so the whole page is never held at
-reading resolution. Memory is then one tile, whatever the page's size.
+A ``TileSource`` hands out one tile's pixels at a time: a BGR image (``ScaledImage``), a large
+image kept decoded in its own mode (``rasters.TiledImage``), or a PDF page rendered tile by
+tile (``sources.TiledPdfPage``), so the whole page is never held at reading resolution.
+Memory is then one tile, whatever the page's size.
 
 Runs in the worker process only (OpenCV, NumPy).
 """

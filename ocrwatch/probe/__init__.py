@@ -85,6 +85,8 @@ class FileFacts:
     is_too_large: bool  # so large that Pillow refuses to open it at all
     problem: str | None  # why it cannot be read as its kind; None when it can
     largest_page: tuple[int, int, int] | None = None  # width, height, page number (from 1)
+    # The page nearest the engine's limit, which is on decoded bytes: with its Pillow mode.
+    heaviest_page: tuple[int, int, int, str] | None = None
 
 
 def inspect(path: Path) -> FileFacts:
@@ -126,28 +128,40 @@ def _image_facts(file: BinaryIO, kind: FileKind, pillow: str, size: int) -> File
                 width, height = image.size
                 pages = int(getattr(image, "n_frames", 1))
                 largest = (width, height, 1)
+                heaviest = (width, height, 1, image.mode)
                 entry = formats.spec(kind)
                 if pages > 1 and entry is not None and entry.all_pages:
-                    largest = _largest_page(image, pages, largest)  # a TIFF's pages may differ
+                    # a TIFF's pages may differ
+                    largest, heaviest = _largest_page(image, pages, heaviest)
         except Image.DecompressionBombError as exc:
             return FileFacts(kind, size, None, False, None, None, True, f"too large: {exc}")
         except (OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError) as exc:
             problem = f"unreadable {kind}: {exc}"
             return FileFacts(kind, size, pages, False, width, height, False, problem)
-    return FileFacts(kind, size, pages, False, width, height, False, None, largest)
+    return FileFacts(kind, size, pages, False, width, height, False, None, largest, heaviest)
 
 
 def _largest_page(
-    image: Image.Image, pages: int, first: tuple[int, int, int]
-) -> tuple[int, int, int]:
-    """The page with the most pixels (each frame's header is read, no pixel is decoded)."""
-    largest = first
+    image: Image.Image, pages: int, first: tuple[int, int, int, str]
+) -> tuple[tuple[int, int, int], tuple[int, int, int, str]]:
+    """The page with the most pixels, and the one nearest the engine's limit for its mode.
+
+    Each frame's header is read, no pixel is decoded.
+    """
+    largest, heaviest = first[:3], first
+
+    def load(page: tuple[int, int, int, str]) -> float:
+        width, height, _, mode = page
+        return width * height / formats.max_page_pixels(formats.Target.ENGINE, mode)
+
     for index in range(1, min(pages, _MAX_MEASURED_PAGES)):
         image.seek(index)
         width, height = image.size
         if width * height > largest[0] * largest[1]:
             largest = (width, height, index + 1)
-    return largest
+        if load(page := (width, height, index + 1, image.mode)) > load(heaviest):
+            heaviest = page
+    return largest, heaviest
 
 
 _PAGE_OBJECT = re.compile(rb"/Type\s{0,16}/Page(?![A-Za-z])")
