@@ -3,7 +3,8 @@
 Cheap to call from the daemon: nothing here imports onnxruntime or loads a model.
 
 The bundled recogniser (PP-OCRv6 small, multilingual) has one character set for Chinese,
-Japanese and the Latin-script languages its authors list for it. The Aspose language names
+Japanese (its dictionary, stored in the model's metadata, has the hiragana and katakana) and
+the Latin-script languages its authors list for it. The Aspose language names
 below are those languages; Vietnamese is left out although the model's authors list it,
 because its character set lacks most of the precomposed tone letters Vietnamese needs.
 Cyrillic, Greek-alphabet languages, Arabic, Hebrew, Korean, Thai and the Indic scripts are not
