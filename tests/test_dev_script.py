@@ -57,6 +57,6 @@ def test_link_never_replaces_a_symlink_that_is_not_its_own(tmp_path: Path) -> No
     other.symlink_to("/usr/bin/true")  # e.g. another checkout's or a package's ocrwatch
     result = dev("link", home=tmp_path)
     assert result.returncode == 1 and "not a link to this checkout" in result.stderr
-    assert os.readlink(other) == "/usr/bin/true"
+    assert other.readlink() == Path("/usr/bin/true")
     assert dev("unlink", home=tmp_path).returncode == 0
-    assert os.readlink(other) == "/usr/bin/true"
+    assert other.readlink() == Path("/usr/bin/true")

@@ -54,7 +54,8 @@ IMAGES = ("*.png", "*.jpg", "*.jpeg", "*.tif", "*.tiff", "*.pdf")
         ("scan.png.pdf", "ocrwatch's own output (output_template '{name}.{ext}')"),
         ("Scan.PNG.Hocr", "ocrwatch's own output (output_template '{name}.{ext}')"),
         ("sub/scan.jpg.json", "ocrwatch's own output (output_template '{name}.{ext}')"),
-        ("scan.png.pdf.txt", "ocrwatch's own output (output_template '{name}.{ext}')"),  # output of an output
+        # the output of an output:
+        ("scan.png.pdf.txt", "ocrwatch's own output (output_template '{name}.{ext}')"),
         ("notes.docx.txt", "matches none of the include patterns"),  # source not acceptable
         ("scan.bak.txt", "matches none of the include patterns"),
         ("", "not a path inside the inbox"),
