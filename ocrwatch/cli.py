@@ -163,8 +163,12 @@ def _completion(args: argparse.Namespace) -> int:
 def _reload(args: argparse.Namespace) -> int:
     pid = args.pid or int(os.environ.get("MAINPID", "0") or 0)
     runtime = os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
-    if pid <= 0 or not runtime:
-        print("ocrwatch reload: needs $MAINPID and $RUNTIME_DIRECTORY (run it as ExecReload=)",
+    missing = [
+        *([] if pid > 0 else ["$MAINPID (or --pid)"]),
+        *([] if runtime else ["$RUNTIME_DIRECTORY"]),
+    ]
+    if missing:
+        print(f"ocrwatch reload: needs {' and '.join(missing)} (run it as ExecReload=)",
               file=sys.stderr)  # fmt: skip
         return int(ExitCode.USAGE)
     try:

@@ -6,6 +6,7 @@ log line when a bug escapes.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import pty
@@ -120,6 +121,23 @@ def test_without_any_config_the_error_lists_where_it_looked(tmp_path: Path) -> N
     assert "--config FILE (not given)" in result.stderr
     assert "$OCRWATCH_CONFIG (not set)" in result.stderr
     assert f"{SYSTEM_CONFIG} (does not exist)" in result.stderr
+
+
+def test_the_readme_lists_every_command_and_which_take_c() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    from ocrwatch.cli import build_parser
+
+    parser = build_parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    takes_c = [
+        name
+        for name, sub in commands.choices.items()
+        if any("--config" in a.option_strings for a in sub._actions)
+    ]
+    for name in commands.choices:
+        assert f"| `ocrwatch {name}" in readme, f"{name} is missing from the command table"
+    listed = ", ".join(f"`{name}`" for name in takes_c)
+    assert f"`-c FILE` is optional for {listed}" in " ".join(readme.split())
 
 
 def test_a_reader_that_goes_away_is_no_crash(tmp_path: Path) -> None:
