@@ -199,6 +199,9 @@ def _init(args: argparse.Namespace) -> int:
     return int(ExitCode.OK)
 
 
+_PROCESSING_COMMANDS = frozenset({"run", "once"})  # the ones whose log is a record of work
+
+
 def _load(args: argparse.Namespace, *, quiet: bool = False, secrets: bool = True) -> Config:
     """Find and load the config, set up logging; ``quiet``: warnings and errors only, unless asked.
 
@@ -213,8 +216,11 @@ def _load(args: argparse.Namespace, *, quiet: bool = False, secrets: bool = True
     level = args.log_level or ("warning" if quiet else config.log_level)
     fmt = logsetup.log_format(args.log_format or config.log_format)
     logsetup.configure(level, fmt, journal_send=journal_writer())
-    _log.info("config_loaded", path=str(config.source_path), found_by=location.origin,
-              state_path=str(config.state_path))  # fmt: skip
+    # The daemon's log records which config it runs on; a one-shot command has said so above
+    # (or was given --config), so its line would only repeat that: debug level there.
+    log = _log.info if args.command in _PROCESSING_COMMANDS else _log.debug
+    log("config_loaded", path=str(config.source_path), found_by=location.origin,
+        state_path=str(config.state_path))  # fmt: skip
     return config
 
 

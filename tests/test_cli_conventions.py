@@ -92,7 +92,7 @@ def test_an_uncaught_bug_exits_70_with_one_log_line_and_no_traceback(tmp_path: P
 
 def test_no_color_turns_off_the_colours_of_the_console_log(tmp_path: Path) -> None:
     config = write_config(tmp_path, "http://127.0.0.1:9", credentials=False)
-    args = ("--log-format", "console", "check", "-c", str(config))
+    args = ("--log-format", "console", "--log-level", "debug", "check", "-c", str(config))
     status, coloured = on_a_terminal(*args, env=clean_env(TERM="xterm"))
     assert status == 0 and b"config_loaded" in coloured
     assert b"\x1b[" in coloured  # the control: on a terminal the log is coloured
@@ -111,6 +111,20 @@ def test_without_c_the_config_comes_from_ocrwatch_config_and_says_so(tmp_path: P
     result = ocrwatch("status", env=clean_env(OCRWATCH_CONFIG=str(config)), cwd=elsewhere)
     assert result.returncode == 0, result.stderr
     assert f"using {config} (from $OCRWATCH_CONFIG)" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("check",), ("status",), ("status", "--json"), ("explain", "x.png"), ("doctor", "--offline")],
+)
+def test_one_shot_commands_say_once_which_config_and_log_no_config_loaded(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    config = write_config(tmp_path, "http://127.0.0.1:9", credentials=False)
+    result = ocrwatch(*command, env=clean_env(OCRWATCH_CONFIG=str(config)), cwd=tmp_path)
+    assert result.returncode in (0, 1), result.stderr
+    assert result.stderr.count(f"using {config}") == 1, result.stderr
+    assert "config_loaded" not in result.stderr
 
 
 @pytest.mark.skipif(SYSTEM_CONFIG.exists(), reason=f"{SYSTEM_CONFIG} exists on this machine")
