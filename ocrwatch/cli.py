@@ -19,7 +19,7 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TextIO, cast
+from typing import TextIO, cast
 
 import structlog
 
@@ -41,7 +41,7 @@ from ocrwatch.model import AccountPause, JobState
 from ocrwatch.progress import Progress, ProgressView
 from ocrwatch.requeue import requeue
 from ocrwatch.service import Service
-from ocrwatch.status import status_report
+from ocrwatch.status import print_status, status_report
 from ocrwatch.store import Store
 from ocrwatch.systemd import SystemdNotifier, journal_writer, request_reload
 
@@ -425,39 +425,8 @@ def _status(args: argparse.Namespace) -> int:
         print()
     else:
         print(f"state file: {config.state_path}")
-        _print_status(report, sys.stdout)
+        print_status(report, sys.stdout)
     return int(ExitCode.OK)
-
-
-def _print_status(report: list[dict[str, Any]], out: TextIO) -> None:
-    pause = report[0]["submissions_paused"] if report else None
-    if isinstance(pause, dict):
-        print(
-            f"SUBMISSIONS PAUSED since {pause['since']} ({pause['paused_seconds']} s): "
-            f"{pause['reason']}; files wait in the inbox; next probe in "
-            f"{pause['next_probe_in_seconds']} s",
-            file=out,
-        )
-    for entry in report:
-        counts = entry["counts"]
-        shown = ", ".join(f"{n} {state}" for state, n in counts.items() if n) or "nothing yet"
-        print(f"{entry['inbox']} ({entry['path']}): {shown}", file=out)
-        oldest = entry["oldest_waiting"]
-        if isinstance(oldest, dict):
-            print(
-                f"  oldest waiting: {oldest['path']} ({oldest['state']}, "
-                f"{oldest['age_seconds']} s)",
-                file=out,
-            )
-        print(f"  in the error folder: {entry['in_error_folder']}", file=out)
-        if entry["ignored_now"]:
-            print(
-                f"  ignored in the inbox: {entry['ignored_now']} (the file_ignored log lines "
-                "and `ocrwatch explain PATH` say by which rule)",
-                file=out,
-            )
-        for error in entry["last_errors"]:
-            print(f"  error: {error['path']}: [{error['class']}] {error['message']}", file=out)
 
 
 def _doctor(args: argparse.Namespace) -> int:

@@ -189,9 +189,7 @@ def _settle_status(
     try:
         st = path.lstat()
         kind = probe.sniff(path)
-        incomplete = "empty file" if st.st_size == 0 else None
-        if incomplete is None and kind is not probe.FileKind.UNKNOWN:
-            incomplete = probe.completeness(path, kind)
+        incomplete = probe.incompleteness(path, size=st.st_size)
     except (OSError, OcrwatchError) as exc:
         report.add("file", f"cannot be read now: {exc}")
         return "cannot be read now; the daemon tries again at its next look"
