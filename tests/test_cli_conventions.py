@@ -135,6 +135,9 @@ def test_without_any_config_the_error_lists_where_it_looked(tmp_path: Path) -> N
     assert "--config FILE (not given)" in result.stderr
     assert "$OCRWATCH_CONFIG (not set)" in result.stderr
     assert f"{SYSTEM_CONFIG} (does not exist)" in result.stderr
+    # ... and how to get one: where the example comes from and the two ways to name it.
+    assert "`ocrwatch init DIR` writes config.example.yaml into DIR" in result.stderr
+    assert "-c FILE" in result.stderr and "OCRWATCH_CONFIG=FILE" in result.stderr
 
 
 def test_the_readme_lists_every_command_and_which_take_c() -> None:
