@@ -13,6 +13,7 @@ read by these models.
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 
 from ocrwatch.engine.failures import UnsupportedLanguage
@@ -46,3 +47,12 @@ def check_language(language: str) -> None:
 def missing_modules() -> tuple[str, ...]:
     """The modules the worker needs that are not installed (empty when the engine can run)."""
     return tuple(name for name in _REQUIRED_MODULES if importlib.util.find_spec(name) is None)
+
+
+def engine_name() -> str:
+    """What the outputs name as their reader, e.g. in hOCR's ``ocr-system``."""
+    try:
+        version = importlib.metadata.version("rapidocr")
+    except importlib.metadata.PackageNotFoundError:  # the engine extra is not installed
+        return "ocrwatch embedded engine (RapidOCR)"
+    return f"ocrwatch embedded engine (RapidOCR {version})"
