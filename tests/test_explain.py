@@ -17,6 +17,7 @@ from daemon_harness import emulator_submits, write_config
 
 from ocrwatch.emulator import Emulator
 from ocrwatch.emulator.samples import make_png, make_tiff
+from ocrwatch.store import Store
 
 MakeEmulator = Callable[..., Emulator]
 
@@ -144,6 +145,11 @@ def test_history_of_a_done_file_and_of_a_failed_one(tmp_path: Path, emulator: Em
     assert explain(config, settled)["verdict"] == (
         "settled: no daemon is running on this state file; it is submitted when the daemon runs"
     )
+    # While a process holds the state file's writer lock (as the daemon does), it says so.
+    with Store.open(tmp_path / "state" / "state.db"):
+        assert explain(config, settled)["verdict"] == (
+            "settled: it is submitted at the daemon's next look"
+        )
 
     text = ocrwatch("explain", str(good), "-c", str(config))  # the human-readable form
     assert text.returncode == 0
