@@ -19,7 +19,7 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TextIO, cast
+from typing import TextIO, cast
 
 import structlog
 
@@ -41,7 +41,7 @@ from ocrwatch.model import AccountPause, JobState
 from ocrwatch.progress import Progress, ProgressView
 from ocrwatch.requeue import requeue
 from ocrwatch.service import Service
-from ocrwatch.status import status_report
+from ocrwatch.status import print_status, status_report
 from ocrwatch.store import Store
 from ocrwatch.systemd import SystemdNotifier, journal_writer, request_reload
 
@@ -163,8 +163,12 @@ def _completion(args: argparse.Namespace) -> int:
 def _reload(args: argparse.Namespace) -> int:
     pid = args.pid or int(os.environ.get("MAINPID", "0") or 0)
     runtime = os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
-    if pid <= 0 or not runtime:
-        print("ocrwatch reload: needs $MAINPID and $RUNTIME_DIRECTORY (run it as ExecReload=)",
+    missing = [
+        *([] if pid > 0 else ["$MAINPID (or --pid)"]),
+        *([] if runtime else ["$RUNTIME_DIRECTORY"]),
+    ]
+    if missing:
+        print(f"ocrwatch reload: needs {' and '.join(missing)} (run it as ExecReload=)",
               file=sys.stderr)  # fmt: skip
         return int(ExitCode.USAGE)
     try:
@@ -195,6 +199,9 @@ def _init(args: argparse.Namespace) -> int:
     return int(ExitCode.OK)
 
 
+_PROCESSING_COMMANDS = frozenset({"run", "once"})  # the ones whose log is a record of work
+
+
 def _load(args: argparse.Namespace, *, quiet: bool = False, secrets: bool = True) -> Config:
     """Find and load the config, set up logging; ``quiet``: warnings and errors only, unless asked.
 
@@ -209,8 +216,11 @@ def _load(args: argparse.Namespace, *, quiet: bool = False, secrets: bool = True
     level = args.log_level or ("warning" if quiet else config.log_level)
     fmt = logsetup.log_format(args.log_format or config.log_format)
     logsetup.configure(level, fmt, journal_send=journal_writer())
-    _log.info("config_loaded", path=str(config.source_path), found_by=location.origin,
-              state_path=str(config.state_path))  # fmt: skip
+    # The daemon's log records which config it runs on; a one-shot command has said so above
+    # (or was given --config), so its line would only repeat that: debug level there.
+    log = _log.info if args.command in _PROCESSING_COMMANDS else _log.debug
+    log("config_loaded", path=str(config.source_path), found_by=location.origin,
+        state_path=str(config.state_path))  # fmt: skip
     return config
 
 
@@ -415,39 +425,8 @@ def _status(args: argparse.Namespace) -> int:
         print()
     else:
         print(f"state file: {config.state_path}")
-        _print_status(report, sys.stdout)
+        print_status(report, sys.stdout)
     return int(ExitCode.OK)
-
-
-def _print_status(report: list[dict[str, Any]], out: TextIO) -> None:
-    pause = report[0]["submissions_paused"] if report else None
-    if isinstance(pause, dict):
-        print(
-            f"SUBMISSIONS PAUSED since {pause['since']} ({pause['paused_seconds']} s): "
-            f"{pause['reason']}; files wait in the inbox; next probe in "
-            f"{pause['next_probe_in_seconds']} s",
-            file=out,
-        )
-    for entry in report:
-        counts = entry["counts"]
-        shown = ", ".join(f"{n} {state}" for state, n in counts.items() if n) or "nothing yet"
-        print(f"{entry['inbox']} ({entry['path']}): {shown}", file=out)
-        oldest = entry["oldest_waiting"]
-        if isinstance(oldest, dict):
-            print(
-                f"  oldest waiting: {oldest['path']} ({oldest['state']}, "
-                f"{oldest['age_seconds']} s)",
-                file=out,
-            )
-        print(f"  in the error folder: {entry['in_error_folder']}", file=out)
-        if entry["ignored_now"]:
-            print(
-                f"  ignored in the inbox: {entry['ignored_now']} (the file_ignored log lines "
-                "and `ocrwatch explain PATH` say by which rule)",
-                file=out,
-            )
-        for error in entry["last_errors"]:
-            print(f"  error: {error['path']}: [{error['class']}] {error['message']}", file=out)
 
 
 def _doctor(args: argparse.Namespace) -> int:

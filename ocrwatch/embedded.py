@@ -37,7 +37,15 @@ from types import TracebackType
 
 import structlog
 
-from ocrwatch.emulator import Box, Emulator, EmulatorConfig, Line, PageText, Recognition
+from ocrwatch.emulator import (
+    Box,
+    Emulator,
+    EmulatorConfig,
+    Line,
+    PageText,
+    Recognition,
+    ResultShape,
+)
 from ocrwatch.emulator.document import Document, DocumentError, Page
 from ocrwatch.engine import (
     DEFAULT_MAX_PIXELS,
@@ -46,6 +54,7 @@ from ocrwatch.engine import (
     EnginePool,
     PageResult,
     check_language,
+    engine_name,
     missing_modules,
     supported_languages,
 )
@@ -216,6 +225,7 @@ class EmbeddedService:
                     recognizer=EngineRecognizer(self._pool),
                     max_pixels=self._max_pixels,
                     target=Target.ENGINE,  # every format and page the engine reads
+                    result_shape=ResultShape(ocr_system=engine_name()),
                 )
             )
             try:

@@ -24,7 +24,7 @@ from ocrwatch.conversion import conversion_for
 from ocrwatch.errors import OcrwatchError
 from ocrwatch.model import AccountPause, Fingerprint, Job, JobState
 from ocrwatch.preflight import preflight_problem, upload_mode
-from ocrwatch.store import Store
+from ocrwatch.store import Store, writer_running
 
 
 @dataclass(slots=True)
@@ -41,6 +41,19 @@ class Explanation:
 def explain(config: Config, raw: Path, *, now: float | None = None) -> Explanation:
     now = time.time() if now is None else now
     path = _absolute(raw)
+    owner = _reason_file_owner(config, path)
+    if owner is not None:
+        # A reason file is never processed itself: what the user wants is its file's story.
+        report = explain(config, owner, now=now)
+        report.facts.insert(
+            0,
+            (
+                "reason file",
+                f"{path.name} is ocrwatch's reason file for {owner.name}; "
+                f"the rest is about {owner.name}",
+            ),
+        )
+        return report
     report = Explanation(path=outputs.display_path(path), verdict="")
     inbox = _inbox_of(config, path)
     history_path = path
@@ -97,6 +110,19 @@ def _outside(config: Config, path: Path, report: Explanation) -> str:
     return "not watched: not inside any inbox"
 
 
+def _reason_file_owner(config: Config, path: Path) -> Path | None:
+    """The file whose reason file ``path`` is, when it is one (in an error folder, or beside it)."""
+    name = path.name
+    if not name.endswith(outputs.REASON_SUFFIX) or name == outputs.REASON_SUFFIX:
+        return None
+    owner = path.with_name(name.removesuffix(outputs.REASON_SUFFIX))
+    in_error_folder = any(
+        inbox.error_dir is not None and policy.is_within(path, inbox.error_dir)
+        for inbox in config.inboxes
+    )
+    return owner if in_error_folder or owner.exists() else None
+
+
 def _reason_source(path: Path) -> Path | None:
     try:
         with outputs.reason_file_path(path).open("rb") as file:
@@ -144,7 +170,7 @@ def _inside(config: Config, inbox: InboxConfig, path: Path, report: Explanation,
         or policy.is_within(inbox.output_dir, inbox.path),
     )
     if not verdict.accepted:
-        report.add("rule", f"ignored by {verdict.rule}")
+        report.add("rule", f"the daemon ignores it: {verdict.rule}")
         return f"ignored: {verdict.rule}"
     report.add("rule", "a candidate: no ignore rule matches, and the include patterns do")
     refusal = probe.refusal(path, inbox_root=inbox.path)
@@ -163,9 +189,7 @@ def _settle_status(
     try:
         st = path.lstat()
         kind = probe.sniff(path)
-        incomplete = "empty file" if st.st_size == 0 else None
-        if incomplete is None and kind is not probe.FileKind.UNKNOWN:
-            incomplete = probe.completeness(path, kind)
+        incomplete = probe.incompleteness(path, size=st.st_size)
     except (OSError, OcrwatchError) as exc:
         report.add("file", f"cannot be read now: {exc}")
         return "cannot be read now; the daemon tries again at its next look"
@@ -198,6 +222,10 @@ def _settle_status(
     mode = upload_mode(facts, inbox, target=target)
     sent = conversion_for(facts.kind, mode=mode, target=target)
     report.add("preflight", f"passes: it would be submitted to the {target}, {sent} ({mode})")
+    if not writer_running(config.state_path):
+        return (
+            "settled: no daemon is running on this state file; it is submitted when the daemon runs"
+        )
     return "settled: it is submitted at the daemon's next look"
 
 

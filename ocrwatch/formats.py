@@ -117,7 +117,8 @@ class FormatSpec:
     cloud_pages: Delivery  # a file of two or more pages sent to the cloud
     engine_reads: bool  # the local engine reads it as it is
     all_pages: bool  # every page is read (False: the first frame only, e.g. GIF animation)
-    note: str = ""
+    note: str = ""  # true whichever the target
+    cloud_note: str = ""  # true of the cloud only (`ocrwatch check` shows it for the cloud)
 
 
 _IMAGE_CLOUD = (Delivery.AS_IS, Delivery.AS_IS)
@@ -132,7 +133,7 @@ FORMATS: tuple[FormatSpec, ...] = (
                *_IMAGE_CLOUD, True, False),
     FormatSpec(Format.TIFF, _prefix(b"II*\x00", b"MM\x00*"), ("*.tif", "*.tiff"), "TIFF",
                Delivery.AS_IS, Delivery.TO_PDF, True, True,
-               "the cloud takes single-page TIFF only"),
+               cloud_note="the cloud takes single-page TIFF only"),
     FormatSpec(Format.BIGTIFF, _prefix(b"II+\x00", b"MM\x00+"), ("*.tif", "*.tiff"), "TIFF",
                Delivery.TO_PNG, Delivery.TO_PDF, True, True, "TIFF with 64-bit offsets"),
     FormatSpec(Format.BMP, _is_bmp, ("*.bmp",), "BMP", *_IMAGE_CLOUD, True, False),
@@ -260,7 +261,10 @@ def table(target: Target) -> list[dict[str, str]]:
         }
         if entry.all_pages and several is not single:
             row["several_pages"] = str(several)
-        if entry.note:
-            row["note"] = entry.note
+        note = "; ".join(
+            n for n in (entry.note, entry.cloud_note if target is Target.CLOUD else "") if n
+        )
+        if note:
+            row["note"] = note
         rows.append(row)
     return rows

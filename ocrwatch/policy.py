@@ -160,7 +160,7 @@ def _pattern_rule(
         if _matches(pattern, folded_path, folded_name):
             return f"exclude pattern '{pattern}'"
     if include and not any(_matches(p, folded_path, folded_name) for p in include):
-        return "not matched by include patterns"
+        return "matches none of the include patterns"
     return None
 
 
@@ -196,7 +196,8 @@ def candidate_verdict(
         )
         is not None
     ):
-        return Verdict(accepted=False, rule=f"own output (template '{output_template}')", own=True)
+        rule = f"ocrwatch's own output (output_template '{output_template}')"
+        return Verdict(accepted=False, rule=rule, own=True)
     rule = _pattern_rule(relpath, include=include, exclude=exclude)
     return Verdict(accepted=rule is None, rule=rule)
 

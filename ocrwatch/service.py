@@ -606,13 +606,7 @@ class Service:
         looks_complete: bool | None = None
         incomplete: str | None = None
         if now - max(entry.state.last_change_at, entry.state.last_event_at) >= inbox.settle_seconds:
-            kind = probe.sniff(job.path)
-            if st.st_size == 0:
-                # Some writers create the file long before the first byte arrives.
-                incomplete = "empty file"
-            elif kind is not probe.FileKind.UNKNOWN:
-                incomplete = probe.completeness(job.path, kind)
-            # Content of an unknown kind settles normally and is refused by the preflight.
+            incomplete = probe.incompleteness(job.path, size=st.st_size)
             looks_complete = incomplete is None
         verdict = policy.settle_verdict(
             entry.state,

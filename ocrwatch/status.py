@@ -10,12 +10,15 @@ the daemon applies, so it agrees with ``ocrwatch explain`` and the ``file_ignore
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
 
-from ocrwatch import policy
+from ocrwatch import outputs, policy, probe
 from ocrwatch.config import Config, InboxConfig
-from ocrwatch.model import AccountPause, JobState
+from ocrwatch.errors import OcrwatchError
+from ocrwatch.model import AccountPause, Job, JobState
 from ocrwatch.requeue import failed_files
 from ocrwatch.store import Store
 from ocrwatch.watcher import scan
@@ -26,6 +29,7 @@ LAST_ERRORS = 5
 def status_report(config: Config, *, now: float) -> list[dict[str, Any]]:
     """One JSON-able entry per inbox; the state file must exist."""
     report: list[dict[str, Any]] = []
+    in_error_folder = _error_folder_by_source(config)
     with Store.open(config.state_path, readonly=True) as store:
         pause = store.account_pause()
         for inbox in config.inboxes:
@@ -37,12 +41,14 @@ def status_report(config: Config, *, now: float) -> list[dict[str, Any]]:
                     "inbox": inbox.name,
                     "path": str(inbox.path),
                     "counts": {state.value: counts.get(state, 0) for state in JobState},
+                    "state_path": str(config.state_path),  # the same for every inbox
                     "oldest_waiting": None
                     if oldest is None
                     else {
                         "path": str(oldest.path),
                         "state": oldest.state.value,
                         "age_seconds": round(now - oldest.first_seen_at, 1),
+                        "waiting_for": _waiting_for(oldest),
                     },
                     "in_error_folder": sum(1 for i, _ in failed_files(config) if i is inbox),
                     "ignored_now": ignored_count(inbox),
@@ -50,7 +56,10 @@ def status_report(config: Config, *, now: float) -> list[dict[str, Any]]:
                     "submissions_paused": None if pause is None else _pause_view(pause, now),
                     "last_errors": [
                         {
-                            "path": str(job.path),
+                            # Where the file is now: in the error folder, unless retried or
+                            # removed since (then where it was).
+                            "path": str(in_error_folder.get(job.path, job.path)),
+                            "came_from": str(job.path),
                             "class": job.error_class.value if job.error_class else None,
                             "message": job.last_error,
                             "at": job.updated_at,
@@ -60,6 +69,30 @@ def status_report(config: Config, *, now: float) -> list[dict[str, Any]]:
                 }
             )
     return report
+
+
+def _waiting_for(job: Job) -> str | None:
+    """Why a settling file waits, when it is because it looks incomplete (probed now)."""
+    if job.state is not JobState.SETTLING:
+        return None
+    try:
+        return probe.incompleteness(job.path, size=job.path.lstat().st_size)
+    except (OSError, OcrwatchError):  # gone or unreadable now: the daemon decides
+        return None
+
+
+def _error_folder_by_source(config: Config) -> dict[Path, Path]:
+    """Each file in an error folder, by the inbox path its reason file says it came from."""
+    found: dict[Path, Path] = {}
+    for _inbox, moved in failed_files(config):
+        try:
+            reason = json.loads(outputs.reason_file_path(moved).read_bytes())
+        except (OSError, ValueError):
+            continue
+        source = reason.get("source_path") if isinstance(reason, dict) else None
+        if isinstance(source, str):
+            found[Path(source)] = moved
+    return found
 
 
 def ignored_count(inbox: InboxConfig) -> int | None:
@@ -89,3 +122,45 @@ def _pause_view(pause: AccountPause, now: float) -> dict[str, Any]:
         "paused_seconds": round(now - pause.since, 1),
         "next_probe_in_seconds": round(max(0.0, pause.probe_at - now), 1),
     }
+
+
+def print_status(report: list[dict[str, Any]], out: TextIO) -> None:
+    """The text form of ``status_report`` (after the state file line)."""
+    pause = report[0]["submissions_paused"] if report else None
+    if isinstance(pause, dict):
+        print(
+            f"SUBMISSIONS PAUSED since {pause['since']} ({pause['paused_seconds']} s): "
+            f"{pause['reason']}; files wait in the inbox; next probe in "
+            f"{pause['next_probe_in_seconds']} s",
+            file=out,
+        )
+    for entry in report:
+        counts = entry["counts"]
+        shown = ", ".join(f"{n} {state}" for state, n in counts.items() if n) or "nothing yet"
+        print(f"{entry['inbox']} ({entry['path']}): {shown}", file=out)
+        oldest = entry["oldest_waiting"]
+        if isinstance(oldest, dict):
+            why = f": {oldest['waiting_for']}" if oldest["waiting_for"] else ""
+            print(
+                f"  oldest waiting: {oldest['path']} ({oldest['state']}{why}, "
+                f"{oldest['age_seconds']} s)",
+                file=out,
+            )
+        print(f"  in the error folder: {entry['in_error_folder']}", file=out)
+        if entry["ignored_now"]:
+            print(
+                f"  ignored in the inbox: {entry['ignored_now']} (the file_ignored log lines "
+                "and `ocrwatch explain PATH` say by which rule)",
+                file=out,
+            )
+        for error in entry["last_errors"]:
+            moved = error["path"] != error["came_from"]
+            origin = f" (from {_relative(error['came_from'], entry['path'])})" if moved else ""
+            print(f"  error: {error['path']}{origin}: [{error['class']}] {error['message']}",
+                  file=out)  # fmt: skip
+
+
+def _relative(path: str, folder: str) -> str:
+    """``path`` as ``<folder name>/...`` when inside ``folder``, for a short line."""
+    inside = Path(path).relative_to(folder) if Path(path).is_relative_to(folder) else None
+    return path if inside is None else str(Path(Path(folder).name) / inside)

@@ -104,10 +104,30 @@ def test_once_processes_everything_and_reports_failures(tmp_path: Path, emulator
     assert report["in_error_folder"] == 1
     assert report["last_errors"][0]["class"] == "unreadable"
 
+    assert report["state_path"] == str(tmp_path / "state" / "state.db")
+    # The failed file is in the error folder now: that is where status sends the reader.
+    assert report["last_errors"][0]["path"] == str(tmp_path / "errors" / "junk.png")
+    assert report["last_errors"][0]["came_from"] == str(tmp_path / "inbox" / "junk.png")
+    text = ocrwatch("status", "-c", str(config))
+    assert f"  error: {tmp_path / 'errors' / 'junk.png'} (from inbox/junk.png): " in text.stdout
+
     retry = ocrwatch("retry", "-c", str(config), "--all")
     assert retry.returncode == 0, retry.stderr
     assert (tmp_path / "inbox" / "junk.png").exists()
     assert not (tmp_path / "errors" / "junk.png.error.json").exists()
+
+
+def test_status_says_what_an_incomplete_waiting_file_waits_for(tmp_path: Path) -> None:
+    config = write_config(tmp_path, "http://127.0.0.1:9", credentials=False)
+    truncated = tmp_path / "inbox" / "truncated.png"
+    truncated.write_bytes(make_png("cut short")[:-20])
+    with Store.open(tmp_path / "state" / "state.db") as store:  # as the daemon records it
+        store.add_job(inbox="scans", path=truncated, profile_hash="p", now=time.time())
+    report = json.loads(ocrwatch("status", "-c", str(config), "--json").stdout)[0]
+    assert report["oldest_waiting"]["state"] == "settling"
+    assert report["oldest_waiting"]["waiting_for"] == "incomplete PNG (no IEND chunk)"
+    text = ocrwatch("status", "-c", str(config)).stdout
+    assert f"oldest waiting: {truncated} (settling: incomplete PNG (no IEND chunk), " in text
 
 
 def test_sigterm_stops_within_ten_seconds_and_pending_tasks_resume(

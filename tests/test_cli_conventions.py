@@ -6,6 +6,7 @@ log line when a bug escapes.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import pty
@@ -91,7 +92,7 @@ def test_an_uncaught_bug_exits_70_with_one_log_line_and_no_traceback(tmp_path: P
 
 def test_no_color_turns_off_the_colours_of_the_console_log(tmp_path: Path) -> None:
     config = write_config(tmp_path, "http://127.0.0.1:9", credentials=False)
-    args = ("--log-format", "console", "check", "-c", str(config))
+    args = ("--log-format", "console", "--log-level", "debug", "check", "-c", str(config))
     status, coloured = on_a_terminal(*args, env=clean_env(TERM="xterm"))
     assert status == 0 and b"config_loaded" in coloured
     assert b"\x1b[" in coloured  # the control: on a terminal the log is coloured
@@ -112,6 +113,20 @@ def test_without_c_the_config_comes_from_ocrwatch_config_and_says_so(tmp_path: P
     assert f"using {config} (from $OCRWATCH_CONFIG)" in result.stderr
 
 
+@pytest.mark.parametrize(
+    "command",
+    [("check",), ("status",), ("status", "--json"), ("explain", "x.png"), ("doctor", "--offline")],
+)
+def test_one_shot_commands_say_once_which_config_and_log_no_config_loaded(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    config = write_config(tmp_path, "http://127.0.0.1:9", credentials=False)
+    result = ocrwatch(*command, env=clean_env(OCRWATCH_CONFIG=str(config)), cwd=tmp_path)
+    assert result.returncode in (0, 1), result.stderr
+    assert result.stderr.count(f"using {config}") == 1, result.stderr
+    assert "config_loaded" not in result.stderr
+
+
 @pytest.mark.skipif(SYSTEM_CONFIG.exists(), reason=f"{SYSTEM_CONFIG} exists on this machine")
 def test_without_any_config_the_error_lists_where_it_looked(tmp_path: Path) -> None:
     (tmp_path / "config.yaml").write_text("inboxes: []\n")  # the old default is not looked at
@@ -120,6 +135,26 @@ def test_without_any_config_the_error_lists_where_it_looked(tmp_path: Path) -> N
     assert "--config FILE (not given)" in result.stderr
     assert "$OCRWATCH_CONFIG (not set)" in result.stderr
     assert f"{SYSTEM_CONFIG} (does not exist)" in result.stderr
+    # ... and how to get one: where the example comes from and the two ways to name it.
+    assert "`ocrwatch init DIR` writes config.example.yaml into DIR" in result.stderr
+    assert "-c FILE" in result.stderr and "OCRWATCH_CONFIG=FILE" in result.stderr
+
+
+def test_the_readme_lists_every_command_and_which_take_c() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    from ocrwatch.cli import build_parser
+
+    parser = build_parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    takes_c = [
+        name
+        for name, sub in commands.choices.items()
+        if any("--config" in a.option_strings for a in sub._actions)
+    ]
+    for name in commands.choices:
+        assert f"| `ocrwatch {name}" in readme, f"{name} is missing from the command table"
+    listed = ", ".join(f"`{name}`" for name in takes_c)
+    assert f"`-c FILE` is optional for {listed}" in " ".join(readme.split())
 
 
 def test_a_reader_that_goes_away_is_no_crash(tmp_path: Path) -> None:

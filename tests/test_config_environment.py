@@ -77,7 +77,9 @@ def test_each_variable_wins_over_the_defaults_and_every_inbox(
         assert inbox.settle_seconds == 0.0
     shown = describe(config)["environment"]
     assert len(shown) == len(INBOX_VARIABLES)
-    assert "OCRWATCH_RECURSIVE=True (sets recursive for every inbox)" in shown
+    # As the user wrote them, not as Python shows the parsed values.
+    assert "OCRWATCH_RECURSIVE=yes (sets recursive for every inbox)" in shown
+    assert """OCRWATCH_IGNORE_PATTERNS=["*.tmp", "~$*"] (sets exclude for every inbox)""" in shown
 
 
 @pytest.mark.parametrize(

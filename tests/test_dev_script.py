@@ -49,3 +49,14 @@ def test_link_never_replaces_another_ocrwatch(tmp_path: Path) -> None:
     assert other.read_text() == "#!/bin/sh\necho another install\n"
     assert dev("unlink", home=tmp_path).returncode == 0
     assert other.exists()
+
+
+def test_link_never_replaces_a_symlink_that_is_not_its_own(tmp_path: Path) -> None:
+    other = tmp_path / ".local" / "bin" / "ocrwatch"
+    other.parent.mkdir(parents=True)
+    other.symlink_to("/usr/bin/true")  # e.g. another checkout's or a package's ocrwatch
+    result = dev("link", home=tmp_path)
+    assert result.returncode == 1 and "not a link to this checkout" in result.stderr
+    assert other.readlink() == Path("/usr/bin/true")
+    assert dev("unlink", home=tmp_path).returncode == 0
+    assert other.readlink() == Path("/usr/bin/true")

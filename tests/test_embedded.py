@@ -6,6 +6,7 @@ One service per module (starting the engine loads its models); each test talks t
 
 from __future__ import annotations
 
+import importlib.metadata
 import io
 import time
 from collections.abc import Iterator
@@ -119,6 +120,12 @@ def test_a_pdf_gives_every_page_with_boxes_on_the_emulators_pages(client: OcrCli
     assert character_error_rate(pages[1], second_text) <= 0.02, by_type["Text"]
     # The PDF's pages are 850x1100 pixel images; the engine read them rendered larger.
     assert "bbox 0 0 850 1100" in by_type["Hocr"]
+    # The hOCR names the engine that read it, not the emulator that stands in for the cloud.
+    rapidocr = importlib.metadata.version("rapidocr")
+    assert (
+        f'<meta name="ocr-system" content="ocrwatch embedded engine (RapidOCR {rapidocr})"/>'
+        in by_type["Hocr"]
+    )
 
 
 def test_a_file_the_engine_cannot_read_ends_its_task_in_error(client: OcrClient) -> None:

@@ -182,6 +182,26 @@ def test_unsupported_language_is_refused_before_any_work(pool: EnginePool) -> No
         read_label(pool, render_label(), language="Russian")
 
 
+def test_the_languages_are_the_ones_the_bundled_recogniser_has_characters_for() -> None:
+    # The wheel ships no separate dictionary file: the character set is the recognition
+    # model's own metadata, which is what RapidOCR decodes with.
+    import onnxruntime
+
+    from ocrwatch.engine.reader import bundled_model_paths
+
+    session = onnxruntime.InferenceSession(
+        str(bundled_model_paths()["rec"]), providers=["CPUExecutionProvider"]
+    )
+    characters = set(session.get_modelmeta().custom_metadata_map["character"].splitlines())
+    hiragana, katakana = set("あいうえおかきくけこんをゃ"), set("アイウエオカキクケコンヲャー")
+    assert hiragana <= characters and katakana <= characters  # so Japanese is read
+    assert "Japanese" in supported_languages()
+    assert not {chr(c) for c in range(0x0410, 0x0450)} & characters  # no Cyrillic
+    assert not {chr(c) for c in range(0xAC00, 0xAC20)} & characters  # no Hangul
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert "reads Latin-script languages, Chinese and Japanese" in " ".join(readme.split())
+
+
 def test_the_worker_runs_with_onnxruntime_telemetry_disabled(pool: EnginePool) -> None:
     (pid,) = pool.worker_pids
     environment = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")

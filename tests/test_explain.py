@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from daemon_harness import emulator_submits, write_config
 
 from ocrwatch.emulator import Emulator
 from ocrwatch.emulator.samples import make_png, make_tiff
+from ocrwatch.store import Store
 
 MakeEmulator = Callable[..., Emulator]
 
@@ -62,8 +64,8 @@ def config(tmp_path: Path, emulator: Emulator) -> Path:
         (".hidden.png", "ignored: hidden file"),
         ("draft-1.png", "ignored: exclude pattern 'draft-*'"),
         ("scan.png.part", "ignored: built-in ignore '*.part'"),
-        ("scan.png.txt", "ignored: own output (template '{name}.{ext}')"),
-        ("notes.docx", "ignored: not matched by include patterns"),
+        ("scan.png.txt", "ignored: ocrwatch's own output (output_template '{name}.{ext}')"),
+        ("notes.docx", "ignored: matches none of the include patterns"),
         ("sub/page.png", "ignored: in a subfolder of a non-recursive inbox"),
     ],
 )
@@ -75,6 +77,8 @@ def test_the_rule_that_ignores_a_file_is_named(
     path.write_bytes(make_png("x"))
     report = explain(config, path)
     assert report["verdict"] == verdict
+    if not name.startswith("sub/"):
+        assert report["facts"]["rule"] == verdict.replace("ignored: ", "the daemon ignores it: ")
     assert report["facts"]["inbox"].startswith(f"scans ({tmp_path / 'inbox'}): mode image")
 
 
@@ -124,6 +128,28 @@ def test_history_of_a_done_file_and_of_a_failed_one(tmp_path: Path, emulator: Em
     assert failed["facts"]["came from"] == str(tmp_path / "inbox" / "junk.png")
     (job,) = failed["history"]
     assert job["state"] == "failed" and job["error_class"] == "unreadable"
+
+    # Its reason file is explained as what it is: the reason for junk.png, not a failed scan.
+    reason = explain(config, tmp_path / "errors" / "junk.png.error.json")
+    assert reason["facts"]["reason file"] == (
+        "junk.png.error.json is ocrwatch's reason file for junk.png; the rest is about junk.png"
+    )
+    assert reason["verdict"] == failed["verdict"]
+    assert reason["facts"]["reason"] == failed["facts"]["reason"]
+    assert reason["history"] == failed["history"]
+
+    # A settled file and no daemon running: explain says so instead of promising a next look.
+    settled = tmp_path / "inbox" / "settled.png"
+    settled.write_bytes(make_png("waiting for a daemon"))
+    os.utime(settled, (time.time() - 3600, time.time() - 3600))
+    assert explain(config, settled)["verdict"] == (
+        "settled: no daemon is running on this state file; it is submitted when the daemon runs"
+    )
+    # While a process holds the state file's writer lock (as the daemon does), it says so.
+    with Store.open(tmp_path / "state" / "state.db"):
+        assert explain(config, settled)["verdict"] == (
+            "settled: it is submitted at the daemon's next look"
+        )
 
     text = ocrwatch("explain", str(good), "-c", str(config))  # the human-readable form
     assert text.returncode == 0

@@ -233,6 +233,18 @@ def test_check_shows_what_each_format_gets(tmp_path: Path) -> None:
     assert '"sent": "refused"' in result.stdout  # HEIC
 
 
+def test_each_note_fits_the_target_it_is_shown_for() -> None:
+    from ocrwatch.formats import Target, table
+
+    def notes(target: Target) -> dict[str, str]:
+        return {row["format"]: row.get("note", "") for row in table(target)}
+
+    assert "cloud takes single-page TIFF only" in notes(Target.CLOUD)["TIFF"]
+    engine = notes(Target.ENGINE)
+    assert not any("cloud" in note for note in engine.values()), engine
+    assert engine["GIF"] == "an animation's first frame"  # a note true of both stays
+
+
 def _pixels(data: bytes, *, frame: int = 0) -> tuple[str, tuple[int, int], bytes]:
     with Image.open(io.BytesIO(data)) as image:
         image.seek(frame)

@@ -57,7 +57,7 @@ def test_globstar_matches_zero_folders_too(tmp_path: Path, emulator: Emulator) -
     assert verdicts == {
         "drafts/first.png": "ignored: exclude pattern 'drafts/**/*.png'",
         "drafts/old/second.png": "ignored: exclude pattern 'drafts/**/*.png'",
-        "notes.jpg": "ignored: not matched by include patterns",
+        "notes.jpg": "ignored: matches none of the include patterns",
     }
     assert not [p for p in inbox.rglob("*.txt") if p not in wanted]
     logged = sorted(

@@ -47,16 +47,17 @@ IMAGES = ("*.png", "*.jpg", "*.jpeg", "*.tif", "*.tiff", "*.pdf")
         (".@__thumb/scan.png",
          "inside ignored folder '.@__thumb' (built-in ignore '.@__thumb')"),
         ("scan.bak.png", None),
-        ("notes.docx", "not matched by include patterns"),
+        ("notes.docx", "matches none of the include patterns"),
         ("scan.bak", "exclude pattern '*.bak'"),
         ("drafts/x/scan.png", "exclude pattern 'drafts/**'"),
-        ("scan.png.txt", "own output (template '{name}.{ext}')"),
-        ("scan.png.pdf", "own output (template '{name}.{ext}')"),
-        ("Scan.PNG.Hocr", "own output (template '{name}.{ext}')"),
-        ("sub/scan.jpg.json", "own output (template '{name}.{ext}')"),
-        ("scan.png.pdf.txt", "own output (template '{name}.{ext}')"),  # output of an output
-        ("notes.docx.txt", "not matched by include patterns"),  # source not acceptable
-        ("scan.bak.txt", "not matched by include patterns"),
+        ("scan.png.txt", "ocrwatch's own output (output_template '{name}.{ext}')"),
+        ("scan.png.pdf", "ocrwatch's own output (output_template '{name}.{ext}')"),
+        ("Scan.PNG.Hocr", "ocrwatch's own output (output_template '{name}.{ext}')"),
+        ("sub/scan.jpg.json", "ocrwatch's own output (output_template '{name}.{ext}')"),
+        # the output of an output:
+        ("scan.png.pdf.txt", "ocrwatch's own output (output_template '{name}.{ext}')"),
+        ("notes.docx.txt", "matches none of the include patterns"),  # source not acceptable
+        ("scan.bak.txt", "matches none of the include patterns"),
         ("", "not a path inside the inbox"),
         ("../escape.png", "not a path inside the inbox"),
     ],
@@ -71,7 +72,7 @@ def test_candidate_verdict(relpath: str, rule: str | None) -> None:
     )
     assert (verdict.accepted, verdict.rule) == (rule is None, rule)
     # Our own temporaries and reason files are ignored without a log line; the rest get one.
-    own = ("*.ocrwatch-", "*.error.json", "own output")
+    own = ("*.ocrwatch-", "*.error.json", "ocrwatch's own output")
     assert verdict.is_notable == (rule is not None and not any(o in rule for o in own))
 
 
@@ -79,13 +80,13 @@ def test_candidate_verdict(relpath: str, rule: str | None) -> None:
     ("relpath", "template", "inbox_name", "inside", "rule"),
     [
         ("scan.png.pdf", "{name}.{ext}", None, False, None),  # outputs elsewhere: a source
-        ("scan_ocr.txt", "{stem}_ocr.{ext}", None, True, "not matched by include patterns"),
-        ("scan.png-ocr.pdf", "{stem}{suffix}-ocr.{ext}", None, True, "own output"),
-        ("scans-scan.png.pdf", "{inbox}-{name}.{ext}", "scans", True, "own output"),
+        ("scan_ocr.txt", "{stem}_ocr.{ext}", None, True, "matches none of the include patterns"),
+        ("scan.png-ocr.pdf", "{stem}{suffix}-ocr.{ext}", None, True, "ocrwatch's own output"),
+        ("scans-scan.png.pdf", "{inbox}-{name}.{ext}", "scans", True, "ocrwatch's own output"),
         ("other-scan.png.pdf", "{inbox}-{name}.{ext}", "scans", True, None),
-        ("other-scan.png.pdf", "{inbox}-{name}.{ext}", None, True, "own output"),
+        ("other-scan.png.pdf", "{inbox}-{name}.{ext}", None, True, "ocrwatch's own output"),
         ("scan.pdf", "{stem}.{ext}", None, True, None),  # cannot be told by name: kept
-        ("{scan.png}.pdf", "{{{name}}}.{ext}", None, True, "own output"),
+        ("{scan.png}.pdf", "{{{name}}}.{ext}", None, True, "ocrwatch's own output"),
     ],
 )
 def test_own_outputs_follow_the_template(

@@ -707,6 +707,15 @@ def test_ocrwatch_reload_outside_a_unit_says_what_it_needs() -> None:
     )
     assert result.returncode == 2
     assert "ExecReload=" in result.stderr
+    assert "needs $MAINPID (or --pid) and $RUNTIME_DIRECTORY" in result.stderr
+
+    # With --pid given, only the runtime directory is missing, and only it is named.
+    with_pid = subprocess.run(
+        [sys.executable, "-m", "ocrwatch", "reload", "--pid", str(os.getpid())],
+        env=env, capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert with_pid.returncode == 2
+    assert "needs $RUNTIME_DIRECTORY" in with_pid.stderr and "MAINPID" not in with_pid.stderr
 
 
 def test_a_large_journal_entry_goes_in_a_sealed_memfd(tmp_path: Path) -> None:

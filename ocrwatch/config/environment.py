@@ -46,6 +46,7 @@ class InboxOverrides:
 
     values: Mapping[str, Any] = field(default_factory=dict)
     variables: Mapping[str, str] = field(default_factory=dict)  # key -> variable name
+    written: Mapping[str, str] = field(default_factory=dict)  # key -> the value as set
 
     def applied_to(self, raw: Mapping[str, Any]) -> dict[str, Any]:
         """One inbox's mapping from the file with these values winning."""
@@ -54,8 +55,8 @@ class InboxOverrides:
     def describe(self) -> list[str]:
         """``VARIABLE=value (sets key)`` for each override, for ``ocrwatch check``."""
         return [
-            f"{self.variables[key]}={value!r} (sets {key} for every inbox)"
-            for key, value in self.values.items()
+            f"{self.variables[key]}={self.written[key]} (sets {key} for every inbox)"
+            for key in self.values
         ]
 
 
@@ -63,6 +64,7 @@ def read_inbox_overrides(environ: Mapping[str, str], problems: list[str]) -> Inb
     """The overrides set in ``environ``; each bad value is appended to ``problems``."""
     values: dict[str, Any] = {}
     variables: dict[str, str] = {}
+    written: dict[str, str] = {}
     for variable, key in INBOX_VARIABLES.items():
         raw = environ.get(variable, "").strip()
         if not raw:
@@ -73,7 +75,8 @@ def read_inbox_overrides(environ: Mapping[str, str], problems: list[str]) -> Inb
             problems.append(f"{variable} (environment): {error}, got {raw!r}")
             continue
         variables[key] = variable
-    return InboxOverrides(values=values, variables=variables)
+        written[key] = raw
+    return InboxOverrides(values=values, variables=variables, written=written)
 
 
 def _flag(raw: str) -> bool:

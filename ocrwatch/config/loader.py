@@ -70,7 +70,8 @@ def locate_config(
     raise ConfigError(
         "no configuration file: looked for --config FILE (not given), "
         f"${ENV_CONFIG} (not set) and {system_config} (does not exist); "
-        "start from config.example.yaml"
+        "to start, `ocrwatch init DIR` writes config.example.yaml into DIR; edit it, then "
+        f"name it with -c FILE or export {ENV_CONFIG}=FILE"
     )
 
 

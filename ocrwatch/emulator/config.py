@@ -88,12 +88,14 @@ class ResultShape:
     invoice JSON as ``Text`` and region detection as ``Other``); ``json_object`` wraps the
     JSON output's blocks in an object (``{"blocks": [...]}``, as the .NET SDK's README reads
     it) instead of a bare array; ``pages_apart`` answers one Pdf and one Hocr result per page
-    instead of one document.
+    instead of one document. ``ocr_system`` is what the hOCR's ``ocr-system`` names as the
+    reader: the emulator, or (the embedded service) the local engine.
     """
 
     type_names: tuple[tuple[ResultFormat, str], ...] = ()
     json_object: bool = False
     pages_apart: bool = False
+    ocr_system: str = "ocrwatch emulator"
 
     def type_name(self, result_format: ResultFormat) -> str:
         return dict(self.type_names).get(result_format, result_format.value)

@@ -57,7 +57,7 @@ def _bbox(box: Box) -> str:
     return f"bbox {box.left} {box.top} {box.right} {box.bottom}"
 
 
-def render_hocr(texts: Sequence[PageText]) -> bytes:
+def render_hocr(texts: Sequence[PageText], *, ocr_system: str = "ocrwatch emulator") -> bytes:
     out = [
         '<?xml version="1.0" encoding="UTF-8"?>',
         '<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Transitional//EN"',
@@ -66,7 +66,7 @@ def render_hocr(texts: Sequence[PageText]) -> bytes:
         "<head>",
         "<title></title>",
         '<meta http-equiv="Content-Type" content="text/html; charset=utf-8"/>',
-        '<meta name="ocr-system" content="ocrwatch emulator"/>',
+        f'<meta name="ocr-system" content={quoteattr(ocr_system)}/>',
         '<meta name="ocr-capabilities" content="ocr_page ocr_line ocrx_word"/>',
         "</head>",
         "<body>",
@@ -122,13 +122,14 @@ def render(
     *,
     pages: Sequence[Page],
     document: Document,
+    ocr_system: str = "ocrwatch emulator",
 ) -> bytes:
     """The bytes of one ``results[]`` entry; ``pages`` (of ``document``, or cut from its
     pages) and ``texts`` correspond one to one."""
     if result_format is ResultFormat.TEXT:
         return render_text(texts)
     if result_format is ResultFormat.HOCR:
-        return render_hocr(texts)
+        return render_hocr(texts, ocr_system=ocr_system)
     if result_format is ResultFormat.JSON:
         return render_json(texts)
     if result_format is ResultFormat.PDF:

@@ -207,11 +207,18 @@ def _format_results(
     if shape.pages_apart and result_format in (ResultFormat.PDF, ResultFormat.HOCR):
         return [
             ResultFile(
-                type=name, data=render(result_format, [text], pages=[page], document=document)
+                type=name,
+                data=render(
+                    result_format,
+                    [text],
+                    pages=[page],
+                    document=document,
+                    ocr_system=shape.ocr_system,
+                ),
             )
             for text, page in zip(texts, pages, strict=True)
         ]
-    data = render(result_format, texts, pages=pages, document=document)
+    data = render(result_format, texts, pages=pages, document=document, ocr_system=shape.ocr_system)
     if shape.json_object and result_format is ResultFormat.JSON:
         data = json.dumps({"blocks": json.loads(data)}, ensure_ascii=False).encode("utf-8")
     return [ResultFile(type=name, data=data)]

@@ -31,7 +31,12 @@ This package imports only the project's core modules; install the ``engine`` ext
 
 from __future__ import annotations
 
-from ocrwatch.engine.capabilities import check_language, missing_modules, supported_languages
+from ocrwatch.engine.capabilities import (
+    check_language,
+    engine_name,
+    missing_modules,
+    supported_languages,
+)
 from ocrwatch.engine.failures import (
     EngineCrashed,
     EngineError,
@@ -61,6 +66,7 @@ __all__ = [
     "UnsupportedLanguage",
     "check_language",
     "default_workers",
+    "engine_name",
     "missing_modules",
     "supported_languages",
 ]

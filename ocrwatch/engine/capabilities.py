@@ -3,7 +3,8 @@
 Cheap to call from the daemon: nothing here imports onnxruntime or loads a model.
 
 The bundled recogniser (PP-OCRv6 small, multilingual) has one character set for Chinese,
-Japanese and the Latin-script languages its authors list for it. The Aspose language names
+Japanese (its dictionary, stored in the model's metadata, has the hiragana and katakana) and
+the Latin-script languages its authors list for it. The Aspose language names
 below are those languages; Vietnamese is left out although the model's authors list it,
 because its character set lacks most of the precomposed tone letters Vietnamese needs.
 Cyrillic, Greek-alphabet languages, Arabic, Hebrew, Korean, Thai and the Indic scripts are not
@@ -12,6 +13,7 @@ read by these models.
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 
 from ocrwatch.engine.failures import UnsupportedLanguage
@@ -45,3 +47,12 @@ def check_language(language: str) -> None:
 def missing_modules() -> tuple[str, ...]:
     """The modules the worker needs that are not installed (empty when the engine can run)."""
     return tuple(name for name in _REQUIRED_MODULES if importlib.util.find_spec(name) is None)
+
+
+def engine_name() -> str:
+    """What the outputs name as their reader, e.g. in hOCR's ``ocr-system``."""
+    try:
+        version = importlib.metadata.version("rapidocr")
+    except importlib.metadata.PackageNotFoundError:  # the engine extra is not installed
+        return "ocrwatch embedded engine (RapidOCR)"
+    return f"ocrwatch embedded engine (RapidOCR {version})"

@@ -46,6 +46,7 @@ __all__ = [
     "FileKind",
     "completeness",
     "fingerprint",
+    "incompleteness",
     "inspect",
     "open_for_upload",
     "refusal",
@@ -215,6 +216,18 @@ def fingerprint(path: Path, *, with_hash: bool) -> Fingerprint:
             identity(before).same_file_as(identity(after))):  # fmt: skip
         raise TransientError(f"{path.name}: changed while it was being hashed")
     return Fingerprint(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, digest.hexdigest())
+
+
+def incompleteness(path: Path, *, size: int) -> str | None:
+    """Why the file (``size`` bytes) does not look completely written yet; None if it does.
+
+    The one test the daemon's settling, ``ocrwatch explain`` and ``ocrwatch status`` share.
+    Content of an unknown kind counts as complete: the preflight refuses it with its reason.
+    """
+    if size == 0:
+        return "empty file"  # some writers create the file long before the first byte arrives
+    kind = sniff(path)
+    return None if kind is FileKind.UNKNOWN else completeness(path, kind)
 
 
 def refusal(path: Path, *, inbox_root: Path) -> str | None:

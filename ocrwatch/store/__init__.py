@@ -13,7 +13,7 @@ add the reads and the writes, and ``Store`` is the class callers open.
 
 from __future__ import annotations
 
-from ocrwatch.store.database import BUSY_TIMEOUT_SECONDS
+from ocrwatch.store.database import BUSY_TIMEOUT_SECONDS, writer_running
 from ocrwatch.store.queries import JobNotFound
 from ocrwatch.store.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 from ocrwatch.store.store import DuplicateJob, JobChanges, StaleJob, Store
@@ -28,4 +28,5 @@ __all__ = [
     "JobNotFound",
     "StaleJob",
     "Store",
+    "writer_running",
 ]

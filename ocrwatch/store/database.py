@@ -213,3 +213,24 @@ def _take_writer_lock(path: Path) -> int:
             f"state store {path} is in use by another ocrwatch process (lock {lock_path})"
         ) from None
     return fd
+
+
+def writer_running(path: Path) -> bool:
+    """Whether a process (the daemon, ``once``) holds the writer lock of the state file ``path``.
+
+    Asks the lock itself rather than a pid file, so a crashed daemon never looks alive: the
+    kernel drops a flock with its holder. Takes a shared lock for an instant only; without a
+    lock file, nothing has ever written the state file.
+    """
+    lock_path = path.with_name(path.name + ".lock")
+    try:
+        fd = os.open(lock_path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing also releases the shared lock we may have taken
+    return False
