@@ -134,14 +134,16 @@ def test_a_pdf_gives_every_page_in_order(pool: EnginePool) -> None:
     assert result.pages[0].width_px > 850  # rendered above the PDF's own 100 dpi
 
 
-def png_header_only(width: int, height: int) -> bytes:
-    """A PNG that announces ``width`` x ``height`` pixels and holds almost none."""
+def png_header_only(width: int, height: int, *, colour: bool = False) -> bytes:
+    """A PNG that announces ``width`` x ``height`` pixels (1-bit, or 8-bit RGB) and holds
+    almost none."""
 
     def chunk(kind: bytes, body: bytes) -> bytes:
         crc = zlib.crc32(kind + body)
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
 
-    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    depth, colour_type = (8, 2) if colour else (1, 0)
+    header = struct.pack(">IIBBBBB", width, height, depth, colour_type, 0, 0, 0)
     pixels = zlib.compress(b"\x00" * 64)
     return (
         b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
@@ -158,13 +160,24 @@ def pdf_with_a_huge_page() -> bytes:
     ("data", "message"),
     [
         (png_header_only(50_000, 50_000), "too large"),
-        (png_header_only(9_000, 9_000), "too large"),  # under Pillow's own hard limit
+        # 81 MP: under Pillow's own hard limit, over the engine's for colour (60 MP) ...
+        (png_header_only(9_000, 9_000, colour=True), "too large"),
+        # ... and within it for a 1-bit page (150 MP), so it is decoded (and found cut short)
+        (png_header_only(9_000, 9_000), "cannot be decoded"),
         (pdf_with_a_huge_page(), "too large"),
         (b"this is not an image at all\n" * 100, "not supported or the file is damaged"),
         (png_bytes(render_label())[:400], "cannot be decoded"),
         (b"%PDF-1.4\n" + b"\x00garbage" * 50, "PDF document cannot be read"),
     ],
-    ids=["bomb", "over-limit", "pdf-bomb", "garbage", "truncated", "broken-pdf"],
+    ids=[
+        "bomb",
+        "over-limit",
+        "1-bit-within-limit",
+        "pdf-bomb",
+        "garbage",
+        "truncated",
+        "broken-pdf",
+    ],
 )
 def test_bad_input_is_a_clear_error_and_the_worker_carries_on(
     pool: EnginePool, data: bytes, message: str
