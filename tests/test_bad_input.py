@@ -14,6 +14,7 @@ when the machine does not allow them.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import shutil
@@ -126,13 +127,17 @@ def test_a_truncated_file_never_reaches_the_api(
         tmp_path, emulator.base_url, inboxes=inbox_config(settle_seconds=0.2, max_settle_seconds=2)
     )
     data = make()
+    cut = data[: len(data) * 2 // 3]
     with running_service(config) as (service, _, _):
-        drop(tmp_path / "inbox" / name, data[: len(data) * 2 // 3])
+        drop(tmp_path / "inbox" / name, cut)
         run_until(service, (tmp_path / "errors" / f"{name}.error.json").exists)
         still_processing(service, tmp_path / "inbox", tmp_path / "inbox", "cut")
     failed = reason(tmp_path / "errors", name)
     assert failed["class"] == "never_settled"
     assert "incomplete" in failed["message"]
+    # Failed before upload, so never fingerprinted: the reason file still records the file.
+    assert failed["size_bytes"] == len(cut)
+    assert failed["sha256"] == hashlib.sha256(cut).hexdigest()
     assert emulator_submits(emulator) == 1  # the good file only
 
 
@@ -312,6 +317,8 @@ def test_an_unreadable_file_is_an_expected_outcome_not_an_internal_error(
     failed, log = _run_with_an_unreadable_file(tmp_path, emulator)
     assert failed["message"] == "permission denied", failed["message"]
     assert "job_step_crashed" not in log
+    # Its size comes from lstat, which needs no read permission; its content cannot be hashed.
+    assert failed["size_bytes"] == (tmp_path / "errors" / "locked.png").stat().st_size > 0
 
 
 @contextmanager

@@ -36,7 +36,7 @@ from typing import BinaryIO
 from PIL import Image
 
 from ocrwatch import formats, policy
-from ocrwatch.errors import TransientError
+from ocrwatch.errors import InputFileError, TransientError
 from ocrwatch.model import Fingerprint
 from ocrwatch.probe.completeness import completeness
 from ocrwatch.probe.opening import identity, mode_name, open_regular, read_at, size_of
@@ -47,6 +47,7 @@ __all__ = [
     "completeness",
     "fingerprint",
     "inspect",
+    "measure",
     "open_for_upload",
     "refusal",
     "sniff",
@@ -215,6 +216,31 @@ def fingerprint(path: Path, *, with_hash: bool) -> Fingerprint:
             identity(before).same_file_as(identity(after))):  # fmt: skip
         raise TransientError(f"{path.name}: changed while it was being hashed")
     return Fingerprint(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, digest.hexdigest())
+
+
+# Hashing for a reason file is a courtesy, not a check: a huge file is not read twice for it.
+MEASURE_HASH_MAX_BYTES = 256 << 20
+
+
+def measure(path: Path) -> tuple[int | None, str | None]:
+    """Size and SHA-256 of a file that failed before it was fingerprinted, for its reason file.
+
+    The size comes from ``lstat`` (no read permission needed). The hash is taken through the
+    safe opener only when the file is readable, regular and at most
+    ``MEASURE_HASH_MAX_BYTES``; otherwise it is None. Never raises for an unusable file.
+    """
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None, None
+    if not stat.S_ISREG(st.st_mode):
+        return None, None
+    if st.st_size > MEASURE_HASH_MAX_BYTES:
+        return st.st_size, None
+    try:
+        return st.st_size, fingerprint(path, with_hash=True).sha256
+    except (OSError, InputFileError, TransientError):
+        return st.st_size, None
 
 
 def refusal(path: Path, *, inbox_root: Path) -> str | None:
