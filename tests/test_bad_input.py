@@ -407,3 +407,23 @@ def test_an_inbox_unmounted_and_remounted_while_running(tmp_path: Path, emulator
         still_processing(service, inbox, out, "remounted")
     assert (out / "underneath.png.txt").read_text() == "under the mount point\n"
     assert not (tmp_path / "errors").exists()
+
+
+def test_an_iphone_heic_photo_is_refused_with_a_message_naming_heic(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    """Issue 12 B.3: an iPhone photo is picked up and refused, never ignored silently."""
+    heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64)
+    config = write_config(tmp_path, emulator.base_url, inboxes=inbox_config())
+    with running_service(config) as (service, _, _):
+        drop(tmp_path / "inbox" / "IMG_0001.HEIC", heic)
+        drop(tmp_path / "inbox" / "IMG_0002.heif", heic)
+        run_until(service, (tmp_path / "errors" / "IMG_0002.heif.error.json").exists)
+        run_until(service, (tmp_path / "errors" / "IMG_0001.HEIC.error.json").exists)
+        still_processing(service, tmp_path / "inbox", tmp_path / "inbox", "heic")
+    for name in ("IMG_0001.HEIC", "IMG_0002.heif"):
+        failed = reason(tmp_path / "errors", name)
+        assert failed["class"] == "unsupported"
+        assert failed["message"].startswith("HEIC is not supported")
+        assert "heif-convert" in failed["message"]  # says how to convert it
+    assert emulator_submits(emulator) == 1  # the good file only
