@@ -228,6 +228,9 @@ class Service:
         for warning in self.config.warnings:
             log.warning("config_warning", message=warning)
         self.reconcile(now)
+        if self._publisher.is_enabled:
+            # The gauges exist before the listener serves its first scrape (and before READY).
+            self.publish_metrics(now)
         self._publisher.start()
         if self._watch:
             self._watchers = Watchers(self._watch_specs(), self._on_event)
