@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -27,6 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pikepdf
 import pytest
 from daemon_harness import drop, emulator_submits, run_until, running_service, write_config
 from daemon_process import daemon, wait_for
@@ -141,21 +143,39 @@ def test_a_truncated_file_never_reaches_the_api(
     assert emulator_submits(emulator) == 1  # the good file only
 
 
-def test_an_encrypted_pdf_is_refused_without_calling_the_api(
+def _encrypted_pdf(texts: list[str], *, user: str) -> bytes:
+    out = io.BytesIO()
+    with pikepdf.open(io.BytesIO(make_pdf(texts))) as pdf:
+        pdf.save(out, encryption=pikepdf.Encryption(owner="owner secret", user=user))
+    return out.getvalue()
+
+
+def test_a_pdf_that_needs_a_password_is_refused_without_calling_the_api(
     tmp_path: Path, emulator: Emulator
 ) -> None:
-    data = make_pdf(["locked"])
-    at = data.rindex(b"trailer")
-    closing = data.index(b">>", at)
-    encrypted = data[:closing] + b"/Encrypt 9 0 R\n" + data[closing:]
     config = write_config(tmp_path, emulator.base_url)
     with running_service(config) as (service, _, _):
-        drop(tmp_path / "inbox" / "locked.pdf", encrypted)
+        drop(tmp_path / "inbox" / "locked.pdf", _encrypted_pdf(["locked"], user="open sesame"))
         run_until(service, (tmp_path / "errors" / "locked.pdf.error.json").exists)
         still_processing(service, tmp_path / "inbox", tmp_path / "inbox", "pdf")
     failed = reason(tmp_path / "errors", "locked.pdf")
-    assert failed["class"] == "unreadable" and "encrypted PDF" in failed["message"]
+    assert failed["class"] == "unreadable"
+    assert "needs a password to open" in failed["message"], failed["message"]
     assert emulator_submits(emulator) == 1
+
+
+def test_a_pdf_with_only_an_owner_password_is_recognised(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    """It opens in any viewer without a password (its permissions only restrict editing)."""
+    config = write_config(tmp_path, emulator.base_url)
+    data = _encrypted_pdf(["first page", "second page"], user="")
+    with running_service(config) as (service, _, _):
+        drop(tmp_path / "inbox" / "restricted.pdf", data)
+        run_until(service, (tmp_path / "inbox" / "restricted.pdf.txt").exists)
+    text = (tmp_path / "inbox" / "restricted.pdf.txt").read_text()
+    assert text == "first page\n\fsecond page\n"
+    assert (tmp_path / "inbox" / "restricted.pdf").read_bytes() == data  # the inbox file untouched
 
 
 def test_a_decompression_bomb_is_refused_without_calling_the_api(

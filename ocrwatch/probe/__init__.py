@@ -80,7 +80,7 @@ class FileFacts:
     kind: FileKind
     size_bytes: int
     page_count: int | None  # None: not known (see inspect)
-    is_encrypted: bool  # PDF with /Encrypt in its trailer
+    is_encrypted: bool  # PDF that needs a password to open (an owner password alone does not)
     width_px: int | None  # of the first page
     height_px: int | None
     is_too_large: bool  # so large that Pillow refuses to open it at all
@@ -178,7 +178,28 @@ def _pdf_facts(file: BinaryIO, size: int) -> FileFacts:
         trailer += read_at(file, int(xref[1]), 4096)
     linearized = re.search(rb"/Linearized\b.{0,512}?/N\s+(\d+)", head, re.DOTALL)
     pages = int(linearized[1]) if linearized is not None else _count_page_objects(file) or None
-    return FileFacts(FileKind.PDF, size, pages, b"/Encrypt" in trailer, None, None, False, None)
+    locked = b"/Encrypt" in trailer and _needs_password(file)
+    return FileFacts(FileKind.PDF, size, pages, locked, None, None, False, None)
+
+
+def _needs_password(file: BinaryIO) -> bool:
+    """Whether an encrypted PDF stays shut with the empty user password.
+
+    A PDF with only an owner password (permissions: no printing, no editing) opens in any
+    viewer without asking, as qpdf opens it here; only a user password keeps it shut. A PDF
+    qpdf cannot parse is left to the completeness check and the service to judge.
+    """
+    # Only here: most PDFs are not encrypted, and pikepdf is a large import.
+    import pikepdf  # noqa: PLC0415
+
+    file.seek(0)
+    try:
+        with pikepdf.open(file):
+            return False
+    except pikepdf.PasswordError:
+        return True
+    except (pikepdf.PdfError, ValueError, OSError):
+        return False
 
 
 def _count_page_objects(file: BinaryIO) -> int:
