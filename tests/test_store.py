@@ -456,6 +456,17 @@ def test_a_second_writer_is_refused(store: Store, db_path: Path) -> None:
         assert again.jobs() == []
 
 
+def test_a_second_writer_is_told_which_config_holds_the_store_and_what_to_do(
+    db_path: Path, tmp_path: Path
+) -> None:
+    first_config = tmp_path / "config.example.yaml"
+    with Store.open(db_path, holder=first_config), pytest.raises(StateStoreError) as refused:
+        Store.open(db_path, holder=tmp_path / "other.yaml")
+    message = str(refused.value)
+    assert f"pid {os.getpid()}" in message and str(first_config) in message
+    assert "state.path" in message  # the way to run a second setup beside it
+
+
 def test_a_readonly_open_of_a_missing_store_fails(tmp_path: Path) -> None:
     with pytest.raises(StateStoreError, match="does not exist"):
         Store.open(tmp_path / "nothing.db", readonly=True)
