@@ -678,7 +678,7 @@ class Service:
         log.info("file_settled", inbox=inbox.name, path=str(job.path), job_id=job.id)
         if inbox.duplicates is not DuplicatePolicy.REPROCESS and fingerprint.sha256:
             found = self._store.find_done_results(
-                sha256=fingerprint.sha256, profile_hash=inbox.profile_hash
+                sha256=fingerprint.sha256, profile_hash=inbox.profile_hash, under=inbox.path
             )
             if found is not None:
                 original, results = found
