@@ -389,7 +389,10 @@ def _check_embedded(config: Config) -> None:
 
 @contextmanager
 def _service(config: Config, *, watch: bool = True) -> Iterator[Service]:
-    with Store.open(config.state_path) as store, _api_client(config) as client:
+    with (
+        Store.open(config.state_path, holder=config.source_path) as store,
+        _api_client(config) as client,
+    ):
         service = Service(
             config,
             api=client,

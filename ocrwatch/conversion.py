@@ -3,7 +3,9 @@
 What is converted is decided by ``ocrwatch.formats``: for Aspose Cloud, a file of several TIFF
 pages becomes one PDF (sent to RecognizePdf), and WebP, AVIF, JPEG 2000, PNM and single-page
 BigTIFF become PNG. The local engine reads all of them as they are, so nothing is converted for
-it. The file in the inbox is never changed; the converted bytes exist only in memory for the
+it. For both targets a PDF with only an owner password (it opens without one) is sent
+decrypted, its streams unchanged; a PDF that needs a password to open never gets this far.
+The file in the inbox is never changed; the converted bytes exist only in memory for the
 upload (a retry converts again, which gives the same bytes).
 
 Lossless means the pixels the recogniser sees are the pixels of the file: img2pdf puts a TIFF's
@@ -51,6 +53,8 @@ def for_upload(source: BinaryIO, *, mode: Mode, target: formats.Target) -> Binar
     fmt = formats.sniff(source.read(formats.SNIFF_BYTES))
     source.seek(0)
     sent = conversion_for(fmt, mode=mode, target=target)
+    if sent is formats.Delivery.AS_IS and fmt is formats.Format.PDF:
+        return _without_owner_password(source)
     if sent is formats.Delivery.AS_IS:
         return source
     if sent is formats.Delivery.REFUSED:
@@ -59,6 +63,32 @@ def for_upload(source: BinaryIO, *, mode: Mode, target: formats.Target) -> Binar
     data = source.read()
     converted = to_pdf(data, fmt=fmt) if sent is formats.Delivery.TO_PDF else to_png(data, fmt=fmt)
     return io.BytesIO(converted)
+
+
+def _without_owner_password(source: BinaryIO) -> BinaryIO:
+    """A PDF with only an owner password, decrypted; any other PDF is ``source`` as it is.
+
+    Such a PDF opens without a password (preflight refused those that need one), but the
+    service's documentation says nothing about encrypted PDFs and the emulator, like services
+    that read the file's streams, refuses them: so what is sent is the same document without
+    its encryption, every stream's content unchanged (qpdf decrypts, nothing is re-encoded).
+    """
+    import pikepdf  # noqa: PLC0415  (loaded on first use, as in to_pdf)
+
+    try:
+        with pikepdf.open(source) as pdf:
+            if not pdf.is_encrypted:
+                source.seek(0)
+                return source
+            decrypted = io.BytesIO()
+            pdf.save(decrypted)  # no ``encryption`` argument: saved without any
+    except pikepdf.PasswordError as exc:
+        raise InputFileError("encrypted PDF: it needs a password to open") from exc
+    except (pikepdf.PdfError, ValueError):
+        source.seek(0)  # the service judges a PDF qpdf cannot parse, as it always did
+        return source
+    decrypted.seek(0)
+    return decrypted
 
 
 def _open(data: bytes, fmt: formats.Format) -> Image.Image:

@@ -25,7 +25,7 @@ from typing import Any
 
 import structlog
 
-from ocrwatch import __version__, outputs, policy, sidecars
+from ocrwatch import __version__, outputs, policy, probe, sidecars
 from ocrwatch.config import InboxConfig
 from ocrwatch.errors import PermanentError
 from ocrwatch.hooks import HookEvent, HookRunner
@@ -369,6 +369,8 @@ def _iso(timestamp: float | None) -> str | None:
 def _reason(job: Job, inbox: InboxConfig, now: float) -> dict[str, Any]:
     """The content of ``<name>.error.json``: everything an operator needs, no secrets."""
     fp = job.fingerprint
+    # A file that fails before upload was never fingerprinted: measure it now, before the move.
+    size, sha256 = (fp.size, fp.sha256) if fp else probe.measure(job.path)
     return {
         "class": job.error_class.value if job.error_class else None,
         "message": job.last_error,
@@ -379,8 +381,8 @@ def _reason(job: Job, inbox: InboxConfig, now: float) -> dict[str, Any]:
         "inbox": inbox.name,
         "profile_hash": inbox.profile_hash,
         "mode": (job.mode or inbox.mode).value,
-        "sha256": fp.sha256 if fp else None,
-        "size_bytes": fp.size if fp else None,
+        "sha256": sha256,
+        "size_bytes": size,
         "first_seen_at": _iso(job.first_seen_at),
         "submitted_at": _iso(job.submitted_at),
         "failed_at": _iso(now),

@@ -146,20 +146,19 @@ FORMATS: tuple[FormatSpec, ...] = (
                ("*.jp2", "*.j2k", "*.jpf", "*.jpx"), "JPEG2000", *_CONVERTED, True, False),
     FormatSpec(Format.PNM, _is_pnm, ("*.pnm", "*.pbm", "*.pgm", "*.ppm"), "PPM", *_CONVERTED,
                True, False, "what scanimage writes"),
-    FormatSpec(Format.HEIC, _is_heic, (), None, Delivery.REFUSED, Delivery.REFUSED, False,
-               False, "no decoder here: convert it to JPEG or PNG first"),
+    FormatSpec(Format.HEIC, _is_heic, ("*.heic", "*.heif"), None, Delivery.REFUSED,
+               Delivery.REFUSED, False, False,
+               "no decoder here: convert it to JPEG first (heif-convert IMG.heic IMG.jpg, from"
+               " libheif; or set the iPhone's Camera > Formats to Most Compatible)"),
 )  # fmt: skip
 
 _BY_FORMAT = {spec.format: spec for spec in FORMATS}
 # PDF last: "%PDF-" may sit anywhere in the first KiB, so an image's own magic wins.
 _SNIFF_ORDER = sorted(FORMATS, key=lambda spec: spec.format is Format.PDF)
+# Every format with a name is picked up, refused ones too: a photo dropped in an inbox is
+# refused with a message that names its format rather than ignored without a word.
 DEFAULT_INCLUDE: tuple[str, ...] = tuple(
-    dict.fromkeys(
-        pattern
-        for spec in FORMATS
-        if spec.cloud is not Delivery.REFUSED
-        for pattern in spec.patterns
-    )
+    dict.fromkeys(pattern for spec in FORMATS for pattern in spec.patterns)
 )
 
 

@@ -81,8 +81,21 @@ def join(result_format: ResultFormat, parts: Sequence[bytes]) -> bytes:
     if result_format is ResultFormat.JSON:
         return join_json(parts)
     if result_format is ResultFormat.TEXT:
-        return b"\f".join(parts)  # the page separator of the text output
+        return join_text_pages(parts)
     raise PermanentError(f"the service returned {len(parts)} {result_format} results for one file")
+
+
+def join_text_pages(parts: Sequence[bytes]) -> bytes:
+    """Text parts as one text file, paged the way pdftotext pages it.
+
+    Every page (a part, or a form-feed-separated piece of one) ends its last line with a
+    newline, and a form feed follows it when another page comes; a blank page stays empty. So
+    page 1's last line and page 2's first are two lines for ``grep`` and ``wc -l``, and the
+    file ends with one newline. This is the one rule for a text sidecar's pages, whatever the
+    service's own separator.
+    """
+    pages = [page for part in parts for page in part.split(b"\f")]
+    return b"\f".join(page if not page or page.endswith(b"\n") else page + b"\n" for page in pages)
 
 
 def join_pdfs(parts: Sequence[bytes]) -> bytes:

@@ -33,7 +33,11 @@ def preflight_problem(
         )
         return refusal, error_class
     if kind is formats.Format.PDF and facts.is_encrypted:
-        return "encrypted PDF: decrypt it first", ErrorClass.UNREADABLE
+        return (
+            "encrypted PDF: it needs a password to open; remove the password first "
+            "(qpdf --password=PASSWORD --decrypt in.pdf out.pdf)",
+            ErrorClass.UNREADABLE,
+        )
     if facts.is_too_large:
         return facts.problem, ErrorClass.UNSUPPORTED
     if target is formats.Target.ENGINE and facts.heaviest_page is not None:

@@ -228,6 +228,9 @@ class Service:
         for warning in self.config.warnings:
             log.warning("config_warning", message=warning)
         self.reconcile(now)
+        if self._publisher.is_enabled:
+            # The gauges exist before the listener serves its first scrape (and before READY).
+            self.publish_metrics(now)
         self._publisher.start()
         if self._watch:
             self._watchers = Watchers(self._watch_specs(), self._on_event)
@@ -669,7 +672,7 @@ class Service:
         log.info("file_settled", inbox=inbox.name, path=str(job.path), job_id=job.id)
         if inbox.duplicates is not DuplicatePolicy.REPROCESS and fingerprint.sha256:
             found = self._store.find_done_results(
-                sha256=fingerprint.sha256, profile_hash=inbox.profile_hash
+                sha256=fingerprint.sha256, profile_hash=inbox.profile_hash, under=inbox.path
             )
             if found is not None:
                 original, results = found

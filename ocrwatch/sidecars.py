@@ -12,7 +12,9 @@ decisively PDF or hOCR is that format whatever its type, a result whose type nam
 format is that format, and any other result is the requested JSON (when it parses as an object
 or an array) or the requested text. Several parts of one format (a service that answers one
 PDF or hOCR per page) are joined into one document (``joining``). A text
-sidecar ends with one newline, as POSIX text files do; pages stay separated by a form feed.
+sidecar ends with one newline, as POSIX text files do; each page's text ends with a newline
+and a form feed separates it from the next, as pdftotext writes pages
+(``joining.join_text_pages``).
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ def compose(
         elif fmt is ResultFormat.JSON and ordered and len(parts) > 1:
             sidecars.append(Sidecar(fmt, _join_region_json(parts, ordered)))
         elif fmt is ResultFormat.TEXT:
-            sidecars.append(Sidecar(fmt, _end_line(joining.join(fmt, parts))))
+            sidecars.append(Sidecar(fmt, _end_line(joining.join_text_pages(parts))))
         else:
             sidecars.append(Sidecar(fmt, joining.join(fmt, parts)))
     return sidecars

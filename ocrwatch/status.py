@@ -33,9 +33,10 @@ def status_report(config: Config, *, now: float) -> list[dict[str, Any]]:
     with Store.open(config.state_path, readonly=True) as store:
         pause = store.account_pause()
         for inbox in config.inboxes:
-            counts = store.count_by_state(inbox=inbox.name)
-            oldest = store.oldest_waiting(inbox=inbox.name)
-            failures = store.recent_failures(inbox=inbox.name, limit=LAST_ERRORS)
+            # By name and folder: another config sharing this state file may name an inbox alike.
+            counts = store.count_by_state(inbox=inbox.name, under=inbox.path)
+            oldest = store.oldest_waiting(inbox=inbox.name, under=inbox.path)
+            failures = store.recent_failures(inbox=inbox.name, limit=LAST_ERRORS, under=inbox.path)
             report.append(
                 {
                     "inbox": inbox.name,

@@ -14,6 +14,8 @@ when the machine does not allow them.
 from __future__ import annotations
 
 import errno
+import hashlib
+import io
 import json
 import os
 import shutil
@@ -26,6 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pikepdf
 import pytest
 from daemon_harness import drop, emulator_submits, run_until, running_service, write_config
 from daemon_process import daemon, wait_for
@@ -126,31 +129,53 @@ def test_a_truncated_file_never_reaches_the_api(
         tmp_path, emulator.base_url, inboxes=inbox_config(settle_seconds=0.2, max_settle_seconds=2)
     )
     data = make()
+    cut = data[: len(data) * 2 // 3]
     with running_service(config) as (service, _, _):
-        drop(tmp_path / "inbox" / name, data[: len(data) * 2 // 3])
+        drop(tmp_path / "inbox" / name, cut)
         run_until(service, (tmp_path / "errors" / f"{name}.error.json").exists)
         still_processing(service, tmp_path / "inbox", tmp_path / "inbox", "cut")
     failed = reason(tmp_path / "errors", name)
     assert failed["class"] == "never_settled"
     assert "incomplete" in failed["message"]
+    # Failed before upload, so never fingerprinted: the reason file still records the file.
+    assert failed["size_bytes"] == len(cut)
+    assert failed["sha256"] == hashlib.sha256(cut).hexdigest()
     assert emulator_submits(emulator) == 1  # the good file only
 
 
-def test_an_encrypted_pdf_is_refused_without_calling_the_api(
+def _encrypted_pdf(texts: list[str], *, user: str) -> bytes:
+    out = io.BytesIO()
+    with pikepdf.open(io.BytesIO(make_pdf(texts))) as pdf:
+        pdf.save(out, encryption=pikepdf.Encryption(owner="owner secret", user=user))
+    return out.getvalue()
+
+
+def test_a_pdf_that_needs_a_password_is_refused_without_calling_the_api(
     tmp_path: Path, emulator: Emulator
 ) -> None:
-    data = make_pdf(["locked"])
-    at = data.rindex(b"trailer")
-    closing = data.index(b">>", at)
-    encrypted = data[:closing] + b"/Encrypt 9 0 R\n" + data[closing:]
     config = write_config(tmp_path, emulator.base_url)
     with running_service(config) as (service, _, _):
-        drop(tmp_path / "inbox" / "locked.pdf", encrypted)
+        drop(tmp_path / "inbox" / "locked.pdf", _encrypted_pdf(["locked"], user="open sesame"))
         run_until(service, (tmp_path / "errors" / "locked.pdf.error.json").exists)
         still_processing(service, tmp_path / "inbox", tmp_path / "inbox", "pdf")
     failed = reason(tmp_path / "errors", "locked.pdf")
-    assert failed["class"] == "unreadable" and "encrypted PDF" in failed["message"]
+    assert failed["class"] == "unreadable"
+    assert "needs a password to open" in failed["message"], failed["message"]
     assert emulator_submits(emulator) == 1
+
+
+def test_a_pdf_with_only_an_owner_password_is_recognised(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    """It opens in any viewer without a password (its permissions only restrict editing)."""
+    config = write_config(tmp_path, emulator.base_url)
+    data = _encrypted_pdf(["first page", "second page"], user="")
+    with running_service(config) as (service, _, _):
+        drop(tmp_path / "inbox" / "restricted.pdf", data)
+        run_until(service, (tmp_path / "inbox" / "restricted.pdf.txt").exists)
+    text = (tmp_path / "inbox" / "restricted.pdf.txt").read_text()
+    assert text == "first page\n\fsecond page\n"
+    assert (tmp_path / "inbox" / "restricted.pdf").read_bytes() == data  # the inbox file untouched
 
 
 def test_a_decompression_bomb_is_refused_without_calling_the_api(
@@ -312,6 +337,8 @@ def test_an_unreadable_file_is_an_expected_outcome_not_an_internal_error(
     failed, log = _run_with_an_unreadable_file(tmp_path, emulator)
     assert failed["message"] == "permission denied", failed["message"]
     assert "job_step_crashed" not in log
+    # Its size comes from lstat, which needs no read permission; its content cannot be hashed.
+    assert failed["size_bytes"] == (tmp_path / "errors" / "locked.png").stat().st_size > 0
 
 
 @contextmanager
@@ -400,3 +427,23 @@ def test_an_inbox_unmounted_and_remounted_while_running(tmp_path: Path, emulator
         still_processing(service, inbox, out, "remounted")
     assert (out / "underneath.png.txt").read_text() == "under the mount point\n"
     assert not (tmp_path / "errors").exists()
+
+
+def test_an_iphone_heic_photo_is_refused_with_a_message_naming_heic(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    """Issue 12 B.3: an iPhone photo is picked up and refused, never ignored silently."""
+    heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64)
+    config = write_config(tmp_path, emulator.base_url, inboxes=inbox_config())
+    with running_service(config) as (service, _, _):
+        drop(tmp_path / "inbox" / "IMG_0001.HEIC", heic)
+        drop(tmp_path / "inbox" / "IMG_0002.heif", heic)
+        run_until(service, (tmp_path / "errors" / "IMG_0002.heif.error.json").exists)
+        run_until(service, (tmp_path / "errors" / "IMG_0001.HEIC.error.json").exists)
+        still_processing(service, tmp_path / "inbox", tmp_path / "inbox", "heic")
+    for name in ("IMG_0001.HEIC", "IMG_0002.heif"):
+        failed = reason(tmp_path / "errors", name)
+        assert failed["class"] == "unsupported"
+        assert failed["message"].startswith("HEIC is not supported")
+        assert "heif-convert" in failed["message"]  # says how to convert it
+    assert emulator_submits(emulator) == 1  # the good file only

@@ -130,6 +130,28 @@ def test_status_says_what_an_incomplete_waiting_file_waits_for(tmp_path: Path) -
     assert f"oldest waiting: {truncated} (settling: incomplete PNG (no IEND chunk), " in text
 
 
+def test_two_configs_sharing_a_state_file_never_see_or_reuse_each_others_files(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    """Both name their inbox ``scans`` (the example config and one from ``ocrwatch init``)."""
+    shared = tmp_path / "shared-state.db"
+    configs = []
+    for side in ("a", "b"):
+        (tmp_path / side).mkdir()
+        config = write_config(tmp_path / side, emulator.base_url, state={"path": str(shared)})
+        configs.append(config)
+        (tmp_path / side / "inbox" / "same.png").write_bytes(make_png("same page"))
+    first = ocrwatch("once", "-c", str(configs[0]))
+    assert first.returncode == 0, first.stderr
+    status = ocrwatch("status", "-c", str(configs[1]), "--json")
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)[0]["counts"]["done"] == 0  # a's file is not b's
+    second = ocrwatch("once", "-c", str(configs[1]))
+    assert second.returncode == 0, second.stderr
+    assert emulator_submits(emulator) == 2  # b's copy was recognised, not a's result reused
+    assert (tmp_path / "b" / "inbox" / "same.png.txt").read_text() == "same page\n"
+
+
 def test_sigterm_stops_within_ten_seconds_and_pending_tasks_resume(
     tmp_path: Path, make_emulator: MakeEmulator
 ) -> None:

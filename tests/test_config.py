@@ -241,7 +241,7 @@ def test_a_minimal_inbox_gets_every_default(tmp_path: Path, env: dict[str, str])
     assert DEFAULT_INCLUDE == (
         "*.pdf", "*.png", "*.jpg", "*.jpeg", "*.jpe", "*.tif", "*.tiff", "*.bmp", "*.gif",
         "*.webp", "*.avif", "*.jp2", "*.j2k", "*.jpf", "*.jpx", "*.pnm", "*.pbm", "*.pgm",
-        "*.ppm",
+        "*.ppm", "*.heic", "*.heif",
     )  # fmt: skip
 
 

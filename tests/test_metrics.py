@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from daemon_harness import write_config
+from daemon_harness import running_service, write_config
 from daemon_process import Daemon, daemon, wait_for
 
 from ocrwatch.emulator import Emulator
@@ -128,6 +128,21 @@ def scrape(port: int) -> Samples:
     assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
     samples, _ = parse(response.text)
     return samples
+
+
+def test_the_first_scrape_after_start_has_every_gauge(tmp_path: Path, emulator: Emulator) -> None:
+    """What READY follows (``Service.start``) publishes the gauges: no tick is needed first."""
+    config = write_config(
+        tmp_path, emulator.base_url, metrics={"listen": "127.0.0.1:0", "interval_seconds": 3600}
+    )
+    with running_service(config, watch=False) as (service, _, _):
+        address = service.metrics_address
+        assert address is not None
+        samples = scrape(address[1])
+    assert sample(samples, "ocrwatch_jobs", inbox="scans", state="done") == 0
+    assert sample(samples, "ocrwatch_tasks_in_flight", inbox="scans") == 0
+    assert sample(samples, "ocrwatch_circuit_breaker_state", state="closed") == 1
+    assert sample(samples, "ocrwatch_quota_paused") == 0
 
 
 def test_a_running_daemon_serves_its_metrics_and_writes_the_textfile(

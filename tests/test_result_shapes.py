@@ -183,4 +183,4 @@ def test_the_daemon_joins_a_pdf_and_hocr_sent_one_per_page(
     hocr = (inbox / "b.pdf.hocr").read_text()
     assert hocr.count('class="ocr_page"') == 3
     assert hocr.index("one") < hocr.index("two") < hocr.index("three")
-    assert (inbox / "b.pdf.txt").read_text() == "\f".join(pages) + "\n"
+    assert (inbox / "b.pdf.txt").read_text() == "\n\f".join(pages) + "\n"

@@ -70,7 +70,7 @@ def test_files_present_at_start_and_every_result_type(tmp_path: Path, emulator: 
     assert (inbox / "a.jpg.txt").read_text() == "jpeg words\n"
     assert (inbox / "a.jpg.pdf").read_bytes().startswith(b"%PDF-")
     assert b"ocr_line" in (inbox / "a.jpg.hocr").read_bytes()
-    assert (inbox / "b.pdf.txt").read_text() == "page one\fpage two\n"
+    assert (inbox / "b.pdf.txt").read_text() == "page one\n\fpage two\n"
     assert emulator.stats().submits.get("RecognizePdf") == 1
 
 

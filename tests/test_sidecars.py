@@ -15,11 +15,29 @@ _RECT = Rect(0, 0, 10, 10)
     [
         ([b"one line"], b"one line\n"),
         ([b"already ends\n"], b"already ends\n"),
-        ([b"page one", b"page two"], b"page one\fpage two\n"),
+        ([b"page one", b"page two"], b"page one\n\fpage two\n"),
         ([b"two\nlines"], b"two\nlines\n"),
     ],
 )
 def test_a_text_sidecar_ends_with_exactly_one_newline(parts: list[bytes], expected: bytes) -> None:
+    results = [ResultFile("Text", part) for part in parts]
+    (sidecar,) = compose(results, formats=[ResultFormat.TEXT])
+    assert sidecar.data == expected
+
+
+@pytest.mark.parametrize(
+    ("parts", "expected"),
+    [
+        ([b"12.50 EUR\fSecond page"], b"12.50 EUR\n\fSecond page\n"),  # one result, two pages
+        ([b"ends\n\fnext\n"], b"ends\n\fnext\n"),  # already pdftotext's way: unchanged
+        ([b"a\f\fc"], b"a\n\f\fc\n"),  # a blank page stays an empty page
+        ([b"a\fb", b"c"], b"a\n\fb\n\fc\n"),  # pages from several parts
+    ],
+)
+def test_each_page_of_a_text_sidecar_ends_its_last_line_before_the_form_feed(
+    parts: list[bytes], expected: bytes
+) -> None:
+    """pdftotext's convention: grep and ``wc -l`` never see two pages' lines as one."""
     results = [ResultFile("Text", part) for part in parts]
     (sidecar,) = compose(results, formats=[ResultFormat.TEXT])
     assert sidecar.data == expected

@@ -42,6 +42,9 @@ def store(db_path: Path) -> Iterator[Store]:
         yield opened
 
 
+IN = Path("/in")
+
+
 def add(store: Store, name: str, *, now: float = 100.0, **kwargs: object) -> Job:
     values: dict[str, object] = {"inbox": INBOX, "profile_hash": PROFILE, **kwargs}
     return store.add_job(path=Path("/in") / name, now=now, **values)  # type: ignore[arg-type]
@@ -313,13 +316,35 @@ def test_find_done_results_returns_the_latest_done_job_with_results(store: Store
     )
     store.save_results(failed.id, [ResultFile(type="Text", data=b"failed")])
 
-    found = store.find_done_results(sha256="s1", profile_hash=PROFILE)
+    found = store.find_done_results(sha256="s1", profile_hash=PROFILE, under=IN)
     assert found is not None
     job, results = found
     assert job == newer and job != older
     assert results == (ResultFile(type="Text", data=f"text {newer.id}".encode()),)
-    assert store.find_done_results(sha256="s1", profile_hash="profile-b") is None
-    assert store.find_done_results(sha256="s2", profile_hash=PROFILE) is None
+    assert store.find_done_results(sha256="s1", profile_hash="profile-b", under=IN) is None
+    assert store.find_done_results(sha256="s2", profile_hash=PROFILE, under=IN) is None
+
+
+def test_a_result_recorded_for_another_inbox_folder_is_never_reused(store: Store) -> None:
+    """Two configs sharing a state file, each with an inbox named ``scans``."""
+    here = finish(store, add(store, "same.png"), sha256="s1", now=200.0)
+    elsewhere = store.add_job(
+        inbox=INBOX, path=Path("/other/scans/same.png"), profile_hash=PROFILE, now=300.0
+    )
+    finish(store, elsewhere, sha256="s1", now=300.0)
+    found = store.find_done_results(sha256="s1", profile_hash=PROFILE, under=IN)
+    assert found is not None and found[0] == here  # not the newer one from the other folder
+    assert store.find_done_results(sha256="s1", profile_hash=PROFILE, under=Path("/in2")) is None
+
+
+def test_counts_of_an_inbox_are_only_of_files_in_its_folder(store: Store) -> None:
+    add(store, "mine.png")
+    store.add_job(inbox=INBOX, path=Path("/in2/theirs.png"), profile_hash=PROFILE, now=100.0)
+    store.add_job(inbox=INBOX, path=Path("/other/x.png"), profile_hash=PROFILE, now=50.0)
+    assert store.count_by_state(inbox=INBOX, under=IN)[JobState.SETTLING] == 1
+    oldest = store.oldest_waiting(inbox=INBOX, under=IN)
+    assert oldest is not None and oldest.path == IN / "mine.png"
+    assert store.count_by_state(inbox=INBOX)[JobState.SETTLING] == 3  # without a folder: all
 
 
 def test_prune_deletes_old_finished_rows_but_keeps_the_duplicate_cache(store: Store) -> None:
@@ -336,7 +361,7 @@ def test_prune_deletes_old_finished_rows_but_keeps_the_duplicate_cache(store: St
     assert remaining == {latest.id, recent.id, recent_copy.id, active.id}
     with pytest.raises(JobNotFound):  # its results went with it
         store.results_for(older.id)
-    found = store.find_done_results(sha256="s1", profile_hash=PROFILE)
+    found = store.find_done_results(sha256="s1", profile_hash=PROFILE, under=IN)
     assert found is not None and found[0] == latest
 
     assert store.prune(finished_before=10_000.0) == 1  # only the older copy of s2 goes
@@ -454,6 +479,17 @@ def test_a_second_writer_is_refused(store: Store, db_path: Path) -> None:
     store.close()
     with Store.open(db_path) as again:
         assert again.jobs() == []
+
+
+def test_a_second_writer_is_told_which_config_holds_the_store_and_what_to_do(
+    db_path: Path, tmp_path: Path
+) -> None:
+    first_config = tmp_path / "config.example.yaml"
+    with Store.open(db_path, holder=first_config), pytest.raises(StateStoreError) as refused:
+        Store.open(db_path, holder=tmp_path / "other.yaml")
+    message = str(refused.value)
+    assert f"pid {os.getpid()}" in message and str(first_config) in message
+    assert "state.path" in message  # the way to run a second setup beside it
 
 
 def test_a_readonly_open_of_a_missing_store_fails(tmp_path: Path) -> None:

@@ -36,7 +36,7 @@ from typing import BinaryIO
 from PIL import Image
 
 from ocrwatch import formats, policy
-from ocrwatch.errors import TransientError
+from ocrwatch.errors import InputFileError, TransientError
 from ocrwatch.model import Fingerprint
 from ocrwatch.probe.completeness import completeness
 from ocrwatch.probe.opening import identity, mode_name, open_regular, read_at, size_of
@@ -48,6 +48,7 @@ __all__ = [
     "fingerprint",
     "incompleteness",
     "inspect",
+    "measure",
     "open_for_upload",
     "refusal",
     "sniff",
@@ -80,7 +81,7 @@ class FileFacts:
     kind: FileKind
     size_bytes: int
     page_count: int | None  # None: not known (see inspect)
-    is_encrypted: bool  # PDF with /Encrypt in its trailer
+    is_encrypted: bool  # PDF that needs a password to open (an owner password alone does not)
     width_px: int | None  # of the first page
     height_px: int | None
     is_too_large: bool  # so large that Pillow refuses to open it at all
@@ -178,7 +179,28 @@ def _pdf_facts(file: BinaryIO, size: int) -> FileFacts:
         trailer += read_at(file, int(xref[1]), 4096)
     linearized = re.search(rb"/Linearized\b.{0,512}?/N\s+(\d+)", head, re.DOTALL)
     pages = int(linearized[1]) if linearized is not None else _count_page_objects(file) or None
-    return FileFacts(FileKind.PDF, size, pages, b"/Encrypt" in trailer, None, None, False, None)
+    locked = b"/Encrypt" in trailer and _needs_password(file)
+    return FileFacts(FileKind.PDF, size, pages, locked, None, None, False, None)
+
+
+def _needs_password(file: BinaryIO) -> bool:
+    """Whether an encrypted PDF stays shut with the empty user password.
+
+    A PDF with only an owner password (permissions: no printing, no editing) opens in any
+    viewer without asking, as qpdf opens it here; only a user password keeps it shut. A PDF
+    qpdf cannot parse is left to the completeness check and the service to judge.
+    """
+    # Only here: most PDFs are not encrypted, and pikepdf is a large import.
+    import pikepdf  # noqa: PLC0415
+
+    file.seek(0)
+    try:
+        with pikepdf.open(file):
+            return False
+    except pikepdf.PasswordError:
+        return True
+    except (pikepdf.PdfError, ValueError, OSError):
+        return False
 
 
 def _count_page_objects(file: BinaryIO) -> int:
@@ -228,6 +250,31 @@ def incompleteness(path: Path, *, size: int) -> str | None:
         return "empty file"  # some writers create the file long before the first byte arrives
     kind = sniff(path)
     return None if kind is FileKind.UNKNOWN else completeness(path, kind)
+
+
+# Hashing for a reason file is a courtesy, not a check: a huge file is not read twice for it.
+MEASURE_HASH_MAX_BYTES = 256 << 20
+
+
+def measure(path: Path) -> tuple[int | None, str | None]:
+    """Size and SHA-256 of a file that failed before it was fingerprinted, for its reason file.
+
+    The size comes from ``lstat`` (no read permission needed). The hash is taken through the
+    safe opener only when the file is readable, regular and at most
+    ``MEASURE_HASH_MAX_BYTES``; otherwise it is None. Never raises for an unusable file.
+    """
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None, None
+    if not stat.S_ISREG(st.st_mode):
+        return None, None
+    if st.st_size > MEASURE_HASH_MAX_BYTES:
+        return st.st_size, None
+    try:
+        return st.st_size, fingerprint(path, with_hash=True).sha256
+    except (OSError, InputFileError, TransientError):
+        return st.st_size, None
 
 
 def refusal(path: Path, *, inbox_root: Path) -> str | None:

@@ -45,8 +45,12 @@ class Database:
         self.readonly = lock_fd is None
 
     @classmethod
-    def open(cls, path: Path, *, readonly: bool = False) -> Self:
-        """Open (and unless ``readonly``, create and migrate) the state database at ``path``."""
+    def open(cls, path: Path, *, readonly: bool = False, holder: Path | None = None) -> Self:
+        """Open (and unless ``readonly``, create and migrate) the state database at ``path``.
+
+        ``holder`` (the config file) is written into the lock file, so a second writer is
+        told which setup holds the store.
+        """
         path = Path(path)
         lock_fd: int | None = None
         try:
@@ -56,7 +60,7 @@ class Database:
                 target, uri = path.resolve().as_uri() + "?mode=ro", True
             else:
                 _make_private_dirs(path.parent)
-                lock_fd = _take_writer_lock(path)
+                lock_fd = _take_writer_lock(path, holder)
                 # sqlite gives the -wal and -shm files the mode of the database file itself.
                 os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
                 target, uri = str(path), False
@@ -195,6 +199,9 @@ class Database:
             yield self
 
 
+_LOCK_NOTE_MAX_BYTES = 4096
+
+
 def _make_private_dirs(directory: Path) -> None:
     """Create missing directories owner-only; existing ones are the operator's to set."""
     missing = [d for d in (directory, *directory.parents) if not d.exists()]
@@ -202,16 +209,23 @@ def _make_private_dirs(directory: Path) -> None:
         each.mkdir(mode=0o700, exist_ok=True)
 
 
-def _take_writer_lock(path: Path) -> int:
+def _take_writer_lock(path: Path, holder: Path | None) -> int:
     lock_path = path.with_name(path.name + ".lock")
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
+        held_by = _lock_holder(fd)
         os.close(fd)
         raise StateStoreError(
-            f"state store {path} is in use by another ocrwatch process (lock {lock_path})"
+            f"state store {path} is in use by another ocrwatch process (lock {lock_path}"
+            f"{'; held by ' + held_by if held_by else ''}); to run a second setup beside it, "
+            "give its config its own state file (state.path)"
         ) from None
+    # Who holds it, for the next one refused: the lock is the flock, this is only a note.
+    note = f"pid {os.getpid()}, config {holder if holder is not None else 'unknown'}"
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, note.encode("utf-8", "surrogateescape"), 0)
     return fd
 
 
@@ -234,3 +248,10 @@ def writer_running(path: Path) -> bool:
     finally:
         os.close(fd)  # closing also releases the shared lock we may have taken
     return False
+
+
+def _lock_holder(fd: int) -> str:
+    try:
+        return os.pread(fd, _LOCK_NOTE_MAX_BYTES, 0).decode("utf-8", "replace").strip()
+    except OSError:
+        return ""

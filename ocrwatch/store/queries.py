@@ -131,9 +131,11 @@ class JobQueries(Database):
                 return
             after = page[-1].id
 
-    def count_by_state(self, *, inbox: str | None = None) -> dict[JobState, int]:
+    def count_by_state(
+        self, *, inbox: str | None = None, under: Path | None = None
+    ) -> dict[JobState, int]:
         """How many jobs are in each state (every state present, zero if none)."""
-        where, params = _filter(None, inbox)
+        where, params = _filter(None, inbox, under)
         with self._translate():
             rows = self._conn.execute(
                 f"SELECT state, count(*) FROM jobs {where} GROUP BY state", params
@@ -151,15 +153,17 @@ class JobQueries(Database):
             ).fetchone()
         return int(row[0])
 
-    def oldest_waiting(self, *, inbox: str | None = None) -> Job | None:
+    def oldest_waiting(self, *, inbox: str | None = None, under: Path | None = None) -> Job | None:
         """The active job first seen longest ago."""
-        where, params = _filter(None, inbox)
+        where, params = _filter(None, inbox, under)
         return self._first(
             f"{where} AND state NOT IN {FINISHED_SQL}", params, "ORDER BY first_seen_at, id"
         )
 
-    def recent_failures(self, *, inbox: str | None = None, limit: int) -> list[Job]:
-        where, params = _filter([JobState.FAILED], inbox)
+    def recent_failures(
+        self, *, inbox: str | None = None, limit: int, under: Path | None = None
+    ) -> list[Job]:
+        where, params = _filter([JobState.FAILED], inbox, under)
         return self._select(where, [*params, limit], "ORDER BY finished_at DESC, id DESC LIMIT ?")
 
     def history(self, path: Path) -> list[Job]:
@@ -190,12 +194,18 @@ class JobQueries(Database):
             raise StateStoreError(f"state store {self.path}: job {job_id}: {exc}") from exc
 
     def find_done_results(
-        self, *, sha256: str, profile_hash: str
+        self, *, sha256: str, profile_hash: str, under: Path
     ) -> tuple[Job, tuple[ResultFile, ...]] | None:
-        """The most recent done job for this content and profile that has results, with them."""
+        """The most recent done job for this content and profile that has results, with them.
+
+        Only a job whose file was in the folder ``under`` (the inbox's path) counts: a state
+        file shared by two configs must not hand one setup's results to another's folder.
+        """
+        where, params = _filter(None, None, under)
         job = self._first(
-            "WHERE state = 'done' AND sha256 = ? AND profile_hash = ? AND result_count IS NOT NULL",
-            (sha256, profile_hash),
+            f"{where} AND state = 'done' AND sha256 = ? AND profile_hash = ? "
+            "AND result_count IS NOT NULL",
+            (*params, sha256, profile_hash),
             "ORDER BY finished_at DESC, id DESC",
         )
         if job is None:
@@ -211,8 +221,14 @@ def _due_order(job: Job) -> tuple[float, int]:
     return due_at, job.id
 
 
-def _filter(states: Collection[JobState] | None, inbox: str | None) -> tuple[str, list[object]]:
-    """A WHERE clause (always present, so callers can append ``AND ...``) and its parameters."""
+def _filter(
+    states: Collection[JobState] | None, inbox: str | None, under: Path | None = None
+) -> tuple[str, list[object]]:
+    """A WHERE clause (always present, so callers can append ``AND ...``) and its parameters.
+
+    ``under``: only rows whose file lies in that folder. Names alone are not enough: two
+    configs sharing one state file may both call an inbox ``scans``.
+    """
     if isinstance(states, str):
         raise TypeError("pass a collection of states, not a single state")
     clauses, params = ["1"], list[object]()
@@ -223,4 +239,8 @@ def _filter(states: Collection[JobState] | None, inbox: str | None) -> tuple[str
     if inbox is not None:
         clauses.append("inbox = ?")
         params.append(inbox)
+    if under is not None:
+        prefix = os.fsencode(under).rstrip(b"/") + b"/"
+        clauses.append("substr(path, 1, ?) = ?")  # bytes, as paths are stored
+        params.extend([len(prefix), prefix])
     return "WHERE " + " AND ".join(clauses), params
