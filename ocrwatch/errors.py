@@ -22,7 +22,7 @@ class ExitCode(enum.IntEnum):
     FAILURE = 1
     USAGE = 2
     UNAVAILABLE = 69  # EX_UNAVAILABLE: the service could not be reached
-    SOFTWARE = 70  # EX_SOFTWARE: a bug; the traceback was logged
+    SOFTWARE = 70  # EX_SOFTWARE: a bug; one `crashed` log line says where, no traceback
     TEMPFAIL = 75  # EX_TEMPFAIL: the account's plan or quota refuses calls; try again later
     STATE = 74  # EX_IOERR: the state store is unusable
     CONFIG = 78  # EX_CONFIG: systemd's RestartPreventExitStatus=78 stops a restart loop

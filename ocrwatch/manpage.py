@@ -26,10 +26,18 @@ _FILES = (
 _ENVIRONMENT = (
     ("OCRWATCH_CONFIG", "The configuration file, when --config is not given."),
     ("OCRWATCH_CLIENT_ID, OCRWATCH_CLIENT_SECRET", "Aspose credentials (see the README)."),
+    ("OCRWATCH_USE_POLLING, OCRWATCH_POLLING_INTERVAL, OCRWATCH_RECURSIVE, "
+     "OCRWATCH_IGNORE_PATTERNS, OCRWATCH_STABILITY_DELAY", "Override watch, "
+     "polling_interval_seconds, recursive, exclude and settle_seconds for every inbox, over "
+     "the file (meant for containers; ocrwatch check lists those in force)."),
+    ("OCRWATCH_HEARTBEAT_FILE", "A file the daemon's control loop touches, for a "
+     "container's health check."),
     ("STATE_DIRECTORY", "Set by systemd; the state file is state.db in it."),
+    ("XDG_STATE_HOME", "Elsewhere, the state file is ocrwatch/state.db in it (default "
+     "~/.local/state)."),
     ("NO_COLOR", "When set and not empty, the console log has no colours."),
     ("FORCE_COLOR", "When set and not empty, the console log is coloured even into a pipe."),
-)
+)  # fmt: skip
 _EXIT_STATUS = (
     ("0", "Success."),
     ("1", "A file failed (once), a problem was found (doctor), or a retry was refused."),

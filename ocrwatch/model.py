@@ -14,7 +14,7 @@ import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from ocrwatch.errors import InvalidSetting
 
@@ -260,20 +260,6 @@ class RecognitionSettings:
         for index, region in enumerate(regions):
             if not isinstance(region, Region):
                 raise InvalidSetting(f"regions[{index}]", region, allowed=["a Region"])
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> RecognitionSettings:
-        """Build settings from snake_case keys (as in the YAML config); unknown keys are errors."""
-        known = {f for f in cls.__dataclass_fields__ if f != "regions"}
-        kwargs: dict[str, Any] = {}
-        for key, value in values.items():
-            if key == "regions":
-                kwargs["regions"] = tuple(parse_regions(value))
-            elif key in known:
-                kwargs[key] = value
-            else:
-                raise InvalidSetting(key, value, allowed=sorted([*known, "regions"]))
-        return cls(**kwargs)
 
 
 def parse_regions(values: object) -> Iterable[Region]:

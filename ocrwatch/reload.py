@@ -49,10 +49,6 @@ class Profiles:
     def current(self) -> Mapping[str, InboxConfig]:
         return self._current
 
-    @property
-    def pinned_count(self) -> int:
-        return len(self._pinned)
-
     def pinned_ids(self) -> list[int]:
         return list(self._pinned)
 

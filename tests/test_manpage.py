@@ -10,6 +10,8 @@ import pytest
 
 from ocrwatch.cli import build_parser
 from ocrwatch.completion import subcommands
+from ocrwatch.config.environment import INBOX_VARIABLES
+from ocrwatch.heartbeat import ENV_HEARTBEAT_FILE
 from ocrwatch.manpage import render
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "ocrwatch.1"
@@ -32,6 +34,12 @@ def test_the_page_names_every_command_and_option() -> None:
         for action in parser._actions:
             for option in set(action.option_strings) - {"-h", "--help"}:
                 assert option.replace("-", "\\-") in page, (name, option)
+
+
+def test_the_page_names_every_environment_variable_ocrwatch_reads() -> None:
+    environment = render(build_parser()).split(".SH ENVIRONMENT", 1)[1].split(".SH ", 1)[0]
+    for variable in [*INBOX_VARIABLES, ENV_HEARTBEAT_FILE, "XDG_STATE_HOME"]:
+        assert variable in environment, variable
 
 
 @pytest.mark.skipif(shutil.which("groff") is None, reason="groff is not installed")

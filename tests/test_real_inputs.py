@@ -8,9 +8,6 @@ and broken files (empty, a truncated JPEG, a PDF that is no PDF). One ``ocrwatch
 ``service: {url: embedded}`` takes them all, so the engine's models load once; each test waits
 for its own file's outcome and checks what a user would: the file is done with a sidecar
 whose words are there (recall) and in order, or it is in the error folder with a reason.
-
-Cases that need work done elsewhere are marked ``xfail(strict=True)`` with the issue that
-builds it, so they start failing (and must be unmarked) the moment it lands.
 """
 
 from __future__ import annotations
