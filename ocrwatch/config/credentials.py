@@ -24,7 +24,7 @@ SECRET_NOT_READ = "not read: this command never calls the service"
 def _client_id_only(service: _Section) -> tuple[None, str | None]:
     """For commands that never call the service: no secret, but whether there is an account."""
     client_id = service.environ.get(ENV_CLIENT_ID) or service.text("client_id")
-    service.path("client_secret_file")  # a known key, read so it is not reported unused
+    service.path("client_secret_file")  # still checked to be a path, as when it is read
     return None, SECRET_NOT_READ if client_id else None
 
 
