@@ -181,17 +181,22 @@ def words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9]+", text.lower())
 
 
-def word_order_similarity(found: str, truth: str) -> float:
-    first, second = words(found), words(truth)
-    if not first or not second:
-        return 0.0
+def common_subsequence(first: list[str], second: list[str]) -> int:
+    """The length of the longest common subsequence of two word lists: words kept in order."""
     previous = [0] * (len(second) + 1)
     for left in first:
         current = [0]
         for j, right in enumerate(second, start=1):
             current.append(previous[j - 1] + 1 if left == right else max(previous[j], current[-1]))
         previous = current
-    return 2 * previous[-1] / (len(first) + len(second))
+    return previous[-1]
+
+
+def word_order_similarity(found: str, truth: str) -> float:
+    first, second = words(found), words(truth)
+    if not first or not second:
+        return 0.0
+    return 2 * common_subsequence(first, second) / (len(first) + len(second))
 
 
 def word_recall(found: str, truth: str) -> float:

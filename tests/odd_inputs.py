@@ -9,43 +9,19 @@ the engine has something to read; each function returns the file's bytes and the
 from __future__ import annotations
 
 import io
-import re
 from collections.abc import Sequence
 
 import img2pdf
 import pikepdf
-from PIL import Image, ImageDraw
-from test_engine_accuracy import font
-
-_WORD = re.compile(r"[a-z0-9]+")
-
-
-def words(text: str) -> list[str]:
-    """The words of ``text`` for comparison: lower case, letters and digits only."""
-    return _WORD.findall(text.lower())
-
-
-def recall(found: str, expected: str) -> float:
-    """The share of the expected words that were found (each found word counts once)."""
-    pool = words(found)
-    hits = 0
-    for word in words(expected):
-        if word in pool:
-            pool.remove(word)
-            hits += 1
-    return hits / max(1, len(words(expected)))
+from engine_pages import common_subsequence, words
+from PIL import Image
+from test_engine_accuracy import render_text
 
 
 def order_score(found: str, expected: str) -> float:
     """How much of the expected word order survives: longest common subsequence / words."""
-    first, second = words(expected), words(found)
-    previous = [0] * (len(second) + 1)
-    for left in first:
-        current = [0]
-        for j, right in enumerate(second, start=1):
-            current.append(previous[j - 1] + 1 if left == right else max(previous[j], current[-1]))
-        previous = current
-    return previous[-1] / max(1, len(first))
+    expected_words = words(expected)
+    return common_subsequence(expected_words, words(found)) / max(1, len(expected_words))
 
 
 def page(
@@ -57,13 +33,7 @@ def page(
     mode: str = "L",
 ) -> Image.Image:
     """Black text on white, one line per line of ``text``."""
-    image = Image.new("L", size, 255)
-    draw = ImageDraw.Draw(image)
-    face = font(font_px)
-    x, y = origin
-    for line in text.split("\n"):
-        draw.text((x, y), line, font=face, fill=0)
-        y += round(font_px * 1.6)
+    image = render_text(text, size=size, font_px=font_px, origin=origin, spacing=1.6)
     return image if mode == "L" else image.convert(mode)
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from daemon_harness import write_config
 from daemon_process import Daemon, daemon
+from engine_pages import word_recall
 from odd_inputs import (
     alpha_png,
     encoded,
@@ -29,7 +30,6 @@ from odd_inputs import (
     order_score,
     page,
     pdf_of,
-    recall,
     sixteen_bit_png,
     truncated,
     two_columns,
@@ -163,7 +163,7 @@ def test_an_odd_file_is_read_in_full_and_in_order(run: Run, case: Case) -> None:
     pages = found.read_text(encoding="utf-8").split("\f")
     assert len(pages) == len(case.pages), pages  # pages separated as a PDF's are
     for got, expected in zip(pages, case.pages, strict=True):
-        assert recall(got, expected) >= MIN_RECALL, (got, expected)
+        assert word_recall(got, expected) >= MIN_RECALL, (got, expected)
         assert order_score(got, expected) >= MIN_ORDER, (got, expected)
 
 
